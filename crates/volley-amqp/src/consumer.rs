@@ -1,0 +1,158 @@
+use crate::delivery::AmqpDelivery;
+use crate::options::{AmqpOptions, connect, reconnect_delay, unavailable};
+use crate::topology::Topology;
+use futures_util::StreamExt;
+use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
+use lapin::types::FieldTable;
+use lapin::{Channel, Connection, Consumer};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use volley_core::{BrokerError, ChunkConsumer};
+
+struct Live {
+    conn: Connection,
+    channel: Channel,
+    consumer: Consumer,
+}
+
+/// Consumes the chunk queue on a connection of its own, reconnecting with capped backoff
+/// and jitter whenever the connection, the channel or the consumer goes away. Deliveries of
+/// a lost channel are never acked on the new one: their acks report `false` and the broker
+/// redelivers them.
+pub struct AmqpConsumer {
+    options: AmqpOptions,
+    prefetch: u16,
+    live: Option<Live>,
+    cancelled: bool,
+    connected: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for AmqpConsumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AmqpConsumer")
+            .field("prefetch", &self.prefetch)
+            .field("cancelled", &self.cancelled)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AmqpConsumer {
+    pub(crate) async fn start(options: AmqpOptions, prefetch: u16) -> Result<Self, BrokerError> {
+        let mut consumer = Self {
+            options,
+            prefetch: prefetch.max(1),
+            live: None,
+            cancelled: false,
+            connected: Arc::new(AtomicBool::new(false)),
+        };
+        // The first connection fails fast, so a wrong URL or topology is reported at start-up.
+        consumer.live = Some(consumer.open().await?);
+        consumer.connected.store(true, Ordering::Relaxed);
+        Ok(consumer)
+    }
+
+    async fn open(&self) -> Result<Live, BrokerError> {
+        let conn = connect(&self.options, "worker").await?;
+        let channel = conn.create_channel().await.map_err(unavailable)?;
+        Topology::new(&self.options.namespace)
+            .declare(&channel, self.options.delivery_limit)
+            .await?;
+        channel
+            .basic_qos(self.prefetch, BasicQosOptions::default())
+            .await
+            .map_err(unavailable)?;
+        let consumer = channel
+            .basic_consume(
+                Topology::new(&self.options.namespace)
+                    .chunks
+                    .as_str()
+                    .into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(Live {
+            conn,
+            channel,
+            consumer,
+        })
+    }
+
+    async fn reconnect(&mut self) {
+        let mut attempt = 0u32;
+        while !self.cancelled {
+            match self.open().await {
+                Ok(live) => {
+                    tracing::info!(attempt, "consumer reconnected");
+                    self.live = Some(live);
+                    self.connected.store(true, Ordering::Relaxed);
+                    return;
+                }
+                Err(e) => {
+                    let delay = reconnect_delay(attempt);
+                    tracing::warn!(attempt, error.message = %e, retry_in_ms = delay.as_millis() as u64, "consumer reconnect failed");
+                    attempt = attempt.saturating_add(1);
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    }
+}
+
+impl ChunkConsumer for AmqpConsumer {
+    type Delivery = AmqpDelivery;
+
+    async fn next(&mut self) -> Option<AmqpDelivery> {
+        loop {
+            if self.cancelled {
+                return None;
+            }
+            let Some(live) = self.live.as_mut() else {
+                self.reconnect().await;
+                continue;
+            };
+            match live.consumer.next().await {
+                Some(Ok(delivery)) => return Some(AmqpDelivery::new(delivery)),
+                Some(Err(e)) => {
+                    tracing::warn!(error.message = %e, "consumer lost its channel; reconnecting");
+                }
+                None => {
+                    tracing::warn!(
+                        "consumer cancelled by the broker (queue deleted?); reconnecting"
+                    );
+                }
+            }
+            self.connected.store(false, Ordering::Relaxed);
+            if let Some(old) = self.live.take() {
+                let _ = old.conn.close(200, "reconnecting".into()).await;
+            }
+        }
+    }
+
+    async fn cancel(&mut self) {
+        self.cancelled = true;
+        if let Some(live) = &self.live {
+            // The channel stays open so the deliveries already handed out can still be acked.
+            let tag = live.consumer.tag();
+            if let Err(e) = live
+                .channel
+                .basic_cancel(tag, BasicCancelOptions::default())
+                .await
+            {
+                tracing::warn!(error.message = %e, "consumer cancel failed");
+            }
+        }
+    }
+
+    async fn close(mut self) {
+        if let Some(live) = self.live.take() {
+            let _ = live.conn.close(200, "worker stopping".into()).await;
+        }
+    }
+
+    fn is_connected(&self) -> bool {
+        !self.cancelled && self.connected.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,93 @@
+//! Volley's RabbitMQ broker. Chunks go to a durable quorum queue with an explicit delivery
+//! limit and dead-lettering; publishing uses confirms and `mandatory` on a connection of its
+//! own; consuming uses prefetch on another connection, and the reconnect loop is ours (lapin's
+//! auto-recovery has open reports of never recovering after a broker restart).
+
+mod consumer;
+mod delivery;
+mod options;
+mod publisher;
+mod topology;
+
+pub use consumer::AmqpConsumer;
+pub use delivery::AmqpDelivery;
+pub use options::{AmqpOptions, redact_amqp_url};
+pub use topology::{QueueCounts, Topology};
+
+use volley_core::{Broker, BrokerError, OutgoingChunk};
+
+/// The RabbitMQ broker. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AmqpBroker {
+    options: AmqpOptions,
+    publisher: std::sync::Arc<publisher::Publisher>,
+}
+
+impl AmqpBroker {
+    /// A broker for these options; connects lazily.
+    pub fn new(options: AmqpOptions) -> Self {
+        Self {
+            publisher: std::sync::Arc::new(publisher::Publisher::new(options.clone())),
+            options,
+        }
+    }
+
+    /// The queue and exchange names.
+    pub fn topology(&self) -> Topology {
+        Topology::new(&self.options.namespace)
+    }
+
+    /// Connects once and declares the topology (start-up check: fails fast with a clear error
+    /// for a wrong URL, wrong credentials or a queue declared with other arguments).
+    ///
+    /// # Errors
+    /// [`BrokerError`].
+    pub async fn check(&self) -> Result<(), BrokerError> {
+        let conn = options::connect(&self.options, "check").await?;
+        let channel = conn.create_channel().await.map_err(options::unavailable)?;
+        self.topology()
+            .declare(&channel, self.options.delivery_limit)
+            .await?;
+        let _ = conn.close(200, "check done".into()).await;
+        Ok(())
+    }
+
+    /// Message counts of the chunk and dead-letter queues.
+    ///
+    /// # Errors
+    /// [`BrokerError`].
+    pub async fn queue_counts(&self) -> Result<QueueCounts, BrokerError> {
+        let conn = options::connect(&self.options, "admin").await?;
+        let channel = conn.create_channel().await.map_err(options::unavailable)?;
+        let counts = self
+            .topology()
+            .counts(&channel, self.options.delivery_limit)
+            .await;
+        let _ = conn.close(200, "done".into()).await;
+        counts
+    }
+
+    /// Deletes the namespace's queues and exchange (test clean-up).
+    ///
+    /// # Errors
+    /// [`BrokerError`].
+    pub async fn delete_topology(&self) -> Result<(), BrokerError> {
+        let conn = options::connect(&self.options, "admin").await?;
+        let channel = conn.create_channel().await.map_err(options::unavailable)?;
+        self.topology().delete(&channel).await?;
+        let _ = conn.close(200, "done".into()).await;
+        Ok(())
+    }
+}
+
+impl Broker for AmqpBroker {
+    type Consumer = AmqpConsumer;
+
+    async fn publish_confirmed(&self, batch: Vec<OutgoingChunk>) -> Result<(), BrokerError> {
+        self.publisher.publish_confirmed(batch).await
+    }
+
+    async fn consume(&self, prefetch: u16) -> Result<AmqpConsumer, BrokerError> {
+        AmqpConsumer::start(self.options.clone(), prefetch).await
+    }
+}

@@ -1,0 +1,88 @@
+use lapin::{Connection, ConnectionProperties};
+use std::time::Duration;
+use volley_core::{BrokerError, Namespace};
+
+/// How to reach RabbitMQ and how the queues are set up.
+#[derive(Debug, Clone)]
+pub struct AmqpOptions {
+    /// `amqp://user:password@host:port/vhost` (`amqps://` for TLS). A `heartbeat` query
+    /// parameter sets the heartbeat (default 10 s here).
+    pub url: String,
+    /// Prefix of the exchange and queue names.
+    pub namespace: Namespace,
+    /// Deliveries of one message before it is dead-lettered (`x-delivery-limit`).
+    pub delivery_limit: u32,
+    /// Deadline for connecting.
+    pub connect_timeout: Duration,
+    /// Deadline for a batch of publishes to be confirmed.
+    pub confirm_timeout: Duration,
+    /// A name shown in the broker's connection list.
+    pub connection_name: String,
+}
+
+impl AmqpOptions {
+    /// Options with the defaults: delivery limit 20, 10 s to connect, 30 s to confirm.
+    pub fn new(url: impl Into<String>, namespace: Namespace) -> Self {
+        Self {
+            url: url.into(),
+            namespace,
+            delivery_limit: 20,
+            connect_timeout: Duration::from_secs(10),
+            confirm_timeout: Duration::from_secs(30),
+            connection_name: "volley".into(),
+        }
+    }
+}
+
+/// Hides the password of an AMQP URL, for logs and errors.
+pub fn redact_amqp_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            if parsed.password().is_some() {
+                let _ = parsed.set_password(Some("***"));
+            }
+            parsed.to_string()
+        }
+        Err(_) => "<unparsable url>".into(),
+    }
+}
+
+pub(crate) fn unavailable(e: lapin::Error) -> BrokerError {
+    BrokerError::Unavailable(e.to_string())
+}
+
+/// The URL with a heartbeat added when the user gave none: lapin would otherwise take the
+/// server's 60 s, too slow to notice a dead peer.
+fn with_heartbeat(url: &str) -> String {
+    if url.contains("heartbeat=") {
+        return url.to_string();
+    }
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}heartbeat=10")
+}
+
+/// Opens a connection with a deadline.
+pub(crate) async fn connect(options: &AmqpOptions, role: &str) -> Result<Connection, BrokerError> {
+    let props = ConnectionProperties::default()
+        .with_connection_name(format!("{} {role}", options.connection_name).into());
+    let url = with_heartbeat(&options.url);
+    match tokio::time::timeout(options.connect_timeout, Connection::connect(&url, props)).await {
+        Ok(Ok(conn)) => Ok(conn),
+        Ok(Err(e)) => Err(BrokerError::Unavailable(format!(
+            "cannot connect to {}: {e}",
+            redact_amqp_url(&options.url)
+        ))),
+        Err(_) => Err(BrokerError::Unavailable(format!(
+            "cannot connect to {}: no answer within {:?}",
+            redact_amqp_url(&options.url),
+            options.connect_timeout
+        ))),
+    }
+}
+
+/// Capped exponential backoff with full jitter, for reconnect loops.
+pub(crate) fn reconnect_delay(attempt: u32) -> Duration {
+    let ceiling = Duration::from_millis(200).saturating_mul(1 << attempt.min(6));
+    let ceiling = ceiling.min(Duration::from_secs(10));
+    Duration::from_millis(100) + ceiling.mul_f64(fastrand::f64())
+}

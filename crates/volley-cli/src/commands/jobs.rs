@@ -1,0 +1,106 @@
+//! `volley jobs` and `volley workers`.
+
+use super::{Connection, unavailable};
+use crate::exit::Failure;
+use crate::render::{StatusView, escape};
+use volley_core::Store;
+use volley_core::time::now_ms;
+
+/// List jobs, newest first.
+#[derive(Debug, clap::Args)]
+pub struct JobsArgs {
+    /// Print one JSON array.
+    #[arg(long)]
+    pub json: bool,
+    /// Connection settings.
+    #[command(flatten)]
+    pub connection: Connection,
+}
+
+/// Runs `jobs`.
+///
+/// # Errors
+/// A [`Failure`] with the exit code.
+pub async fn run(args: JobsArgs) -> Result<(), Failure> {
+    let (settings, store) = args.connection.store()?;
+    let jobs = store
+        .list_jobs()
+        .await
+        .map_err(|e| unavailable(&settings, e))?;
+    let now = now_ms();
+    let views: Vec<StatusView> = jobs.into_iter().map(|s| StatusView::new(s, now)).collect();
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string(&views).map_err(anyhow::Error::from)?
+        );
+        return Ok(());
+    }
+    if views.is_empty() {
+        println!("no jobs in namespace {}", settings.namespace);
+        return Ok(());
+    }
+    println!(
+        "{:<44} {:<24} {:>10} {:>10} {:>8}",
+        "JOB", "STATE", "DONE", "TOTAL", "FAILED"
+    );
+    for v in views {
+        let s = &v.status;
+        let total = s.total.map_or_else(|| "?".into(), |t| t.to_string());
+        println!(
+            "{:<44} {:<24} {:>10} {:>10} {:>8}",
+            escape(&s.job),
+            s.state,
+            s.done,
+            total,
+            s.failed
+        );
+    }
+    Ok(())
+}
+
+/// List live workers.
+#[derive(Debug, clap::Args)]
+pub struct WorkersArgs {
+    /// Print one JSON array.
+    #[arg(long)]
+    pub json: bool,
+    /// Connection settings.
+    #[command(flatten)]
+    pub connection: Connection,
+}
+
+/// Runs `workers`.
+///
+/// # Errors
+/// A [`Failure`] with the exit code.
+pub async fn workers(args: WorkersArgs) -> Result<(), Failure> {
+    let (settings, store) = args.connection.store()?;
+    let beats = store
+        .workers(now_ms(), 30_000)
+        .await
+        .map_err(|e| unavailable(&settings, e))?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string(&beats).map_err(anyhow::Error::from)?
+        );
+        return Ok(());
+    }
+    println!(
+        "{:<40} {:>10} {:>8} {:>12} {:>8}",
+        "WORKER", "IN FLIGHT", "CHUNKS", "RECORDS", "SEEN"
+    );
+    for b in beats {
+        let ago = now_ms().saturating_sub(b.at_ms) / 1000;
+        println!(
+            "{:<40} {:>10} {:>8} {:>12} {:>7}s",
+            escape(&b.id),
+            b.in_flight,
+            b.chunks_held,
+            b.records_done,
+            ago
+        );
+    }
+    Ok(())
+}

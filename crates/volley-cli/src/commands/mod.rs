@@ -1,0 +1,72 @@
+//! One module per subcommand.
+
+pub mod demo;
+pub mod jobs;
+pub mod results;
+pub mod run;
+pub mod status;
+
+use crate::exit::{Failure, UNAVAILABLE, USAGE};
+use std::path::Path;
+use volley_core::{JobId, Settings};
+use volley_redis::{RedisOptions, RedisStore, redact_url};
+
+/// Connection flags every fleet command takes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Connection {
+    /// Settings file (TOML): amqp_url, redis_url, namespace, delivery_limit, retention.
+    #[arg(long, env = "VOLLEY_CONFIG", global = true)]
+    pub config: Option<std::path::PathBuf>,
+    /// Namespace of queues and keys (overrides VOLLEY_NAMESPACE).
+    #[arg(long, global = true)]
+    pub namespace: Option<String>,
+}
+
+impl Connection {
+    /// Loads the settings.
+    ///
+    /// # Errors
+    /// A usage [`Failure`] naming the bad setting.
+    pub fn settings(&self) -> Result<Settings, Failure> {
+        Settings::load(
+            self.config.as_deref().map(Path::new),
+            &[("namespace", self.namespace.clone())],
+        )
+        .map_err(|e| Failure::new(USAGE, e))
+    }
+
+    /// A Redis store for the settings.
+    ///
+    /// # Errors
+    /// A [`Failure`] when the settings are bad.
+    pub fn store(&self) -> Result<(Settings, RedisStore), Failure> {
+        let settings = self.settings()?;
+        let ns = settings.namespace().map_err(|e| Failure::new(USAGE, e))?;
+        let store = RedisStore::new(&RedisOptions::new(settings.redis_url()), ns).map_err(|e| {
+            Failure::new(
+                UNAVAILABLE,
+                format!("{e} ({})", redact_url(settings.redis_url())),
+            )
+        })?;
+        Ok((settings, store))
+    }
+}
+
+/// Parses a job id argument.
+///
+/// # Errors
+/// A usage [`Failure`].
+pub fn job_id(text: &str) -> Result<JobId, Failure> {
+    JobId::parse(text).map_err(|e| Failure::new(USAGE, e))
+}
+
+/// A store error as a failure.
+pub fn unavailable(settings: &Settings, e: impl std::fmt::Display) -> Failure {
+    Failure::new(
+        UNAVAILABLE,
+        format!(
+            "cannot read Redis at {}: {e}",
+            redact_url(settings.redis_url())
+        ),
+    )
+}

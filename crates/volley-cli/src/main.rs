@@ -1,0 +1,56 @@
+//! `volley`: run jobs embedded, and watch and export jobs of a fleet.
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+use volley_cli::commands::{demo, jobs, results, run, status};
+use volley_cli::exit::Failure;
+
+/// Push millions of records through an HTTP API, on one machine or a fleet.
+#[derive(Debug, Parser)]
+#[command(name = "volley", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a whole job in this process (no RabbitMQ, no Redis).
+    Run(run::RunArgs),
+    /// Run a demo job against a built-in mock API.
+    Demo(demo::DemoArgs),
+    /// Show a job's progress; --wait blocks until it ends.
+    Status(status::StatusArgs),
+    /// Export a job's results.
+    Results(results::ResultsArgs),
+    /// List jobs.
+    Jobs(jobs::JobsArgs),
+    /// List live workers.
+    Workers(jobs::WorkersArgs),
+}
+
+fn main() -> ExitCode {
+    volley_core::telemetry::init_tracing("warn");
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return Failure::new(70, format!("cannot start the runtime: {e}")).report(),
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Run(args) => run::run(args).await,
+            Command::Demo(args) => demo::run(args).await,
+            Command::Status(args) => status::run(args).await,
+            Command::Results(args) => results::run(args).await,
+            Command::Jobs(args) => jobs::run(args).await,
+            Command::Workers(args) => jobs::workers(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => failure.report(),
+    }
+}

@@ -1,0 +1,127 @@
+//! How jobs look to people (aligned text) and to machines (`--json`).
+
+use serde::Serialize;
+use volley_core::{JobStatus, percentile_ms};
+
+/// A status with the figures people ask for: rate, ETA, latency percentiles.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusView {
+    /// The stored status.
+    #[serde(flatten)]
+    pub status: JobStatus,
+    /// Records per second since the first commit.
+    pub rate: f64,
+    /// Seconds left at the current rate, when known.
+    pub eta_secs: Option<f64>,
+    /// Median latency of the last attempts, ms.
+    pub p50_ms: Option<f64>,
+    /// 99th percentile latency, ms.
+    pub p99_ms: Option<f64>,
+    /// Whether the job has ended.
+    pub terminal: bool,
+}
+
+impl StatusView {
+    /// Derives the figures from a status at time `now_ms`.
+    pub fn new(status: JobStatus, now_ms: u64) -> Self {
+        let terminal = volley_core::JobState::parse(&status.state).is_some_and(|s| s.is_terminal());
+        let since = status.created_ms;
+        let until = if terminal {
+            status
+                .finished_ms
+                .or(status.last_commit_ms)
+                .unwrap_or(now_ms)
+        } else {
+            now_ms
+        };
+        let secs = (until.saturating_sub(since) as f64 / 1000.0).max(0.001);
+        let rate = status.done as f64 / secs;
+        let eta_secs = match status.total {
+            Some(total) if rate > 0.0 && !terminal => {
+                Some(total.saturating_sub(status.done) as f64 / rate)
+            }
+            _ => None,
+        };
+        Self {
+            p50_ms: percentile_ms(&status.latency, 50.0),
+            p99_ms: percentile_ms(&status.latency, 99.0),
+            status,
+            rate,
+            eta_secs,
+            terminal,
+        }
+    }
+
+    /// Aligned text for a terminal.
+    pub fn text(&self) -> String {
+        let s = &self.status;
+        let total = s.total.map_or_else(
+            || format!("{}+ (publishing)", s.published_records),
+            |t| t.to_string(),
+        );
+        let pct = s
+            .total
+            .filter(|t| *t > 0)
+            .map(|t| format!(" ({:.1}%)", s.done as f64 * 100.0 / t as f64))
+            .unwrap_or_default();
+        let mut out = String::new();
+        out.push_str(&format!("job       {}\n", escape(&s.job)));
+        out.push_str(&format!("state     {}\n", s.state));
+        out.push_str(&format!(
+            "records   {} / {} done{pct}   ok {}   failed {}   retries {}\n",
+            s.done, total, s.ok, s.failed, s.retries
+        ));
+        let eta = self
+            .eta_secs
+            .map(|e| format!("   eta {}", duration(e)))
+            .unwrap_or_default();
+        out.push_str(&format!("rate      {:.0} records/s{eta}\n", self.rate));
+        if let (Some(p50), Some(p99)) = (self.p50_ms, self.p99_ms) {
+            out.push_str(&format!("latency   p50 {p50:.0} ms   p99 {p99:.0} ms\n"));
+        }
+        if !s.by_status.is_empty() {
+            let codes: Vec<String> = s
+                .by_status
+                .iter()
+                .map(|(c, n)| format!("{c}: {n}"))
+                .collect();
+            out.push_str(&format!("statuses  {}\n", codes.join("   ")));
+        }
+        if !s.by_error.is_empty() {
+            let kinds: Vec<String> = s
+                .by_error
+                .iter()
+                .map(|(k, n)| format!("{k}: {n}"))
+                .collect();
+            out.push_str(&format!("errors    {}\n", kinds.join("   ")));
+        }
+        if let Some(error) = &s.error {
+            out.push_str(&format!("input     {}\n", escape(error)));
+        }
+        out
+    }
+}
+
+/// Escapes control characters, so ids and messages cannot rewrite an operator's terminal.
+pub fn escape(text: &str) -> String {
+    if text.chars().any(char::is_control) {
+        text.escape_debug().to_string()
+    } else {
+        text.to_string()
+    }
+}
+
+/// `1h02m`, `3m05s`, `4.2s`.
+pub fn duration(secs: f64) -> String {
+    if secs < 60.0 {
+        format!("{secs:.1}s")
+    } else if secs < 3600.0 {
+        format!("{}m{:02}s", (secs / 60.0) as u64, (secs % 60.0) as u64)
+    } else {
+        format!(
+            "{}h{:02}m",
+            (secs / 3600.0) as u64,
+            ((secs % 3600.0) / 60.0) as u64
+        )
+    }
+}

@@ -1,0 +1,94 @@
+//! The broker capability: publish chunk messages with confirmation, consume them with
+//! prefetch, and settle each delivery. Implemented for RabbitMQ (`volley-amqp`) and in memory.
+
+use std::future::Future;
+
+/// A chunk message ready to publish.
+#[derive(Debug, Clone)]
+pub struct OutgoingChunk {
+    /// `{job}:{chunk}`.
+    pub message_id: String,
+    /// The encoded chunk.
+    pub payload: Vec<u8>,
+}
+
+/// A broker failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BrokerError {
+    /// The broker could not be reached or the connection broke.
+    #[error("broker unavailable: {0}")]
+    Unavailable(String),
+    /// The broker refused a message (negative confirm, unroutable, too large).
+    #[error("broker refused message {message_id}: {reason}")]
+    Refused {
+        /// The refused message.
+        message_id: String,
+        /// What the broker said.
+        reason: String,
+    },
+    /// The broker's topology does not match what this process expects.
+    #[error("broker topology mismatch: {0}")]
+    Topology(String),
+}
+
+/// Publishing and consuming chunks.
+pub trait Broker: Send + Sync + 'static {
+    /// The consumer type.
+    type Consumer: ChunkConsumer;
+
+    /// Publishes every message of `batch` as persistent and waits until the broker has
+    /// confirmed each one. Returns only when all are confirmed.
+    ///
+    /// # Errors
+    /// [`BrokerError`] when any message is not confirmed; the caller republishes the batch
+    /// (consumers absorb the duplicates).
+    fn publish_confirmed(
+        &self,
+        batch: Vec<OutgoingChunk>,
+    ) -> impl Future<Output = Result<(), BrokerError>> + Send;
+
+    /// Starts consuming with at most `prefetch` unsettled deliveries.
+    ///
+    /// # Errors
+    /// [`BrokerError`] when the consumer cannot start.
+    fn consume(
+        &self,
+        prefetch: u16,
+    ) -> impl Future<Output = Result<Self::Consumer, BrokerError>> + Send;
+}
+
+/// A stream of deliveries that survives connection loss (the adapter reconnects).
+pub trait ChunkConsumer: Send + 'static {
+    /// The delivery type.
+    type Delivery: ChunkDelivery;
+
+    /// The next delivery; `None` once the consumer is cancelled. Cancel-safe.
+    fn next(&mut self) -> impl Future<Output = Option<Self::Delivery>> + Send;
+
+    /// Stops new deliveries; the ones already handed out can still be settled.
+    fn cancel(&mut self) -> impl Future<Output = ()> + Send;
+
+    /// Closes the consumer's connection; deliveries not yet settled go back to the queue.
+    fn close(self) -> impl Future<Output = ()> + Send;
+
+    /// Whether the consumer is currently connected and consuming (for health).
+    fn is_connected(&self) -> bool;
+}
+
+/// One delivered chunk message, to be settled exactly once.
+pub trait ChunkDelivery: Send + Sync + 'static {
+    /// The message body.
+    fn payload(&self) -> &[u8];
+    /// Whether the broker says it delivered this message before (a hint only).
+    fn redelivered(&self) -> bool;
+    /// Deliveries so far, when the broker reports it (`x-delivery-count`).
+    fn delivery_count(&self) -> Option<u64>;
+    /// Acknowledges: the message is done. `Ok(false)` when the channel it came on is gone,
+    /// so the ack was not sent and the broker will redeliver.
+    fn ack(&self) -> impl Future<Output = Result<bool, BrokerError>> + Send;
+    /// Returns the message to the queue for another delivery.
+    fn requeue(&self) -> impl Future<Output = Result<bool, BrokerError>> + Send;
+    /// Rejects the message without requeue: it goes to the dead-letter queue.
+    fn dead_letter(&self) -> impl Future<Output = Result<bool, BrokerError>> + Send;
+}

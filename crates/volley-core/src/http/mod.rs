@@ -1,0 +1,10 @@
+//! The HTTP processor: renders one record's request, sends it with the job's deadline and
+//! retry policy, and keeps what the spec asks of the response.
+
+mod classify;
+mod client;
+mod processor;
+mod response;
+
+pub use client::{ClientOptions, build_client};
+pub use processor::HttpProcessor;

@@ -1,0 +1,243 @@
+use super::classify::classify;
+use super::response::{BodyRead, keep_body, read_capped};
+use crate::pipeline::Processor;
+use crate::template::{RecordView, RequestTemplate};
+use crate::{
+    BodyMode, ChunkRecord, ErrorKind, JobId, JobSpec, RecordError, RecordOutcome, RetryPolicy,
+    SpecError, parse_retry_after,
+};
+use http::{HeaderValue, Method};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::Semaphore;
+
+/// Sends one job's records to its API. Built once per job per worker; shared by all records.
+pub struct HttpProcessor {
+    client: reqwest::Client,
+    job: JobId,
+    method: Method,
+    template: RequestTemplate,
+    timeout: Duration,
+    retry: RetryPolicy,
+    body_mode: BodyMode,
+    select: Vec<String>,
+    max_body_bytes: usize,
+    idempotency_key: bool,
+    /// The worker's slots, shared by every job it runs.
+    worker_slots: Arc<Semaphore>,
+    /// This job's slots on this worker (`concurrency.per_worker`).
+    job_slots: Arc<Semaphore>,
+}
+
+impl std::fmt::Debug for HttpProcessor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpProcessor")
+            .field("job", &self.job)
+            .field("method", &self.method)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one attempt came to.
+struct Attempt {
+    status: Option<u16>,
+    latency: Duration,
+    result: Result<Option<serde_json::Value>, RecordError>,
+    retry_after: Option<Duration>,
+}
+
+impl HttpProcessor {
+    /// Compiles a job's request for sending. `env` resolves `${env:VAR}` secrets.
+    ///
+    /// # Errors
+    /// A [`SpecError`] when a template does not compile or a secret is missing.
+    pub fn new(
+        client: reqwest::Client,
+        job: JobId,
+        spec: &JobSpec,
+        env: &dyn Fn(&str) -> Option<String>,
+        worker_slots: Arc<Semaphore>,
+    ) -> Result<Self, SpecError> {
+        let template = RequestTemplate::compile(&spec.request, env)?;
+        let per_worker = usize::try_from(spec.concurrency.per_worker).unwrap_or(usize::MAX);
+        Ok(Self {
+            client,
+            job,
+            method: spec.request.method.0.clone(),
+            template,
+            timeout: spec.request.timeout.get(),
+            retry: RetryPolicy::from(&spec.retry),
+            body_mode: spec.result.body,
+            select: spec.result.select.clone(),
+            max_body_bytes: spec.result.max_body_bytes,
+            idempotency_key: spec.request.sends_idempotency_key(),
+            worker_slots,
+            job_slots: Arc::new(Semaphore::new(per_worker.max(1))),
+        })
+    }
+
+    /// Renders the request for a record, without sending it.
+    ///
+    /// # Errors
+    /// A `template` [`RecordError`].
+    pub fn build(&self, record: &ChunkRecord) -> Result<reqwest::Request, RecordError> {
+        let view = RecordView {
+            id: &record.id,
+            line: record.line,
+            data: &record.data,
+        };
+        let template_error = |e: crate::TemplateError| RecordError {
+            kind: ErrorKind::Template,
+            message: e.to_string(),
+        };
+        let url = self.template.url.render(&view).map_err(template_error)?;
+        let mut builder = self
+            .client
+            .request(self.method.clone(), &url)
+            .timeout(self.timeout);
+        for header in &self.template.headers {
+            let h = header.render(&view).map_err(template_error)?;
+            builder = builder.header(h.name, h.value);
+        }
+        if self.idempotency_key {
+            builder = builder.header("idempotency-key", idempotency_key(&self.job, &record.id));
+        }
+        if let Some(body) = &self.template.body {
+            let value = body.render(&view).map_err(template_error)?;
+            // Serializing a serde_json::Value cannot fail.
+            let bytes = serde_json::to_vec(&value).unwrap_or_default();
+            builder = builder
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(bytes);
+        }
+        builder.build().map_err(|e| RecordError {
+            kind: ErrorKind::Template,
+            message: format!("request could not be built: {}", e.without_url()),
+        })
+    }
+
+    async fn attempt(&self, request: reqwest::Request) -> Attempt {
+        let started = Instant::now();
+        let mut response = match self.client.execute(request).await {
+            Ok(r) => r,
+            Err(e) => {
+                return Attempt {
+                    status: None,
+                    latency: started.elapsed(),
+                    result: Err(classify(&e)),
+                    retry_after: None,
+                };
+            }
+        };
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(http::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, SystemTime::now()));
+        let body = read_capped(&mut response, self.max_body_bytes).await;
+        let latency = started.elapsed();
+        let result = match body {
+            Err(e) => Err(classify(&e)),
+            // A body nobody keeps may be as large as it likes; the record still succeeded.
+            Ok(BodyRead::TooLarge) if self.body_mode == BodyMode::None && status.is_success() => {
+                Ok(None)
+            }
+            Ok(BodyRead::TooLarge) => Err(RecordError {
+                kind: ErrorKind::BodyTooLarge,
+                message: format!(
+                    "response body exceeds result.max_body_bytes ({})",
+                    self.max_body_bytes
+                ),
+            }),
+            Ok(BodyRead::Complete(bytes)) if status.is_success() => {
+                keep_body(self.body_mode, &self.select, &bytes)
+            }
+            Ok(BodyRead::Complete(_)) => Err(RecordError {
+                kind: ErrorKind::Status,
+                message: format!("HTTP {status}"),
+            }),
+        };
+        Attempt {
+            status: Some(status.as_u16()),
+            latency,
+            result,
+            retry_after,
+        }
+    }
+}
+
+impl Processor for HttpProcessor {
+    async fn process(&self, record: &ChunkRecord) -> RecordOutcome {
+        let mut outcome = RecordOutcome {
+            id: record.id.clone(),
+            line: record.line,
+            status: None,
+            attempts: 0,
+            latency_ms: 0,
+            error: None,
+            body: None,
+        };
+        let request = match self.build(record) {
+            Ok(r) => r,
+            Err(e) => {
+                outcome.error = Some(e);
+                return outcome;
+            }
+        };
+        let max_attempts = self.retry.max_attempts.max(1);
+        loop {
+            // Building from the rendered request again costs a clone, not a render.
+            let Some(this_try) = request.try_clone() else {
+                outcome.error = Some(RecordError {
+                    kind: ErrorKind::Request,
+                    message: "request body cannot be replayed".into(),
+                });
+                return outcome;
+            };
+            let attempt = {
+                // Slots are held only while a request is in flight, never while a record
+                // waits for its retry.
+                let (Ok(_job), Ok(_worker)) = (
+                    self.job_slots.acquire().await,
+                    self.worker_slots.acquire().await,
+                ) else {
+                    outcome.error = Some(RecordError {
+                        kind: ErrorKind::Request,
+                        message: "worker is shutting down".into(),
+                    });
+                    return outcome;
+                };
+                self.attempt(this_try).await
+            };
+            outcome.attempts += 1;
+            outcome.status = attempt.status;
+            outcome.latency_ms = u32::try_from(attempt.latency.as_millis()).unwrap_or(u32::MAX);
+            match attempt.result {
+                Ok(body) => {
+                    outcome.error = None;
+                    outcome.body = body;
+                    return outcome;
+                }
+                Err(error) => {
+                    let retry = outcome.attempts < max_attempts
+                        && self.retry.is_retryable(error.kind, attempt.status);
+                    outcome.error = Some(error);
+                    if !retry {
+                        return outcome;
+                    }
+                    let delay = self.retry.delay(outcome.attempts + 1, attempt.retry_after);
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    }
+}
+
+/// `{job}-{record id}`, the same on every attempt and every redelivery. Bytes a header cannot
+/// carry are percent-encoded.
+fn idempotency_key(job: &JobId, id: &str) -> HeaderValue {
+    let encoded = percent_encoding::utf8_percent_encode(id, percent_encoding::CONTROLS);
+    HeaderValue::from_str(&format!("{job}-{encoded}"))
+        .unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+}

@@ -1,0 +1,43 @@
+//! Volley's domain, free of broker and store choices: the job spec, records and chunks,
+//! record outcomes and counters, the retry policy, the HTTP processor and the pipeline that
+//! drives records through it, and the [`Broker`] and [`Store`] capabilities with in-memory
+//! implementations (the embedded default).
+
+mod broker;
+mod chunk;
+mod http;
+pub mod input;
+mod job;
+pub mod memory;
+mod outcome;
+mod pipeline;
+mod retry;
+pub mod settings;
+mod spec;
+mod store;
+mod tally;
+pub mod telemetry;
+pub mod template;
+pub mod time;
+
+pub use broker::{Broker, BrokerError, ChunkConsumer, ChunkDelivery, OutgoingChunk};
+pub use chunk::{CHUNK_FORMAT_VERSION, ChunkDecodeError, ChunkEncoder, ChunkMessage, ChunkRecord};
+pub use http::{ClientOptions, HttpProcessor, build_client};
+pub use job::{JobId, JobState, Namespace};
+pub use outcome::{
+    ErrorKind, RecordError, RecordOutcome, ResultDecodeError, ResultLine, decode_chunk_results,
+    encode_chunk_results,
+};
+pub use pipeline::{Processor, run_chunk};
+pub use retry::{RetryPolicy, parse_retry_after};
+pub use settings::{Settings, SettingsError};
+pub use spec::{
+    BodyMode, ChunkingSpec, ConcurrencySpec, InputSpec, JobSpec, RequestSpec, ResultSpec,
+    RetrySpec, SpecDuration, SpecError, SpecMethod,
+};
+pub use store::{
+    ChunkCommit, CommitStatus, JobStatus, NewJob, PublishMark, Registration, Store, StoreError,
+    WorkerBeat,
+};
+pub use tally::{ChunkTally, bucket_upper_ms, latency_bucket, percentile_ms};
+pub use template::{RequestTemplate, TemplateError};

@@ -1,0 +1,237 @@
+use crate::store::{
+    ChunkCommit, CommitStatus, JobStatus, NewJob, PublishMark, Registration, Store, StoreError,
+    WorkerBeat,
+};
+use crate::{JobId, JobState};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::Range;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+#[derive(Debug)]
+struct Job {
+    status: JobStatus,
+    spec: String,
+    state: JobState,
+    mark: PublishMark,
+    committed: HashSet<u64>,
+    results: HashMap<u64, Vec<u8>>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    jobs: BTreeMap<JobId, Job>,
+    workers: BTreeMap<String, WorkerBeat>,
+}
+
+/// A job store in process memory, with the same atomic, idempotent commit as Redis.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStore {
+    state: Arc<Mutex<State>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Every critical section below completes its update before it can panic, so a
+        // poisoned lock still guards consistent data.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn finish_if_done(job: &mut Job, now_ms: u64) {
+    let Some(total_chunks) = job.status.total_chunks else {
+        return;
+    };
+    if job.state.is_terminal() || job.state == JobState::InputError {
+        return;
+    }
+    if job.committed.len() as u64 >= total_chunks {
+        let total = job.status.total.unwrap_or(job.status.done);
+        job.state = JobState::finished(
+            job.status.failed,
+            total,
+            job.status.tolerated_failure_percent,
+        );
+        job.status.finished_ms = Some(now_ms);
+    }
+}
+
+impl Store for MemoryStore {
+    async fn register_job(&self, new: &NewJob) -> Result<Registration, StoreError> {
+        let mut state = self.lock();
+        if let Some(job) = state.jobs.get(&new.id) {
+            if job.spec != new.spec_toml {
+                return Err(StoreError::Conflict(format!(
+                    "job {} exists with a different spec; use a new --job-id",
+                    new.id
+                )));
+            }
+            return Ok(Registration::Resume {
+                state: job.state,
+                mark: job.mark.clone(),
+            });
+        }
+        let status = JobStatus {
+            job: new.id.to_string(),
+            name: new.name.clone(),
+            tolerated_failure_percent: new.tolerated_failure_percent,
+            created_ms: new.now_ms,
+            input: new.input.clone(),
+            ..JobStatus::default()
+        };
+        state.jobs.insert(
+            new.id.clone(),
+            Job {
+                status,
+                spec: new.spec_toml.clone(),
+                state: JobState::Publishing,
+                mark: PublishMark {
+                    chunks: 0,
+                    records: 0,
+                    input_digest: String::new(),
+                },
+                committed: HashSet::new(),
+                results: HashMap::new(),
+            },
+        );
+        Ok(Registration::Created)
+    }
+
+    async fn record_published(&self, job: &JobId, mark: &PublishMark) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        let job = state
+            .jobs
+            .get_mut(job)
+            .ok_or_else(|| StoreError::Conflict(format!("unknown job {job}")))?;
+        job.mark = mark.clone();
+        if job.state == JobState::InputError {
+            job.state = JobState::Publishing;
+            job.status.error = None;
+        }
+        Ok(())
+    }
+
+    async fn finish_publishing(
+        &self,
+        job: &JobId,
+        total_records: u64,
+        total_chunks: u64,
+        now_ms: u64,
+    ) -> Result<JobState, StoreError> {
+        let mut state = self.lock();
+        let job = state
+            .jobs
+            .get_mut(job)
+            .ok_or_else(|| StoreError::Conflict(format!("unknown job {job}")))?;
+        job.status.total = Some(total_records);
+        job.status.total_chunks = Some(total_chunks);
+        if !job.state.is_terminal() {
+            job.state = JobState::Running;
+            job.status.error = None;
+        }
+        finish_if_done(job, now_ms);
+        Ok(job.state)
+    }
+
+    async fn record_input_error(&self, job: &JobId, message: &str) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        if let Some(job) = state.jobs.get_mut(job) {
+            job.state = JobState::InputError;
+            job.status.error = Some(message.to_string());
+        }
+        Ok(())
+    }
+
+    async fn job_spec(&self, job: &JobId) -> Result<Option<String>, StoreError> {
+        Ok(self.lock().jobs.get(job).map(|j| j.spec.clone()))
+    }
+
+    async fn is_committed(&self, job: &JobId, chunk: u64) -> Result<bool, StoreError> {
+        Ok(self
+            .lock()
+            .jobs
+            .get(job)
+            .is_some_and(|j| j.committed.contains(&chunk)))
+    }
+
+    async fn commit_chunk(&self, commit: &ChunkCommit) -> Result<CommitStatus, StoreError> {
+        let mut state = self.lock();
+        let Some(job) = state.jobs.get_mut(&commit.job) else {
+            return Ok(CommitStatus::UnknownJob);
+        };
+        if !job.committed.insert(commit.chunk) {
+            return Ok(CommitStatus::AlreadyCommitted);
+        }
+        job.results.insert(commit.chunk, commit.results.clone());
+        let t = &commit.tally;
+        let s = &mut job.status;
+        s.done += t.done;
+        s.ok += t.ok;
+        s.failed += t.failed;
+        s.retries += t.retries;
+        s.latency_sum_ms += t.latency_sum_ms;
+        s.chunks_done += 1;
+        for (code, n) in &t.by_status {
+            *s.by_status.entry(code.to_string()).or_default() += n;
+        }
+        for (kind, n) in &t.by_error {
+            *s.by_error.entry((*kind).to_string()).or_default() += n;
+        }
+        for (bucket, n) in &t.latency {
+            *s.latency.entry(*bucket).or_default() += n;
+        }
+        s.first_commit_ms.get_or_insert(commit.now_ms);
+        s.last_commit_ms = Some(commit.now_ms);
+        finish_if_done(job, commit.now_ms);
+        Ok(CommitStatus::Committed(job.state))
+    }
+
+    async fn job_status(&self, job: &JobId) -> Result<Option<JobStatus>, StoreError> {
+        Ok(self.lock().jobs.get(job).map(status_of))
+    }
+
+    async fn list_jobs(&self) -> Result<Vec<JobStatus>, StoreError> {
+        let mut jobs: Vec<JobStatus> = self.lock().jobs.values().map(status_of).collect();
+        jobs.sort_by(|a, b| b.created_ms.cmp(&a.created_ms));
+        Ok(jobs)
+    }
+
+    async fn chunk_results(
+        &self,
+        job: &JobId,
+        chunks: Range<u64>,
+    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let state = self.lock();
+        let job = state.jobs.get(job);
+        Ok(chunks
+            .map(|c| job.and_then(|j| j.results.get(&c).cloned()))
+            .collect())
+    }
+
+    async fn heartbeat(&self, beat: &WorkerBeat) -> Result<(), StoreError> {
+        self.lock().workers.insert(beat.id.clone(), beat.clone());
+        Ok(())
+    }
+
+    async fn workers(&self, now_ms: u64, within_ms: u64) -> Result<Vec<WorkerBeat>, StoreError> {
+        Ok(self
+            .lock()
+            .workers
+            .values()
+            .filter(|b| now_ms.saturating_sub(b.at_ms) <= within_ms)
+            .cloned()
+            .collect())
+    }
+}
+
+fn status_of(job: &Job) -> JobStatus {
+    let mut s = job.status.clone();
+    s.state = job.state.as_str().to_string();
+    s.published_chunks = job.mark.chunks;
+    s.published_records = job.mark.records;
+    s
+}

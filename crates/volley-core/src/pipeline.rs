@@ -1,0 +1,67 @@
+//! Drives a chunk's records through a processor. Each record runs as its own task; the
+//! processor's semaphores bound how many are in flight, shared across every chunk a worker
+//! holds, so one slow record never idles the other slots (no chunk barrier).
+
+use crate::{ChunkRecord, ErrorKind, RecordError, RecordOutcome};
+use futures_util::FutureExt;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use tokio::task::JoinSet;
+
+/// Turns one record into an outcome. Never fails: every failure is an outcome.
+pub trait Processor: Send + Sync + 'static {
+    /// Processes a record.
+    fn process(&self, record: &ChunkRecord) -> impl Future<Output = RecordOutcome> + Send;
+}
+
+/// Runs every record of a chunk and returns their outcomes in record order (`None` only when
+/// the runtime is shutting down and some record has no outcome). A record whose
+/// processing panics fails with a `panic` outcome; the others are unaffected. Dropping the
+/// returned future aborts the chunk's record tasks.
+pub async fn run_chunk<P: Processor>(
+    processor: Arc<P>,
+    records: Vec<ChunkRecord>,
+) -> Option<Vec<RecordOutcome>> {
+    let mut slots: Vec<Option<RecordOutcome>> = vec![None; records.len()];
+    let mut tasks = JoinSet::new();
+    for (index, record) in records.into_iter().enumerate() {
+        let processor = processor.clone();
+        tasks.spawn(async move {
+            let result = AssertUnwindSafe(processor.process(&record))
+                .catch_unwind()
+                .await;
+            let outcome = result.unwrap_or_else(|panic| panic_outcome(&record, panic.as_ref()));
+            (index, outcome)
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        // Panics are caught inside the task, so a join error means the runtime is shutting
+        // down; the chunk will not be committed then, and comes back from the broker.
+        if let Ok((index, outcome)) = joined {
+            slots[index] = Some(outcome);
+        }
+    }
+    slots.into_iter().collect()
+}
+
+fn panic_outcome(record: &ChunkRecord, panic: &(dyn std::any::Any + Send)) -> RecordOutcome {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into());
+    tracing::error!(record.id = %record.id.escape_debug(), panic = %message, "record processor panicked");
+    RecordOutcome {
+        id: record.id.clone(),
+        line: record.line,
+        status: None,
+        attempts: 0,
+        latency_ms: 0,
+        error: Some(RecordError {
+            kind: ErrorKind::Panic,
+            message,
+        }),
+        body: None,
+    }
+}

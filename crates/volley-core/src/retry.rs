@@ -1,0 +1,135 @@
+//! When a failed attempt is tried again, and after how long.
+
+use crate::{ErrorKind, RetrySpec};
+use std::time::{Duration, SystemTime};
+
+/// The retry policy of a job, from its `[retry]` section.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Attempts per record, the first included.
+    pub max_attempts: u32,
+    /// First backoff delay.
+    pub base_delay: Duration,
+    /// Cap on any delay, including one asked for by `Retry-After`.
+    pub max_delay: Duration,
+    /// Retried status codes.
+    pub on_status: Vec<u16>,
+}
+
+impl From<&RetrySpec> for RetryPolicy {
+    fn from(spec: &RetrySpec) -> Self {
+        Self {
+            max_attempts: spec.max_attempts,
+            base_delay: spec.base_delay.get(),
+            max_delay: spec.max_delay.get(),
+            on_status: spec.on_status.clone(),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Whether a failure of this kind (and status) is worth another attempt.
+    pub fn is_retryable(&self, kind: ErrorKind, status: Option<u16>) -> bool {
+        match kind {
+            ErrorKind::Timeout | ErrorKind::Connect | ErrorKind::Dns | ErrorKind::Request => true,
+            ErrorKind::Status => status.is_some_and(|s| self.on_status.contains(&s)),
+            _ => false,
+        }
+    }
+
+    /// The exponential ceiling before attempt `next_attempt` (2 for the first retry):
+    /// `base × 2^(n-2)`, capped at `max_delay`.
+    pub fn ceiling(&self, next_attempt: u32) -> Duration {
+        let exp = next_attempt.saturating_sub(2).min(30);
+        self.base_delay
+            .saturating_mul(1u32 << exp)
+            .min(self.max_delay)
+    }
+
+    /// The delay before attempt `next_attempt`: full jitter, uniform in `[0, ceiling]`, so a
+    /// fleet that failed together does not retry together. A `Retry-After` the API sent wins
+    /// over the computed value, capped at `max_delay`.
+    pub fn delay(&self, next_attempt: u32, retry_after: Option<Duration>) -> Duration {
+        if let Some(after) = retry_after {
+            return after.min(self.max_delay);
+        }
+        let ceiling = self.ceiling(next_attempt);
+        ceiling.mul_f64(fastrand::f64())
+    }
+}
+
+/// Parses a `Retry-After` value: delay seconds, or an HTTP date (relative to `now`). Garbage
+/// yields `None`, and the computed backoff applies.
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: 5,
+            base_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(2),
+            on_status: vec![429, 503],
+        }
+    }
+
+    #[test]
+    fn ceiling_doubles_then_caps() {
+        let p = policy();
+        assert_eq!(p.ceiling(2), Duration::from_millis(200));
+        assert_eq!(p.ceiling(3), Duration::from_millis(400));
+        assert_eq!(p.ceiling(4), Duration::from_millis(800));
+        assert_eq!(p.ceiling(6), Duration::from_secs(2));
+        assert_eq!(p.ceiling(60), Duration::from_secs(2));
+        for _ in 0..100 {
+            assert!(p.delay(3, None) <= Duration::from_millis(400));
+        }
+    }
+
+    #[test]
+    fn retry_after_wins_but_is_capped() {
+        let p = policy();
+        assert_eq!(
+            p.delay(2, Some(Duration::from_secs(1))),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            p.delay(2, Some(Duration::from_secs(86_400))),
+            Duration::from_secs(2)
+        );
+    }
+
+    #[test]
+    fn retry_after_parses_seconds_and_dates() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_445_412_480);
+        assert_eq!(parse_retry_after("3", now), Some(Duration::from_secs(3)));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:10 GMT", now),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:27:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn only_listed_statuses_and_transport_errors_retry() {
+        let p = policy();
+        assert!(p.is_retryable(ErrorKind::Status, Some(503)));
+        assert!(!p.is_retryable(ErrorKind::Status, Some(404)));
+        assert!(p.is_retryable(ErrorKind::Timeout, None));
+        assert!(!p.is_retryable(ErrorKind::Template, None));
+        assert!(!p.is_retryable(ErrorKind::BodyTooLarge, None));
+    }
+}

@@ -1,0 +1,123 @@
+//! Connection settings shared by every binary, layered as operators expect:
+//! defaults < config file < `VOLLEY_*` environment < command-line flags.
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::Namespace;
+
+/// Where the broker and the store are, and how the deployment names its queues and keys.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Settings {
+    /// RabbitMQ URL (`VOLLEY_AMQP_URL`). Holds a password: never printed.
+    pub amqp_url: SecretString,
+    /// Redis URL (`VOLLEY_REDIS_URL`). May hold a password: never printed.
+    pub redis_url: SecretString,
+    /// Prefix of queues and keys (`VOLLEY_NAMESPACE`).
+    pub namespace: String,
+    /// Deliveries of a chunk before it is dead-lettered (`VOLLEY_DELIVERY_LIMIT`).
+    pub delivery_limit: u32,
+    /// How long a finished job's state is kept (`VOLLEY_RETENTION`, e.g. "7d").
+    pub retention: String,
+}
+
+/// A setting that could not be loaded, naming its key.
+#[derive(Debug, thiserror::Error)]
+#[error("settings: {0}")]
+pub struct SettingsError(String);
+
+/// Default AMQP URL.
+pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+/// Default Redis URL.
+pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+impl Settings {
+    /// Loads the layers. `file` is optional; `overrides` are flag values (key, value), applied
+    /// last when present.
+    ///
+    /// # Errors
+    /// [`SettingsError`] naming the key that is wrong.
+    pub fn load(
+        file: Option<&Path>,
+        overrides: &[(&str, Option<String>)],
+    ) -> Result<Self, SettingsError> {
+        let err = |e: config::ConfigError| SettingsError(e.to_string());
+        let mut builder = config::Config::builder()
+            .set_default("amqp_url", DEFAULT_AMQP_URL)
+            .map_err(err)?
+            .set_default("redis_url", DEFAULT_REDIS_URL)
+            .map_err(err)?
+            .set_default("namespace", "volley")
+            .map_err(err)?
+            .set_default("delivery_limit", 20)
+            .map_err(err)?
+            .set_default("retention", "7d")
+            .map_err(err)?;
+        if let Some(path) = file {
+            builder = builder.add_source(config::File::from(path).required(true));
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix("VOLLEY")
+                .prefix_separator("_")
+                .separator("__")
+                .ignore_empty(true),
+        );
+        for (key, value) in overrides {
+            builder = builder
+                .set_override_option(*key, value.clone())
+                .map_err(err)?;
+        }
+        let settings: Settings = builder
+            .build()
+            .map_err(err)?
+            .try_deserialize()
+            .map_err(err)?;
+        settings.namespace()?;
+        settings.retention()?;
+        if settings.delivery_limit == 0 {
+            return Err(SettingsError("delivery_limit: must be at least 1".into()));
+        }
+        Ok(settings)
+    }
+
+    /// The validated namespace.
+    ///
+    /// # Errors
+    /// [`SettingsError`] naming `namespace`.
+    pub fn namespace(&self) -> Result<Namespace, SettingsError> {
+        Namespace::parse(&self.namespace).map_err(|e| SettingsError(format!("namespace: {e}")))
+    }
+
+    /// The retention as a duration.
+    ///
+    /// # Errors
+    /// [`SettingsError`] naming `retention`.
+    pub fn retention(&self) -> Result<Duration, SettingsError> {
+        humantime::parse_duration(&self.retention)
+            .map_err(|_| SettingsError(format!("retention: invalid duration '{}'", self.retention)))
+    }
+
+    /// The AMQP URL, for connecting only.
+    pub fn amqp_url(&self) -> &str {
+        self.amqp_url.expose_secret()
+    }
+
+    /// The Redis URL, for connecting only.
+    pub fn redis_url(&self) -> &str {
+        self.redis_url.expose_secret()
+    }
+}
+
+/// The environment variable names of the settings, for the README and `--help`.
+pub const ENVIRONMENT: &[&str] = &[
+    "VOLLEY_AMQP_URL",
+    "VOLLEY_REDIS_URL",
+    "VOLLEY_NAMESPACE",
+    "VOLLEY_DELIVERY_LIMIT",
+    "VOLLEY_RETENTION",
+    "VOLLEY_CONFIG",
+];

@@ -1,0 +1,279 @@
+//! The store capability: the job registry, the atomic chunk commit, progress and results.
+//! Implemented for Redis (`volley-redis`) and in memory.
+
+use crate::{ChunkTally, JobId, JobState};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::ops::Range;
+
+/// A store failure. Every one of them leaves the chunk unacked: it is retried or redelivered.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The store could not be reached, timed out, or refused the write (OOM, MISCONF).
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The stored data is not what Volley wrote.
+    #[error("store data is corrupt: {0}")]
+    Corrupt(String),
+    /// The request contradicts stored state (e.g. a different spec under the same job id).
+    #[error("{0}")]
+    Conflict(String),
+}
+
+/// What the producer registers before the first publish.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    /// The id.
+    pub id: JobId,
+    /// The spec's name.
+    pub name: String,
+    /// The spec as the user wrote it (secrets stay `${env:...}` references).
+    pub spec_toml: String,
+    /// Where the records came from, for people.
+    pub input: String,
+    /// Records per chunk.
+    pub chunk_size: u32,
+    /// From the spec, for the terminal-state decision made by the commit.
+    pub tolerated_failure_percent: f64,
+    /// Seconds a finished job's keys are kept.
+    pub retention_secs: u64,
+    /// Registration time.
+    pub now_ms: u64,
+}
+
+/// Where a re-run producer continues.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishMark {
+    /// Chunks confirmed by the broker, from 0, contiguous.
+    pub chunks: u64,
+    /// Records in those chunks.
+    pub records: u64,
+    /// Digest of the input that produced those chunks, to refuse a changed input.
+    pub input_digest: String,
+}
+
+/// The outcome of registering a job.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Registration {
+    /// A new job.
+    Created,
+    /// The job exists (same spec): continue after `mark`.
+    Resume {
+        /// Its state.
+        state: JobState,
+        /// Its publish mark.
+        mark: PublishMark,
+    },
+}
+
+/// One chunk's commit: outcomes, counter deltas and the done mark, applied atomically and at
+/// most once per (job, chunk).
+#[derive(Debug, Clone)]
+pub struct ChunkCommit {
+    /// The job.
+    pub job: JobId,
+    /// The chunk index.
+    pub chunk: u64,
+    /// Outcomes in compact form (see [`crate::encode_chunk_results`]).
+    pub results: Vec<u8>,
+    /// Counter deltas.
+    pub tally: ChunkTally,
+    /// Commit time.
+    pub now_ms: u64,
+}
+
+/// What a commit did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitStatus {
+    /// Applied now; carries the job's state afterwards.
+    Committed(JobState),
+    /// Applied before (a redelivery): nothing changed.
+    AlreadyCommitted,
+    /// The store has no such job: the chunk is poison (or the store lost state).
+    UnknownJob,
+}
+
+/// A job as `volley status` shows it.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct JobStatus {
+    /// Job id.
+    pub job: String,
+    /// Spec name.
+    pub name: String,
+    /// State name.
+    pub state: String,
+    /// Total records, once the producer has read all of them.
+    pub total: Option<u64>,
+    /// Total chunks, likewise.
+    pub total_chunks: Option<u64>,
+    /// Records with an outcome.
+    pub done: u64,
+    /// Succeeded.
+    pub ok: u64,
+    /// Failed.
+    pub failed: u64,
+    /// Attempts beyond the first.
+    pub retries: u64,
+    /// Committed chunks.
+    pub chunks_done: u64,
+    /// Chunks confirmed by the broker so far.
+    pub published_chunks: u64,
+    /// Records in those chunks.
+    pub published_records: u64,
+    /// Records per HTTP status.
+    pub by_status: BTreeMap<String, u64>,
+    /// Failed records per error kind.
+    pub by_error: BTreeMap<String, u64>,
+    /// Latency histogram (bucket → records).
+    #[serde(skip)]
+    pub latency: BTreeMap<u32, u64>,
+    /// Sum of last-attempt latencies.
+    pub latency_sum_ms: u64,
+    /// Failures tolerated before the job counts as failed.
+    pub tolerated_failure_percent: f64,
+    /// Registration time.
+    pub created_ms: u64,
+    /// First commit time.
+    pub first_commit_ms: Option<u64>,
+    /// Last commit time.
+    pub last_commit_ms: Option<u64>,
+    /// When the job reached a terminal state.
+    pub finished_ms: Option<u64>,
+    /// The producer's input error, if any.
+    pub error: Option<String>,
+    /// Where the records came from.
+    pub input: String,
+}
+
+/// A worker's heartbeat.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct WorkerBeat {
+    /// Worker id (host-pid-random).
+    pub id: String,
+    /// Records in flight.
+    pub in_flight: u64,
+    /// Chunks held (unacked).
+    pub chunks_held: u64,
+    /// Records finished since start.
+    pub records_done: u64,
+    /// Time of the beat.
+    pub at_ms: u64,
+    /// Start time.
+    pub started_ms: u64,
+}
+
+/// The job store.
+pub trait Store: Clone + Send + Sync + 'static {
+    /// Registers a job, or finds it for a resume. A different spec under the same id is a
+    /// [`StoreError::Conflict`].
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn register_job(
+        &self,
+        job: &NewJob,
+    ) -> impl Future<Output = Result<Registration, StoreError>> + Send;
+
+    /// Records that chunks `0..mark.chunks` are confirmed by the broker.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn record_published(
+        &self,
+        job: &JobId,
+        mark: &PublishMark,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Declares the totals once every chunk is published; the job becomes `running`, or
+    /// terminal at once if every chunk is already committed. Returns the new state.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn finish_publishing(
+        &self,
+        job: &JobId,
+        total_records: u64,
+        total_chunks: u64,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<JobState, StoreError>> + Send;
+
+    /// Marks the job `input_error` with the reader's message.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn record_input_error(
+        &self,
+        job: &JobId,
+        message: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The job's spec text, or `None` for an unknown job.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn job_spec(
+        &self,
+        job: &JobId,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
+    /// Whether a chunk is committed.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn is_committed(
+        &self,
+        job: &JobId,
+        chunk: u64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Commits a chunk atomically and at most once.
+    ///
+    /// # Errors
+    /// [`StoreError`]: the outcome is unknown; retry (the commit is idempotent).
+    fn commit_chunk(
+        &self,
+        commit: &ChunkCommit,
+    ) -> impl Future<Output = Result<CommitStatus, StoreError>> + Send;
+
+    /// A job's status, or `None` for an unknown job.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn job_status(
+        &self,
+        job: &JobId,
+    ) -> impl Future<Output = Result<Option<JobStatus>, StoreError>> + Send;
+
+    /// Every known job, newest first.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn list_jobs(&self) -> impl Future<Output = Result<Vec<JobStatus>, StoreError>> + Send;
+
+    /// Stored results of the chunks in `chunks`, in order; `None` for uncommitted chunks.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn chunk_results(
+        &self,
+        job: &JobId,
+        chunks: Range<u64>,
+    ) -> impl Future<Output = Result<Vec<Option<Vec<u8>>>, StoreError>> + Send;
+
+    /// Records a worker heartbeat.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn heartbeat(&self, beat: &WorkerBeat) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Workers seen in the last `within_ms`.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn workers(
+        &self,
+        now_ms: u64,
+        within_ms: u64,
+    ) -> impl Future<Output = Result<Vec<WorkerBeat>, StoreError>> + Send;
+}

@@ -1,0 +1,12 @@
+//! Volley's producer: streams the record file in constant memory, registers the job before
+//! the first publish, and publishes chunk messages with publisher confirms, recording after
+//! each confirmed batch how far it got, so a re-run with the same job id continues there.
+//!
+//! [`produce`] is generic over the broker and the store: the `volley-producer` binary runs it
+//! on RabbitMQ and Redis, `volley run` on the in-memory adapters.
+
+mod digest;
+mod produce;
+mod reader;
+
+pub use produce::{ProduceError, ProduceReport, ProduceRequest, produce};

@@ -1,0 +1,327 @@
+//! The publishing side: batches of encoded chunks, published with confirms; after each
+//! confirmed batch the job's publish mark advances in the store.
+
+use crate::reader::{Prepared, ReadEvent, ReadPlan, read_chunks};
+use std::io::BufRead;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use volley_core::input::{InputError, ReaderOptions, RecordReader};
+use volley_core::time::now_ms;
+use volley_core::{
+    Broker, BrokerError, ChunkMessage, JobId, JobSpec, JobState, NewJob, OutgoingChunk,
+    PublishMark, Registration, Store, StoreError,
+};
+
+/// Chunks per confirmed batch.
+const BATCH_CHUNKS: usize = 64;
+/// Largest chunk message; RabbitMQ 4.x refuses messages above 16 MiB by default.
+pub(crate) const MAX_CHUNK_BYTES: usize = 16 * 1024 * 1024 - 64 * 1024;
+/// How long the producer keeps retrying an unreachable broker or store before giving up.
+const OUTAGE_PATIENCE: Duration = Duration::from_secs(300);
+
+/// What to produce.
+pub struct ProduceRequest {
+    /// The spec's text, stored with the job.
+    pub spec_text: String,
+    /// The parsed spec.
+    pub spec: JobSpec,
+    /// The job id (new or resumed).
+    pub job: JobId,
+    /// The record source.
+    pub input: Box<dyn BufRead + Send>,
+    /// How the source is named in messages and in the job (file path or `<stdin>`).
+    pub input_name: String,
+    /// Reader options (format resolved).
+    pub reader: ReaderOptions,
+    /// Seconds a finished job's keys are kept.
+    pub retention_secs: u64,
+    /// Called with the number of records published so far.
+    pub on_progress: Box<dyn Fn(u64) + Send>,
+}
+
+/// What a producer run did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProduceReport {
+    /// The job.
+    pub job: JobId,
+    /// Records in the job.
+    pub total_records: u64,
+    /// Chunks in the job.
+    pub total_chunks: u64,
+    /// Chunks published by this run (the rest were published by an earlier run).
+    pub published_now: u64,
+    /// Where a resumed run started.
+    pub resumed_at_chunk: Option<u64>,
+    /// The job's state after publishing.
+    pub state: JobState,
+}
+
+/// Why producing stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProduceError {
+    /// A malformed record; the job is `input_error` and resumable after a fix.
+    #[error("{error}")]
+    Input {
+        /// The reader's error (names file and line).
+        error: InputError,
+        /// Chunks published before it.
+        published_chunks: u64,
+    },
+    /// A resumed run found another input than the one published before.
+    #[error(
+        "input changed since job {job} was started: the records of its first {chunks} published chunks differ; start a new job (without --job-id) or restore the original input"
+    )]
+    InputChanged {
+        /// The job.
+        job: JobId,
+        /// Chunks compared.
+        chunks: u64,
+    },
+    /// A chunk is too large for the broker.
+    #[error(
+        "chunk {chunk} would be {bytes} bytes, above the broker message limit of {limit} bytes; lower chunking.size (records average {avg} bytes)"
+    )]
+    ChunkTooLarge {
+        /// The chunk.
+        chunk: u64,
+        /// Its size.
+        bytes: usize,
+        /// The limit.
+        limit: usize,
+        /// Average bytes per record in it.
+        avg: usize,
+    },
+    /// The broker refused or could not be reached.
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+    /// The store refused or could not be reached.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Registers (or resumes) the job and publishes every chunk not yet confirmed.
+///
+/// # Errors
+/// [`ProduceError`]; the job's state in the store says how to continue.
+pub async fn produce<B: Broker, S: Store>(
+    broker: &B,
+    store: &S,
+    request: ProduceRequest,
+) -> Result<ProduceReport, ProduceError> {
+    let ProduceRequest {
+        spec_text,
+        spec,
+        job,
+        input,
+        input_name,
+        reader,
+        retention_secs,
+        on_progress,
+    } = request;
+    let new_job = NewJob {
+        id: job.clone(),
+        name: spec.name.clone(),
+        spec_toml: spec_text,
+        input: input_name,
+        chunk_size: spec.chunking.size,
+        tolerated_failure_percent: spec.result.tolerated_failure_percent,
+        retention_secs,
+        now_ms: now_ms(),
+    };
+    let registration = patiently("register job", || store.register_job(&new_job)).await?;
+    let mark = match registration {
+        Registration::Created => PublishMark {
+            chunks: 0,
+            records: 0,
+            input_digest: String::new(),
+        },
+        Registration::Resume { state, mark } => {
+            if matches!(state, JobState::Running) || state.is_terminal() {
+                tracing::info!(job.id = %job, state = %state, "job already fully published; nothing to do");
+                let status = store.job_status(&job).await?;
+                let (total_records, total_chunks) =
+                    status.map_or((mark.records, mark.chunks), |s| {
+                        (
+                            s.total.unwrap_or(mark.records),
+                            s.total_chunks.unwrap_or(mark.chunks),
+                        )
+                    });
+                return Ok(ProduceReport {
+                    job,
+                    total_records,
+                    total_chunks,
+                    published_now: 0,
+                    resumed_at_chunk: Some(total_chunks),
+                    state,
+                });
+            }
+            tracing::info!(job.id = %job, chunk = mark.chunks, records = mark.records, "resuming at chunk {}", mark.chunks);
+            mark
+        }
+    };
+    let resumed_at_chunk = (mark.chunks > 0).then_some(mark.chunks);
+    let plan = ReadPlan {
+        job: job.clone(),
+        chunk_size: spec.chunking.size,
+        max_chunk_bytes: MAX_CHUNK_BYTES,
+        skip_chunks: mark.chunks,
+        expected_digest: mark.input_digest.clone(),
+    };
+    let (tx, mut rx) = mpsc::channel(BATCH_CHUNKS * 2);
+    let reading = tokio::task::spawn_blocking(move || {
+        read_chunks(RecordReader::new(input, reader), &plan, &tx);
+    });
+    let mut published = mark.clone();
+    let mut published_now = 0;
+    let mut failure = None;
+    let mut batch: Vec<Prepared> = Vec::with_capacity(BATCH_CHUNKS);
+    loop {
+        let event = rx.recv().await;
+        let mut end = event.is_none();
+        match event {
+            Some(ReadEvent::Chunk(prepared)) => batch.push(prepared),
+            Some(ReadEvent::Bad(error)) => {
+                end = true;
+                failure = Some(Failure::Input(error));
+            }
+            Some(ReadEvent::Changed { chunks }) => {
+                end = true;
+                failure = Some(Failure::Changed(chunks));
+            }
+            Some(ReadEvent::TooLarge { chunk, bytes }) => {
+                end = true;
+                failure = Some(Failure::TooLarge(chunk, bytes));
+            }
+            None => {}
+        }
+        if batch.len() >= BATCH_CHUNKS
+            || (end && !batch.is_empty())
+            || (!batch.is_empty() && rx.is_empty())
+        {
+            publish_batch(broker, store, &job, &mut batch, &mut published).await?;
+            on_progress(published.records);
+        }
+        if end {
+            break;
+        }
+    }
+    drop(rx);
+    let _ = reading.await;
+    published_now += published.chunks - mark.chunks;
+    match failure {
+        Some(Failure::Input(error)) => {
+            let message = error.to_string();
+            patiently("record input error", || {
+                store.record_input_error(&job, &message)
+            })
+            .await?;
+            return Err(ProduceError::Input {
+                error,
+                published_chunks: published.chunks,
+            });
+        }
+        Some(Failure::Changed(chunks)) => return Err(ProduceError::InputChanged { job, chunks }),
+        Some(Failure::TooLarge(chunk, bytes)) => {
+            let records = u64::from(spec.chunking.size).max(1);
+            let avg = bytes / usize::try_from(records).unwrap_or(1);
+            return Err(ProduceError::ChunkTooLarge {
+                chunk,
+                bytes,
+                limit: MAX_CHUNK_BYTES,
+                avg,
+            });
+        }
+        None => {}
+    }
+    let state = patiently("finish publishing", || {
+        store.finish_publishing(&job, published.records, published.chunks, now_ms())
+    })
+    .await?;
+    Ok(ProduceReport {
+        job,
+        total_records: published.records,
+        total_chunks: published.chunks,
+        published_now,
+        resumed_at_chunk,
+        state,
+    })
+}
+
+enum Failure {
+    Input(InputError),
+    Changed(u64),
+    TooLarge(u64, usize),
+}
+
+/// Publishes a batch (retrying through broker outages), then advances the mark.
+async fn publish_batch<B: Broker, S: Store>(
+    broker: &B,
+    store: &S,
+    job: &JobId,
+    batch: &mut Vec<Prepared>,
+    published: &mut PublishMark,
+) -> Result<(), ProduceError> {
+    let Some(last) = batch.last() else {
+        return Ok(());
+    };
+    let next_mark = PublishMark {
+        chunks: last.chunk + 1,
+        records: published.records + batch.iter().map(|p| p.records).sum::<u64>(),
+        input_digest: last.digest.clone(),
+    };
+    let messages: Vec<OutgoingChunk> = batch
+        .drain(..)
+        .map(|p| OutgoingChunk {
+            message_id: ChunkMessage::message_id(job, p.chunk),
+            payload: p.payload,
+        })
+        .collect();
+    let started = Instant::now();
+    let mut attempt = 0u32;
+    loop {
+        match broker.publish_confirmed(messages.clone()).await {
+            Ok(()) => break,
+            Err(BrokerError::Unavailable(e)) if started.elapsed() < OUTAGE_PATIENCE => {
+                let delay = backoff(attempt);
+                tracing::warn!(job.id = %job, attempt, error.message = %e, retry_in_ms = delay.as_millis() as u64, "publish not confirmed; republishing the batch");
+                tokio::time::sleep(delay).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    patiently("record publish mark", || {
+        store.record_published(job, &next_mark)
+    })
+    .await?;
+    *published = next_mark;
+    Ok(())
+}
+
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(200)
+        .saturating_mul(1 << attempt.min(5))
+        .min(Duration::from_secs(5))
+}
+
+/// Retries a store call through outages for a while; other errors end at once.
+async fn patiently<T, F, Fut>(what: &str, mut call: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let started = Instant::now();
+    let mut attempt = 0;
+    loop {
+        match call().await {
+            Err(StoreError::Unavailable(e)) if started.elapsed() < OUTAGE_PATIENCE => {
+                let delay = backoff(attempt);
+                tracing::warn!(attempt, error.message = %e, "{what}: store unavailable; retrying");
+                tokio::time::sleep(delay).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}

@@ -1,0 +1,41 @@
+use volley_core::{JobId, Namespace};
+
+/// The keys of one job. `{id}` is the Redis Cluster hash tag: all of them share a slot.
+pub(crate) struct JobKeys {
+    pub(crate) meta: String,
+    pub(crate) counters: String,
+    pub(crate) chunks: String,
+    pub(crate) results: String,
+}
+
+impl JobKeys {
+    pub(crate) fn new(ns: &Namespace, job: &JobId) -> Self {
+        let base = format!("{ns}:job:{{{job}}}");
+        Self {
+            meta: format!("{base}:meta"),
+            counters: format!("{base}:counters"),
+            chunks: format!("{base}:chunks"),
+            results: format!("{base}:results"),
+        }
+    }
+
+    /// In the order the Lua scripts expect them.
+    pub(crate) fn all(&self) -> [&str; 4] {
+        [&self.meta, &self.counters, &self.chunks, &self.results]
+    }
+}
+
+/// Sorted set of job ids by creation time.
+pub(crate) fn jobs_index(ns: &Namespace) -> String {
+    format!("{ns}:jobs")
+}
+
+/// Sorted set of worker ids by last heartbeat.
+pub(crate) fn workers_index(ns: &Namespace) -> String {
+    format!("{ns}:workers")
+}
+
+/// A worker's last heartbeat, expiring on its own.
+pub(crate) fn worker_key(ns: &Namespace, id: &str) -> String {
+    format!("{ns}:worker:{id}")
+}

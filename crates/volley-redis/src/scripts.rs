@@ -1,0 +1,19 @@
+use redis::Script;
+use std::sync::LazyLock;
+
+const FINISH: &str = include_str!("lua/finish.lua");
+
+fn with_finish(body: &str) -> Script {
+    Script::new(&format!("{FINISH}\n{body}"))
+}
+
+pub(crate) static COMMIT: LazyLock<Script> =
+    LazyLock::new(|| with_finish(include_str!("lua/commit.lua")));
+pub(crate) static FINISH_PUBLISHING: LazyLock<Script> =
+    LazyLock::new(|| with_finish(include_str!("lua/finish_publishing.lua")));
+pub(crate) static REGISTER: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/register.lua")));
+pub(crate) static PUBLISHED: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/published.lua")));
+pub(crate) static INPUT_ERROR: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/input_error.lua")));

@@ -1,0 +1,401 @@
+use crate::conn::{Connections, RedisOptions};
+use crate::keys::{JobKeys, jobs_index, worker_key, workers_index};
+use crate::scripts::{COMMIT, FINISH_PUBLISHING, INPUT_ERROR, PUBLISHED, REGISTER};
+use crate::status::job_status;
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncCommands, RedisError};
+use std::collections::HashMap;
+use std::future::Future;
+use std::ops::Range;
+use std::sync::Arc;
+use volley_core::{
+    ChunkCommit, CommitStatus, JobId, JobState, JobStatus, Namespace, NewJob, PublishMark,
+    Registration, Store, StoreError, WorkerBeat,
+};
+
+/// The job store on Redis. Cheap to clone; clones share one multiplexed connection.
+#[derive(Clone)]
+pub struct RedisStore {
+    ns: Namespace,
+    conns: Arc<Connections>,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("ns", &self.ns)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unavailable(e: &RedisError) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+impl RedisStore {
+    /// A store for `ns`. Connects lazily, on the first command.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] for a URL that cannot be parsed.
+    pub fn new(options: &RedisOptions, ns: Namespace) -> Result<Self, StoreError> {
+        Ok(Self {
+            ns,
+            conns: Arc::new(Connections::new(options)?),
+        })
+    }
+
+    /// The namespace.
+    pub fn namespace(&self) -> &Namespace {
+        &self.ns
+    }
+
+    /// Runs one operation with the shared connection and the command deadline; a broken
+    /// connection is replaced for the next call.
+    async fn run<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = Result<T, RedisError>>,
+    {
+        let conn = self.conns.get().await?;
+        match tokio::time::timeout(self.conns.timeout, op(conn)).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => {
+                if e.is_io_error()
+                    || e.is_timeout()
+                    || e.is_connection_dropped()
+                    || e.is_unrecoverable_error()
+                {
+                    self.conns.discard();
+                }
+                Err(unavailable(&e))
+            }
+            Err(_) => {
+                self.conns.discard();
+                Err(StoreError::Unavailable(format!(
+                    "Redis did not answer within {:?}",
+                    self.conns.timeout
+                )))
+            }
+        }
+    }
+
+    /// Checks the server is reachable and warns about settings that can lose Volley's data:
+    /// an eviction policy other than `noeviction`, and persistence off.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when Redis does not answer.
+    pub async fn check_server(&self) -> Result<Vec<String>, StoreError> {
+        let config: HashMap<String, String> = self
+            .run(|mut c| async move {
+                let policy: HashMap<String, String> = redis::cmd("CONFIG")
+                    .arg("GET")
+                    .arg("maxmemory-policy")
+                    .query_async(&mut c)
+                    .await
+                    .unwrap_or_default();
+                let aof: HashMap<String, String> = redis::cmd("CONFIG")
+                    .arg("GET")
+                    .arg("appendonly")
+                    .query_async(&mut c)
+                    .await
+                    .unwrap_or_default();
+                let _: String = redis::cmd("PING").query_async(&mut c).await?;
+                Ok(policy.into_iter().chain(aof).collect())
+            })
+            .await?;
+        let mut warnings = Vec::new();
+        if let Some(policy) = config.get("maxmemory-policy")
+            && policy != "noeviction"
+        {
+            warnings.push(format!(
+                "Redis maxmemory-policy is '{policy}': Redis may evict job state under memory pressure; set it to 'noeviction'"
+            ));
+        }
+        if config.get("appendonly").is_some_and(|v| v == "no") {
+            warnings.push(
+                "Redis runs without AOF (appendonly no): a Redis restart loses job state; use appendonly yes with appendfsync everysec or always in production".into(),
+            );
+        }
+        Ok(warnings)
+    }
+
+    /// Deletes every key of a job (tests and `volley` clean-up).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn delete_job(&self, job: &JobId) -> Result<(), StoreError> {
+        let keys = JobKeys::new(&self.ns, job);
+        let index = jobs_index(&self.ns);
+        let id = job.to_string();
+        self.run(|mut c| async move {
+            let () = redis::pipe()
+                .del(&keys.all())
+                .ignore()
+                .zrem(&index, &id)
+                .ignore()
+                .query_async(&mut c)
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Deletes every key of the namespace (test clean-up).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn delete_namespace(&self) -> Result<u64, StoreError> {
+        let pattern = format!("{}:*", self.ns);
+        self.run(|mut c| async move {
+            let mut keys: Vec<String> = Vec::new();
+            {
+                let mut iter: redis::AsyncIter<String> = c.scan_match(&pattern).await?;
+                while let Some(k) = iter.next_item().await {
+                    keys.push(k?);
+                }
+            }
+            let n = keys.len() as u64;
+            for batch in keys.chunks(500) {
+                let () = c.del(batch).await?;
+            }
+            Ok(n)
+        })
+        .await
+    }
+}
+
+fn parse_state(text: &str) -> Result<JobState, StoreError> {
+    JobState::parse(text).ok_or_else(|| StoreError::Corrupt(format!("unknown job state '{text}'")))
+}
+
+impl Store for RedisStore {
+    async fn register_job(&self, job: &NewJob) -> Result<Registration, StoreError> {
+        let keys = JobKeys::new(&self.ns, &job.id);
+        let index = jobs_index(&self.ns);
+        let reply: Vec<String> = self
+            .run(|mut c| async move {
+                let reply: Vec<String> = REGISTER
+                    .key(&keys.meta)
+                    .arg(&job.spec_toml)
+                    .arg(&job.name)
+                    .arg(&job.input)
+                    .arg(job.chunk_size)
+                    .arg(job.tolerated_failure_percent)
+                    .arg(job.retention_secs)
+                    .arg(job.now_ms)
+                    .invoke_async(&mut c)
+                    .await?;
+                if reply.first().map(String::as_str) == Some("created") {
+                    let () = c.zadd(&index, job.id.as_str(), job.now_ms).await?;
+                }
+                Ok(reply)
+            })
+            .await?;
+        match reply.first().map(String::as_str) {
+            Some("created") => Ok(Registration::Created),
+            Some("conflict") => Err(StoreError::Conflict(format!(
+                "job {} exists with a different spec; use a new --job-id",
+                job.id
+            ))),
+            Some("resume") if reply.len() == 5 => Ok(Registration::Resume {
+                state: parse_state(&reply[1])?,
+                mark: PublishMark {
+                    chunks: reply[2].parse().unwrap_or(0),
+                    records: reply[3].parse().unwrap_or(0),
+                    input_digest: reply[4].clone(),
+                },
+            }),
+            _ => Err(StoreError::Corrupt(format!("register reply {reply:?}"))),
+        }
+    }
+
+    async fn record_published(&self, job: &JobId, mark: &PublishMark) -> Result<(), StoreError> {
+        let keys = JobKeys::new(&self.ns, job);
+        self.run(|mut c| async move {
+            let _: i64 = PUBLISHED
+                .key(&keys.meta)
+                .arg(mark.chunks)
+                .arg(mark.records)
+                .arg(&mark.input_digest)
+                .invoke_async(&mut c)
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn finish_publishing(
+        &self,
+        job: &JobId,
+        total_records: u64,
+        total_chunks: u64,
+        now_ms: u64,
+    ) -> Result<JobState, StoreError> {
+        let keys = JobKeys::new(&self.ns, job);
+        let state: String = self
+            .run(|mut c| async move {
+                FINISH_PUBLISHING
+                    .key(&keys.all())
+                    .arg(total_records)
+                    .arg(total_chunks)
+                    .arg(now_ms)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        if state == "unknown_job" {
+            return Err(StoreError::Conflict(format!("unknown job {job}")));
+        }
+        parse_state(&state)
+    }
+
+    async fn record_input_error(&self, job: &JobId, message: &str) -> Result<(), StoreError> {
+        let keys = JobKeys::new(&self.ns, job);
+        self.run(|mut c| async move {
+            let _: i64 = INPUT_ERROR
+                .key(&keys.meta)
+                .arg(message)
+                .invoke_async(&mut c)
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn job_spec(&self, job: &JobId) -> Result<Option<String>, StoreError> {
+        let keys = JobKeys::new(&self.ns, job);
+        self.run(|mut c| async move { c.hget(&keys.meta, "spec").await })
+            .await
+    }
+
+    async fn is_committed(&self, job: &JobId, chunk: u64) -> Result<bool, StoreError> {
+        let keys = JobKeys::new(&self.ns, job);
+        let offset = usize::try_from(chunk).unwrap_or(usize::MAX);
+        self.run(|mut c| async move { c.getbit(&keys.chunks, offset).await })
+            .await
+    }
+
+    async fn commit_chunk(&self, commit: &ChunkCommit) -> Result<CommitStatus, StoreError> {
+        let keys = JobKeys::new(&self.ns, &commit.job);
+        let fields = commit.tally.fields();
+        let reply: String = self
+            .run(|mut c| async move {
+                let mut call = COMMIT.key(&keys.all());
+                call.arg(commit.chunk)
+                    .arg(&commit.results[..])
+                    .arg(commit.now_ms)
+                    .arg(fields.len());
+                for (field, delta) in &fields {
+                    call.arg(field).arg(delta);
+                }
+                call.invoke_async(&mut c).await
+            })
+            .await?;
+        match reply.as_str() {
+            "already" => Ok(CommitStatus::AlreadyCommitted),
+            "unknown_job" | "out_of_range" => Ok(CommitStatus::UnknownJob),
+            other => match other.strip_prefix("ok:") {
+                Some(state) => Ok(CommitStatus::Committed(parse_state(state)?)),
+                None => Err(StoreError::Corrupt(format!("commit reply '{other}'"))),
+            },
+        }
+    }
+
+    async fn job_status(&self, job: &JobId) -> Result<Option<JobStatus>, StoreError> {
+        let keys = JobKeys::new(&self.ns, job);
+        let (meta, counters): (HashMap<String, String>, HashMap<String, String>) = self
+            .run(|mut c| async move {
+                redis::pipe()
+                    .hgetall(&keys.meta)
+                    .hgetall(&keys.counters)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        if meta.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(job_status(job.as_str(), &meta, &counters)))
+    }
+
+    async fn list_jobs(&self) -> Result<Vec<JobStatus>, StoreError> {
+        let index = jobs_index(&self.ns);
+        let ids: Vec<String> = self
+            .run(|mut c| async move { c.zrevrange(&index, 0, 199).await })
+            .await?;
+        let mut out = Vec::with_capacity(ids.len());
+        let mut gone = Vec::new();
+        for id in ids {
+            let Ok(job) = JobId::parse(&id) else { continue };
+            match self.job_status(&job).await? {
+                Some(s) => out.push(s),
+                None => gone.push(id),
+            }
+        }
+        if !gone.is_empty() {
+            // Finished jobs expire after their retention; drop them from the index too.
+            let index = jobs_index(&self.ns);
+            self.run(|mut c| async move { c.zrem::<_, _, ()>(&index, &gone).await })
+                .await?;
+        }
+        Ok(out)
+    }
+
+    async fn chunk_results(
+        &self,
+        job: &JobId,
+        chunks: Range<u64>,
+    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        if chunks.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys = JobKeys::new(&self.ns, job);
+        let fields: Vec<u64> = chunks.collect();
+        self.run(|mut c| async move {
+            redis::cmd("HMGET")
+                .arg(&keys.results)
+                .arg(&fields)
+                .query_async(&mut c)
+                .await
+        })
+        .await
+    }
+
+    async fn heartbeat(&self, beat: &WorkerBeat) -> Result<(), StoreError> {
+        let key = worker_key(&self.ns, &beat.id);
+        let index = workers_index(&self.ns);
+        let body = serde_json::to_string(beat).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.run(|mut c| async move {
+            redis::pipe()
+                .set_ex(&key, body, 60)
+                .ignore()
+                .zadd(&index, &beat.id, beat.at_ms)
+                .ignore()
+                .zrembyscore(&index, 0, beat.at_ms.saturating_sub(3_600_000))
+                .ignore()
+                .query_async::<()>(&mut c)
+                .await
+        })
+        .await
+    }
+
+    async fn workers(&self, now_ms: u64, within_ms: u64) -> Result<Vec<WorkerBeat>, StoreError> {
+        let index = workers_index(&self.ns);
+        let since = now_ms.saturating_sub(within_ms);
+        let ids: Vec<String> = self
+            .run(|mut c| async move { c.zrangebyscore(&index, since, "+inf").await })
+            .await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = ids.iter().map(|id| worker_key(&self.ns, id)).collect();
+        let bodies: Vec<Option<String>> = self
+            .run(|mut c| async move { redis::cmd("MGET").arg(&keys).query_async(&mut c).await })
+            .await?;
+        Ok(bodies
+            .into_iter()
+            .flatten()
+            .filter_map(|b| serde_json::from_str(&b).ok())
+            .collect())
+    }
+}

@@ -1,0 +1,213 @@
+//! The life of one delivered chunk: decode, find its job, skip it if already committed, run
+//! its records, commit atomically, and only then ack.
+
+use crate::jobs::{JobCache, JobEntry};
+use crate::state::WorkerState;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use volley_core::time::now_ms;
+use volley_core::{
+    ChunkCommit, ChunkDelivery, ChunkMessage, ChunkTally, CommitStatus, ErrorKind, RecordError,
+    RecordOutcome, Store, encode_chunk_results, run_chunk,
+};
+
+/// What every chunk task shares.
+pub(crate) struct ChunkContext<S> {
+    pub(crate) store: S,
+    pub(crate) jobs: JobCache,
+    pub(crate) state: Arc<WorkerState>,
+    /// Fired when the drain timeout passes: unfinished chunks go back to the queue.
+    pub(crate) abort: CancellationToken,
+}
+
+/// Backoff for store retries: 100 ms doubling to 5 s.
+fn store_backoff(attempt: u32) -> Duration {
+    Duration::from_millis(100)
+        .saturating_mul(1 << attempt.min(6))
+        .min(Duration::from_secs(5))
+}
+
+/// Handles one delivery to the end; never panics on bad input.
+pub(crate) async fn handle_delivery<S: Store, D: ChunkDelivery>(
+    ctx: Arc<ChunkContext<S>>,
+    delivery: D,
+) {
+    let message = match ChunkMessage::decode(delivery.payload()) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!(error.message = %e, bytes = delivery.payload().len(), "poison message: dead-lettering");
+            dead_letter(&ctx, &delivery).await;
+            return;
+        }
+    };
+    let job = message.job.clone();
+    let chunk = message.chunk;
+    let Some(entry) = find_job(&ctx, &message).await else {
+        requeue_or_dead_letter(&ctx, &delivery, &message).await;
+        return;
+    };
+    if delivery.redelivered() && matches!(ctx.store.is_committed(&job, chunk).await, Ok(true)) {
+        ctx.state
+            .chunks_already_committed
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::info!(job.id = %job, chunk, "redelivered chunk already committed; acking without work");
+        ack(&ctx, &delivery, &message).await;
+        return;
+    }
+    let records = message.records.len() as u64;
+    ctx.state.records_held.fetch_add(records, Ordering::Relaxed);
+    let outcomes = match entry.as_ref() {
+        JobEntry::Ready(processor) => {
+            tokio::select! {
+                outcomes = run_chunk(processor.clone(), message.records) => outcomes,
+                () = ctx.abort.cancelled() => None,
+            }
+        }
+        JobEntry::Broken(reason) => Some(broken_outcomes(&message.records, reason)),
+    };
+    let committed = match outcomes {
+        Some(outcomes) => commit(&ctx, &job, chunk, &outcomes).await,
+        None => false,
+    };
+    ctx.state.records_held.fetch_sub(records, Ordering::Relaxed);
+    if committed {
+        ctx.state.records_done.fetch_add(records, Ordering::Relaxed);
+        ack_delivery(&ctx, &delivery, &job.to_string(), chunk).await;
+    } else {
+        tracing::info!(job.id = %job, chunk, "returning unfinished chunk to the queue");
+        let _ = delivery.requeue().await;
+    }
+}
+
+async fn find_job<S: Store>(
+    ctx: &ChunkContext<S>,
+    message: &ChunkMessage,
+) -> Option<Arc<JobEntry>> {
+    let mut attempt = 0;
+    loop {
+        match ctx.jobs.get(&ctx.store, &message.job).await {
+            Ok(found) => return found,
+            Err(e) => {
+                tracing::warn!(job.id = %message.job, error.message = %e, "cannot load job spec; retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(store_backoff(attempt)) => {}
+                    () = ctx.abort.cancelled() => return None,
+                }
+                attempt += 1;
+            }
+        }
+    }
+}
+
+/// Commits until the store gives a definite answer; `false` when the chunk must go back to
+/// the queue instead (drain timeout passed, or the store lost the job).
+async fn commit<S: Store>(
+    ctx: &ChunkContext<S>,
+    job: &volley_core::JobId,
+    chunk: u64,
+    outcomes: &[RecordOutcome],
+) -> bool {
+    let commit = ChunkCommit {
+        job: job.clone(),
+        chunk,
+        results: encode_chunk_results(outcomes),
+        tally: ChunkTally::of(outcomes),
+        now_ms: now_ms(),
+    };
+    let mut attempt = 0;
+    loop {
+        match ctx.store.commit_chunk(&commit).await {
+            Ok(CommitStatus::Committed(state)) => {
+                ctx.state.chunks_committed.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(job.id = %job, chunk, state = %state, "commit.ok");
+                if state.is_terminal() {
+                    tracing::info!(job.id = %job, state = %state, "job finished");
+                }
+                return true;
+            }
+            Ok(CommitStatus::AlreadyCommitted) => {
+                ctx.state
+                    .chunks_already_committed
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::info!(job.id = %job, chunk, "commit.already: another delivery committed this chunk");
+                return true;
+            }
+            Ok(CommitStatus::UnknownJob) => {
+                tracing::error!(job.id = %job, chunk, "store lost state for job (or chunk out of range); not acking");
+                return false;
+            }
+            Err(e) => {
+                ctx.state.commit_retries.fetch_add(1, Ordering::Relaxed);
+                if attempt % 10 == 0 {
+                    tracing::warn!(job.id = %job, chunk, attempt, error.message = %e, "commit failed; retrying, chunk stays unacked");
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(store_backoff(attempt)) => {}
+                    () = ctx.abort.cancelled() => return false,
+                }
+                attempt += 1;
+            }
+        }
+    }
+}
+
+fn broken_outcomes(records: &[volley_core::ChunkRecord], reason: &str) -> Vec<RecordOutcome> {
+    records
+        .iter()
+        .map(|r| RecordOutcome {
+            id: r.id.clone(),
+            line: r.line,
+            status: None,
+            attempts: 0,
+            latency_ms: 0,
+            error: Some(RecordError {
+                kind: ErrorKind::Template,
+                message: format!("job spec cannot run on this worker: {reason}"),
+            }),
+            body: None,
+        })
+        .collect()
+}
+
+async fn requeue_or_dead_letter<S: Store, D: ChunkDelivery>(
+    ctx: &ChunkContext<S>,
+    delivery: &D,
+    message: &ChunkMessage,
+) {
+    if ctx.abort.is_cancelled() {
+        let _ = delivery.requeue().await;
+        return;
+    }
+    tracing::warn!(job.id = %message.job, chunk = message.chunk, "chunk of an unknown job: dead-lettering");
+    dead_letter(ctx, delivery).await;
+}
+
+async fn dead_letter<S, D: ChunkDelivery>(ctx: &ChunkContext<S>, delivery: &D) {
+    ctx.state
+        .chunks_dead_lettered
+        .fetch_add(1, Ordering::Relaxed);
+    if let Err(e) = delivery.dead_letter().await {
+        tracing::warn!(error.message = %e, "dead-lettering failed; the broker will redeliver");
+    }
+}
+
+async fn ack<S, D: ChunkDelivery>(ctx: &ChunkContext<S>, delivery: &D, message: &ChunkMessage) {
+    ack_delivery(ctx, delivery, message.job.as_str(), message.chunk).await;
+}
+
+async fn ack_delivery<S, D: ChunkDelivery>(
+    ctx: &ChunkContext<S>,
+    delivery: &D,
+    job: &str,
+    chunk: u64,
+) {
+    match delivery.ack().await {
+        Ok(true) => tracing::debug!(job.id = %job, chunk, "ack"),
+        Ok(false) | Err(_) => {
+            ctx.state.acks_lost.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(job.id = %job, chunk, "ack not delivered (channel was replaced); the broker will redeliver and the commit absorbs it");
+        }
+    }
+}

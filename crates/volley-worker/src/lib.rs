@@ -1,0 +1,16 @@
+//! Volley's worker: consumes chunk messages, runs their records through the job's HTTP
+//! processor under one per-worker concurrency bound (records of several chunks in flight at
+//! once), commits each chunk to the store in one atomic step, and only then acks it.
+//!
+//! [`run_worker`] is generic over the broker and the store: the `volley-worker` binary runs it
+//! on RabbitMQ and Redis, `volley run` on the in-memory adapters.
+
+mod chunk;
+mod jobs;
+mod options;
+mod run;
+mod state;
+
+pub use options::WorkerOptions;
+pub use run::{WorkerError, WorkerReport, run_worker};
+pub use state::WorkerState;

@@ -1,0 +1,146 @@
+//! `volley-worker`: consumes chunks from RabbitMQ, calls the API, commits to Redis.
+
+use anyhow::Context as _;
+use clap::Parser;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use volley_amqp::{AmqpBroker, AmqpOptions, redact_amqp_url};
+use volley_core::Settings;
+use volley_redis::{RedisOptions, RedisStore, redact_url};
+use volley_worker::{WorkerOptions, run_worker};
+
+/// Consume chunks of Volley jobs and call their APIs.
+#[derive(Debug, Parser)]
+#[command(name = "volley-worker", version)]
+struct Args {
+    /// Requests in flight in this worker, across all jobs (each job is further bounded by
+    /// its concurrency.per_worker).
+    #[arg(long, env = "VOLLEY_CONCURRENCY", default_value_t = 512)]
+    concurrency: usize,
+    /// Chunks held at once (broker prefetch).
+    #[arg(long, env = "VOLLEY_PREFETCH", default_value_t = 8)]
+    prefetch: u16,
+    /// After SIGTERM/SIGINT, how long held chunks may take to finish before they are
+    /// returned to the queue (a second signal stops at once).
+    #[arg(long, env = "VOLLEY_DRAIN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    drain_timeout: Duration,
+    /// Exit 0 once nothing has arrived and nothing is held for this long.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    exit_when_idle: Option<Duration>,
+    /// Address of the health endpoint (GET /health).
+    #[arg(long, env = "VOLLEY_HTTP_ADDR")]
+    http_addr: Option<String>,
+    /// Settings file (TOML): amqp_url, redis_url, namespace, delivery_limit, retention.
+    #[arg(long, env = "VOLLEY_CONFIG")]
+    config: Option<PathBuf>,
+    /// Namespace of queues and keys (overrides VOLLEY_NAMESPACE).
+    #[arg(long)]
+    namespace: Option<String>,
+    /// Worker id in heartbeats and logs (default host-pid-random).
+    #[arg(long)]
+    worker_id: Option<String>,
+}
+
+fn main() -> ExitCode {
+    volley_core::telemetry::init_tracing("info");
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("volley-worker: cannot start the runtime: {e}");
+            return ExitCode::from(70);
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error.message = %e, error.cause_chain = ?e, "worker failed");
+            eprintln!("volley-worker: {e:#}");
+            ExitCode::from(69)
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let settings = Settings::load(
+        args.config.as_deref(),
+        &[("namespace", args.namespace.clone())],
+    )?;
+    let ns = settings.namespace()?;
+    let mut amqp = AmqpOptions::new(settings.amqp_url(), ns.clone());
+    amqp.delivery_limit = settings.delivery_limit;
+    let options = WorkerOptions {
+        concurrency: args.concurrency,
+        prefetch: args.prefetch,
+        drain_timeout: args.drain_timeout,
+        exit_when_idle: args.exit_when_idle,
+        worker_id: args
+            .worker_id
+            .clone()
+            .unwrap_or_else(volley_worker_default_id),
+        ..WorkerOptions::default()
+    };
+    amqp.connection_name = format!("volley-worker {}", options.worker_id);
+    let broker = AmqpBroker::new(amqp);
+    let store = RedisStore::new(&RedisOptions::new(settings.redis_url()), ns.clone())?;
+    for warning in store
+        .check_server()
+        .await
+        .with_context(|| format!("cannot reach Redis at {}", redact_url(settings.redis_url())))?
+    {
+        tracing::warn!("{warning}");
+    }
+    tracing::info!(namespace = %ns, amqp = %redact_amqp_url(settings.amqp_url()), redis = %redact_url(settings.redis_url()), "starting");
+    let shutdown = CancellationToken::new();
+    tokio::spawn(watch_signals(shutdown.clone()));
+    if let Some(addr) = &args.http_addr {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        tokio::spawn(serve_health(listener, shutdown.clone()));
+    }
+    run_worker(broker, store, options, shutdown, None)
+        .await
+        .context("worker could not start")?;
+    Ok(())
+}
+
+fn volley_worker_default_id() -> String {
+    WorkerOptions::default().worker_id
+}
+
+/// First SIGTERM/SIGINT: drain. Second: exit at once (held chunks return to the queue when
+/// the connection closes).
+async fn watch_signals(shutdown: CancellationToken) {
+    let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    else {
+        return;
+    };
+    let mut signals = 0;
+    loop {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        signals += 1;
+        if signals == 1 {
+            tracing::info!("stop signal: no new chunks; draining held chunks");
+            shutdown.cancel();
+        } else {
+            tracing::warn!("second stop signal: exiting now; held chunks return to the queue");
+            std::process::exit(130);
+        }
+    }
+}
+
+async fn serve_health(listener: tokio::net::TcpListener, shutdown: CancellationToken) {
+    let app = axum::Router::new().route("/health", axum::routing::get(|| async { "ok" }));
+    let _ = axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await;
+}

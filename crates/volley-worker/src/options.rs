@@ -1,0 +1,47 @@
+use std::time::Duration;
+
+/// How a worker runs.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// Requests in flight in this process, across all jobs (each job is further bounded by
+    /// its `concurrency.per_worker`).
+    pub concurrency: usize,
+    /// Chunks held (delivered, not yet acked) at once.
+    pub prefetch: u16,
+    /// After a stop signal: how long in-flight chunks may take to finish and commit before
+    /// the rest are returned to the queue.
+    pub drain_timeout: Duration,
+    /// Stop once nothing has arrived and nothing is held for this long.
+    pub exit_when_idle: Option<Duration>,
+    /// How often the heartbeat is written.
+    pub heartbeat_interval: Duration,
+    /// This worker's id (in heartbeats and logs).
+    pub worker_id: String,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        Self {
+            concurrency: 512,
+            prefetch: 8,
+            drain_timeout: Duration::from_secs(30),
+            exit_when_idle: None,
+            heartbeat_interval: Duration::from_secs(5),
+            worker_id: default_worker_id(),
+        }
+    }
+}
+
+/// `host-pid-xxxx`.
+pub(crate) fn default_worker_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "worker".into());
+    let suffix: String = (0..4)
+        .map(|_| fastrand::alphanumeric().to_ascii_lowercase())
+        .collect();
+    format!("{host}-{}-{suffix}", std::process::id())
+}

@@ -1,0 +1,165 @@
+//! The worker's main loop: consume, hand each delivery to its own task, heartbeat, and on
+//! shutdown stop consuming, drain within the timeout, then return what is left.
+
+use crate::chunk::{ChunkContext, handle_delivery};
+use crate::jobs::JobCache;
+use crate::options::WorkerOptions;
+use crate::state::WorkerState;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use volley_core::time::now_ms;
+use volley_core::{
+    Broker, BrokerError, ChunkConsumer, ClientOptions, Store, WorkerBeat, build_client,
+};
+
+/// Why a worker could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WorkerError {
+    /// The broker could not be consumed from.
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+    /// The HTTP client could not be built.
+    #[error("HTTP client: {0}")]
+    Http(String),
+}
+
+/// What a worker did, returned when it stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerReport {
+    /// Chunks committed by this worker.
+    pub chunks_committed: u64,
+    /// Records in those chunks.
+    pub records_done: u64,
+    /// Whether every held chunk finished before the drain timeout.
+    pub drained: bool,
+}
+
+/// Runs a worker until `shutdown` fires (or it has been idle for `exit_when_idle`).
+///
+/// # Errors
+/// [`WorkerError`] when it cannot start; once running it survives broker and store outages.
+pub async fn run_worker<B: Broker, S: Store>(
+    broker: B,
+    store: S,
+    options: WorkerOptions,
+    shutdown: CancellationToken,
+    state: Option<Arc<WorkerState>>,
+) -> Result<WorkerReport, WorkerError> {
+    let client =
+        build_client(&ClientOptions::default()).map_err(|e| WorkerError::Http(e.to_string()))?;
+    let state = state.unwrap_or_else(|| Arc::new(WorkerState::new()));
+    let slots = Arc::new(Semaphore::new(options.concurrency.max(1)));
+    let ctx = Arc::new(ChunkContext {
+        store: store.clone(),
+        jobs: JobCache::new(client, slots),
+        state: state.clone(),
+        abort: CancellationToken::new(),
+    });
+    let mut consumer = broker.consume(options.prefetch).await?;
+    tracing::info!(worker.id = %options.worker_id, concurrency = options.concurrency, prefetch = options.prefetch, "worker consuming");
+    let heartbeat_stop = shutdown.child_token();
+    let heartbeat = tokio::spawn(heartbeat_loop(
+        store,
+        state.clone(),
+        options.clone(),
+        heartbeat_stop.clone(),
+    ));
+    let tracker = TaskTracker::new();
+    let idle_tick = options
+        .exit_when_idle
+        .map_or(Duration::from_secs(3600), |d| {
+            (d / 4).max(Duration::from_millis(20))
+        });
+    let mut ticker = tokio::time::interval(idle_tick);
+    loop {
+        tokio::select! {
+            biased;
+            () = shutdown.cancelled() => break,
+            _ = ticker.tick() => {
+                if let Some(limit) = options.exit_when_idle
+                    && state.idle_for().await >= limit
+                {
+                    tracing::info!(idle_ms = limit.as_millis() as u64, "idle; stopping");
+                    break;
+                }
+            }
+            delivery = consumer.next() => {
+                let Some(delivery) = delivery else { break };
+                state.touch().await;
+                state.chunks_held.fetch_add(1, Ordering::Relaxed);
+                let ctx = ctx.clone();
+                let state = state.clone();
+                tracker.spawn(async move {
+                    handle_delivery(ctx, delivery).await;
+                    state.chunks_held.fetch_sub(1, Ordering::Relaxed);
+                    state.touch().await;
+                });
+            }
+        }
+    }
+    consumer.cancel().await;
+    tracker.close();
+    let held = state.chunks_held.load(Ordering::Relaxed);
+    if held > 0 {
+        tracing::info!(
+            chunks = held,
+            timeout_ms = options.drain_timeout.as_millis() as u64,
+            "draining held chunks"
+        );
+    }
+    let drained = tokio::time::timeout(options.drain_timeout, tracker.wait())
+        .await
+        .is_ok();
+    if !drained {
+        tracing::warn!("drain timeout passed; returning unfinished chunks to the queue");
+        ctx.abort.cancel();
+        tracker.wait().await;
+    }
+    consumer.close().await;
+    heartbeat_stop.cancel();
+    let _ = heartbeat.await;
+    let report = WorkerReport {
+        chunks_committed: state.chunks_committed.load(Ordering::Relaxed),
+        records_done: state.records_done.load(Ordering::Relaxed),
+        drained,
+    };
+    tracing::info!(
+        chunks = report.chunks_committed,
+        records = report.records_done,
+        drained,
+        "worker stopped"
+    );
+    Ok(report)
+}
+
+async fn heartbeat_loop<S: Store>(
+    store: S,
+    state: Arc<WorkerState>,
+    options: WorkerOptions,
+    shutdown: CancellationToken,
+) {
+    let started_ms = now_ms();
+    let mut ticker = tokio::time::interval(options.heartbeat_interval);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        let beat = WorkerBeat {
+            id: options.worker_id.clone(),
+            in_flight: state.records_held.load(Ordering::Relaxed),
+            chunks_held: state.chunks_held.load(Ordering::Relaxed),
+            records_done: state.records_done.load(Ordering::Relaxed),
+            at_ms: now_ms(),
+            started_ms,
+        };
+        if let Err(e) = store.heartbeat(&beat).await {
+            tracing::debug!(error.message = %e, "heartbeat not written");
+        }
+    }
+}

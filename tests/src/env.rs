@@ -1,0 +1,151 @@
+use crate::bins::bin;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use tokio::process::{Child, Command};
+use volley_amqp::{AmqpBroker, AmqpOptions};
+use volley_core::Namespace;
+use volley_core::settings::{DEFAULT_AMQP_URL, DEFAULT_REDIS_URL};
+use volley_mockapi::{MockConfig, MockServer};
+use volley_redis::{RedisOptions, RedisStore};
+
+/// One test's world: namespace, mock API, scratch directory.
+pub struct TestEnv {
+    pub ns: Namespace,
+    pub mock: MockServer,
+    pub dir: PathBuf,
+    pub amqp_url: String,
+    pub redis_url: String,
+}
+
+impl TestEnv {
+    pub async fn new() -> anyhow::Result<Self> {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let ns = Namespace::parse(&format!("t-{}", &id[..12])).map_err(anyhow::Error::msg)?;
+        let mock = MockServer::start("127.0.0.1:0", MockConfig { track_ids: true }).await?;
+        let dir = std::env::temp_dir().join(format!("volley-{ns}"));
+        std::fs::create_dir_all(&dir)?;
+        Ok(Self {
+            ns,
+            mock,
+            dir,
+            amqp_url: std::env::var("VOLLEY_AMQP_URL").unwrap_or_else(|_| DEFAULT_AMQP_URL.into()),
+            redis_url: std::env::var("VOLLEY_REDIS_URL")
+                .unwrap_or_else(|_| DEFAULT_REDIS_URL.into()),
+        })
+    }
+
+    /// Environment for child processes.
+    pub fn envs(&self) -> Vec<(String, String)> {
+        vec![
+            ("VOLLEY_NAMESPACE".into(), self.ns.to_string()),
+            ("VOLLEY_AMQP_URL".into(), self.amqp_url.clone()),
+            ("VOLLEY_REDIS_URL".into(), self.redis_url.clone()),
+            ("RUST_LOG".into(), "info".into()),
+        ]
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    pub fn store(&self) -> anyhow::Result<RedisStore> {
+        Ok(RedisStore::new(
+            &RedisOptions::new(&self.redis_url),
+            self.ns.clone(),
+        )?)
+    }
+
+    pub fn broker(&self) -> AmqpBroker {
+        AmqpBroker::new(AmqpOptions::new(&self.amqp_url, self.ns.clone()))
+    }
+
+    /// Writes a spec calling the mock API; `extra` is appended verbatim.
+    pub fn write_spec(&self, name: &str, url_path: &str, extra: &str) -> anyhow::Result<PathBuf> {
+        let text = format!(
+            "name = \"{name}\"\n{extra}\n[request]\nurl = \"{}{url_path}\"\ntimeout = \"5s\"\n",
+            self.mock.base_url()
+        );
+        let path = self.path(&format!("{name}.toml"));
+        std::fs::write(&path, text)?;
+        Ok(path)
+    }
+
+    pub fn command(&self, name: &str) -> Command {
+        let mut cmd = Command::new(bin(name));
+        cmd.envs(self.envs()).kill_on_drop(true);
+        cmd
+    }
+
+    pub async fn run(&self, name: &str, args: &[&str]) -> anyhow::Result<Output> {
+        Ok(self.command(name).args(args).output().await?)
+    }
+
+    /// Starts a worker process logging to a file in the scratch directory.
+    pub fn spawn_worker(&self, label: &str, args: &[&str]) -> anyhow::Result<Child> {
+        let log = std::fs::File::create(self.path(&format!("{label}.log")))?;
+        Ok(self
+            .command("volley-worker")
+            .args(["--worker-id", label])
+            .args(args)
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?)
+    }
+
+    /// Runs the producer; returns the job id it printed.
+    pub async fn produce(
+        &self,
+        spec: &Path,
+        input: &Path,
+        extra: &[&str],
+    ) -> anyhow::Result<String> {
+        let mut args = vec!["--spec", path_str(spec)?, "--input", path_str(input)?];
+        args.extend_from_slice(extra);
+        let out = self.run("volley-producer", &args).await?;
+        anyhow::ensure!(
+            out.status.success(),
+            "producer failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(String::from_utf8(out.stdout)?.trim().to_string())
+    }
+
+    /// Deletes the namespace's queues and keys.
+    pub async fn cleanup(&self) -> anyhow::Result<()> {
+        self.broker().delete_topology().await?;
+        self.store()?.delete_namespace().await?;
+        let _ = std::fs::remove_dir_all(&self.dir);
+        Ok(())
+    }
+}
+
+pub fn path_str(path: &Path) -> anyhow::Result<&str> {
+    path.to_str()
+        .ok_or_else(|| anyhow::anyhow!("non-UTF-8 path"))
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        // Runs even when the test panicked, so a failing test leaves nothing behind.
+        let broker = self.broker();
+        let store = self.store().ok();
+        let dir = self.dir.clone();
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                let _ = broker.delete_topology().await;
+                if let Some(store) = store {
+                    let _ = store.delete_namespace().await;
+                }
+            });
+            let _ = std::fs::remove_dir_all(dir);
+        })
+        .join();
+    }
+}

@@ -1,0 +1,13 @@
+//! The test kit: a [`TestEnv`] per test with its own namespace (queues and key prefix), a mock
+//! API on `127.0.0.1:0`, a scratch directory, and helpers to run the real binaries against the
+//! machine's RabbitMQ and Redis. Dropping the env deletes its queues and keys.
+
+#![allow(missing_docs, unreachable_pub)]
+
+mod bins;
+mod env;
+mod records;
+
+pub use bins::{bin, run_bin};
+pub use env::TestEnv;
+pub use records::{ResultsCheck, check_results, write_jsonl};
