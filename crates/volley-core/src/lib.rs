@@ -5,6 +5,7 @@
 
 mod broker;
 mod chunk;
+pub mod failpoint;
 mod http;
 pub mod input;
 mod job;

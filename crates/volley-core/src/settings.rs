@@ -60,11 +60,20 @@ impl Settings {
         if let Some(path) = file {
             builder = builder.add_source(config::File::from(path).required(true));
         }
+        // Only the settings' own variables: VOLLEY_* is also used by flags (VOLLEY_PREFETCH),
+        // logging and tests, which must not be read as unknown settings.
+        let known: std::collections::HashMap<String, String> = std::env::vars()
+            .filter(|(k, v)| {
+                KEYS.iter()
+                    .any(|key| k == &format!("VOLLEY_{}", key.to_uppercase()))
+                    && !v.is_empty()
+            })
+            .collect();
         builder = builder.add_source(
             config::Environment::with_prefix("VOLLEY")
                 .prefix_separator("_")
                 .separator("__")
-                .ignore_empty(true),
+                .source(Some(known)),
         );
         for (key, value) in overrides {
             builder = builder
@@ -111,6 +120,15 @@ impl Settings {
         self.redis_url.expose_secret()
     }
 }
+
+/// The settings' keys.
+const KEYS: &[&str] = &[
+    "amqp_url",
+    "redis_url",
+    "namespace",
+    "delivery_limit",
+    "retention",
+];
 
 /// The environment variable names of the settings, for the README and `--help`.
 pub const ENVIRONMENT: &[&str] = &[

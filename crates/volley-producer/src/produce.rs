@@ -296,6 +296,7 @@ async fn publish_batch<B: Broker, S: Store>(
     })
     .await?;
     *published = next_mark;
+    volley_core::failpoint::abort_when_reached("producer_abort_after_chunks", published.chunks);
     Ok(())
 }
 

@@ -48,7 +48,9 @@ pub(crate) fn read_chunks(
     let mut digest = InputDigest::default();
     let mut index: u64 = 0;
     let mut chunk = 0u64;
-    let mut encoder = ChunkEncoder::new(&plan.job, 0, 16 * 1024);
+    // Created at the first record to encode, so a resumed run numbers its chunks from the
+    // resume point.
+    let mut encoder: Option<ChunkEncoder> = None;
     for record in records {
         let record = match record {
             Ok(r) => r,
@@ -70,19 +72,17 @@ pub(crate) fn read_chunks(
             }
             continue;
         }
-        encoder.push(&record.id, record.line, &record.data);
-        if encoder.byte_len() > plan.max_chunk_bytes {
+        let current = encoder.get_or_insert_with(|| ChunkEncoder::new(&plan.job, chunk, 16 * 1024));
+        current.push(&record.id, record.line, &record.data);
+        if current.byte_len() > plan.max_chunk_bytes {
             let _ = tx.blocking_send(ReadEvent::TooLarge {
                 chunk,
-                bytes: encoder.byte_len(),
+                bytes: current.byte_len(),
             });
             return;
         }
         if chunk_done {
-            let full = std::mem::replace(
-                &mut encoder,
-                ChunkEncoder::new(&plan.job, chunk + 1, 16 * 1024),
-            );
+            let Some(full) = encoder.take() else { continue };
             let event = ReadEvent::Chunk(Prepared {
                 chunk,
                 records: u64::from(full.len()),
@@ -106,12 +106,12 @@ pub(crate) fn read_chunks(
         }
         return;
     }
-    if !encoder.is_empty() {
-        let records = u64::from(encoder.len());
+    if let Some(last) = encoder.filter(|e| !e.is_empty()) {
+        let records = u64::from(last.len());
         let _ = tx.blocking_send(ReadEvent::Chunk(Prepared {
             chunk,
             records,
-            payload: encoder.finish(),
+            payload: last.finish(),
             digest: digest.hex(),
         }));
     }

@@ -74,6 +74,10 @@ pub(crate) async fn handle_delivery<S: Store, D: ChunkDelivery>(
     ctx.state.records_held.fetch_sub(records, Ordering::Relaxed);
     if committed {
         ctx.state.records_done.fetch_add(records, Ordering::Relaxed);
+        volley_core::failpoint::abort_when_reached(
+            "worker_abort_after_commits",
+            ctx.state.chunks_committed.load(Ordering::Relaxed),
+        );
         ack_delivery(&ctx, &delivery, &job.to_string(), chunk).await;
     } else {
         tracing::info!(job.id = %job, chunk, "returning unfinished chunk to the queue");

@@ -1,1 +1,8 @@
-//! The end-to-end suite: one test binary, one module per area.
+//! The end-to-end suite: one test binary, one module per area. Every test talks to the real
+//! RabbitMQ and Redis in a namespace of its own and cleans up after itself.
+
+mod contract;
+mod embedded;
+mod fleet;
+mod input;
+mod support;

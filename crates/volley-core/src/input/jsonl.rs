@@ -82,6 +82,11 @@ impl<R: BufRead> JsonlReader<R> {
                 format!("expected a JSON object, found {}", kind_of(first)),
             ));
         }
+        // Skipped fields are not depth-checked by serde_json, but the worker decodes whole
+        // records, so a record it could not decode is refused here, not in the chunk.
+        if nesting_depth(text.as_bytes()) > MAX_DEPTH {
+            return Err(self.error(None, format!("nesting deeper than {MAX_DEPTH} levels")));
+        }
         let mut de = serde_json::Deserializer::from_str(text);
         let probe = ObjectProbe {
             id_field: &self.options.id_field,
@@ -121,4 +126,33 @@ impl<R: BufRead> JsonlReader<R> {
             data: text.to_string(),
         })
     }
+}
+
+/// serde_json's default recursion limit, which the worker's decoder applies.
+const MAX_DEPTH: usize = 128;
+
+/// The deepest nesting of arrays and objects, ignoring brackets inside strings.
+fn nesting_depth(bytes: &[u8]) -> usize {
+    let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &b in bytes {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
 }

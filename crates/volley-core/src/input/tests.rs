@@ -35,7 +35,7 @@ fn jsonl_errors_name_file_line_and_column() {
     assert_eq!(got.len(), 2, "the reader stops at the first error");
     assert_eq!(
         got[1].as_ref().unwrap_err(),
-        "in.jsonl:2:9: EOF while parsing an object"
+        "in.jsonl:2:9: EOF while parsing a value"
     );
     let arr = read_all(InputFormat::Jsonl, b"[1,2]\n");
     assert_eq!(
@@ -121,7 +121,7 @@ fn deep_nesting_is_an_error_not_a_crash() {
     };
     let got: Vec<_> = RecordReader::new(line.as_bytes(), o).collect();
     let err = got[0].as_ref().unwrap_err().to_string();
-    assert!(err.contains("recursion limit exceeded"), "{err}");
+    assert_eq!(err, "in.jsonl:1: nesting deeper than 128 levels");
 }
 
 #[test]

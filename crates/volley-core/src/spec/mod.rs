@@ -57,7 +57,9 @@ impl JobSpec {
             } else {
                 path
             };
-            SpecError::new(key, e.inner().to_string())
+            let message = e.inner().to_string();
+            let first = message.lines().next().unwrap_or_default().to_string();
+            SpecError::new(key, first)
         })?;
         spec.validate()?;
         Ok(spec)

@@ -76,9 +76,15 @@ fn bad_duration_names_key_and_value() {
 #[test]
 fn unknown_keys_are_refused_with_their_section() {
     let e = err(&MINIMAL.replace("[request]", "[request]\nretries = 3"));
-    assert!(e.starts_with("request: unknown field `retries`"), "{e}");
+    assert!(
+        e.starts_with("request.retries: unknown field `retries`"),
+        "{e}"
+    );
     let e = err(&format!("{MINIMAL}\n[retry]\nmax_atempts = 3\n"));
-    assert!(e.starts_with("retry: unknown field `max_atempts`"), "{e}");
+    assert!(
+        e.starts_with("retry.max_atempts: unknown field `max_atempts`"),
+        "{e}"
+    );
     let e = err(&format!("colour = 1\n{MINIMAL}"));
     assert!(
         e.starts_with("spec: unknown field `colour`") || e.contains("colour"),

@@ -45,7 +45,7 @@ fn path_values_are_one_encoded_segment() {
             format!("https://api.example.com:8443/v1/users/{encoded}/x"),
             "{value}"
         );
-        let parsed = url::Url::parse(&url).unwrap();
+        let parsed = ::url::Url::parse(&url).unwrap();
         assert_eq!(parsed.host_str(), Some("api.example.com"));
         assert_eq!(parsed.port(), Some(8443));
         assert_eq!(parsed.path_segments().unwrap().count(), 4, "{value}");
@@ -156,9 +156,10 @@ fn body_keeps_types_for_exact_placeholders_and_cannot_be_injected() {
         line: 1,
         data: &Map::new(),
     });
+    // Object keys render in sorted order: the first missing field met is the one in "greeting".
     assert_eq!(
         missing.unwrap_err(),
-        TemplateError::MissingField("n".into())
+        TemplateError::MissingField("name".into())
     );
 }
 

@@ -1,0 +1,34 @@
+//! Failpoints for the fault tests: `VOLLEY_FAILPOINTS="name=value;other=value"` arms a named
+//! point in a process. Unset (production), every check is one relaxed atomic load after the
+//! first.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+fn points() -> &'static HashMap<String, String> {
+    static POINTS: OnceLock<HashMap<String, String>> = OnceLock::new();
+    POINTS.get_or_init(|| {
+        std::env::var("VOLLEY_FAILPOINTS")
+            .unwrap_or_default()
+            .split(';')
+            .filter_map(|p| p.split_once('='))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect()
+    })
+}
+
+/// The value a failpoint is armed with, if any.
+pub fn armed(name: &str) -> Option<&'static str> {
+    points().get(name).map(String::as_str)
+}
+
+/// Aborts the process (like `kill -9`: no clean-up, no flush) when `name` is armed with a
+/// number that `progress` has reached.
+pub fn abort_when_reached(name: &str, progress: u64) {
+    if let Some(limit) = armed(name).and_then(|v| v.parse::<u64>().ok())
+        && progress >= limit
+    {
+        eprintln!("failpoint {name} reached at {progress}: aborting");
+        std::process::abort();
+    }
+}

@@ -1,0 +1,304 @@
+//! One contract for the store and one for the broker, run against the in-memory adapters and
+//! the real Redis and RabbitMQ: the embedded default must behave as the fleet does.
+
+use std::time::Duration;
+use volley_core::memory::{MemoryBroker, MemoryStore};
+use volley_core::{
+    Broker, ChunkCommit, ChunkConsumer, ChunkDelivery, ChunkTally, CommitStatus, ErrorKind, JobId,
+    JobState, NewJob, OutgoingChunk, PublishMark, RecordError, RecordOutcome, Registration, Store,
+    StoreError, WorkerBeat, encode_chunk_results,
+};
+use volley_tests::TestEnv;
+
+fn new_job(id: &JobId, spec: &str, tolerated: f64) -> NewJob {
+    NewJob {
+        id: id.clone(),
+        name: "contract".into(),
+        spec_toml: spec.into(),
+        input: "in.jsonl".into(),
+        chunk_size: 2,
+        tolerated_failure_percent: tolerated,
+        retention_secs: 3600,
+        now_ms: 1_000,
+    }
+}
+
+fn outcome(id: &str, status: u16, failed: bool) -> RecordOutcome {
+    RecordOutcome {
+        id: id.into(),
+        line: 1,
+        status: Some(status),
+        attempts: if failed { 3 } else { 1 },
+        latency_ms: 12,
+        error: failed.then(|| RecordError {
+            kind: ErrorKind::Status,
+            message: format!("HTTP {status}"),
+        }),
+        body: None,
+    }
+}
+
+fn commit(job: &JobId, chunk: u64, outcomes: &[RecordOutcome]) -> ChunkCommit {
+    ChunkCommit {
+        job: job.clone(),
+        chunk,
+        results: encode_chunk_results(outcomes),
+        tally: ChunkTally::of(outcomes),
+        now_ms: 2_000 + chunk,
+    }
+}
+
+async fn store_contract<S: Store>(store: S) -> anyhow::Result<()> {
+    let job = JobId::parse("contract-job-1").map_err(anyhow::Error::msg)?;
+    assert_eq!(
+        store.register_job(&new_job(&job, "spec-a", 0.0)).await?,
+        Registration::Created
+    );
+    assert!(matches!(
+        store.register_job(&new_job(&job, "spec-b", 0.0)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let mark = PublishMark {
+        chunks: 1,
+        records: 2,
+        input_digest: "d1".into(),
+    };
+    store.record_published(&job, &mark).await?;
+    assert_eq!(
+        store.register_job(&new_job(&job, "spec-a", 0.0)).await?,
+        Registration::Resume {
+            state: JobState::Publishing,
+            mark: mark.clone()
+        }
+    );
+    assert_eq!(store.job_spec(&job).await?.as_deref(), Some("spec-a"));
+
+    // The commit is applied once: a second commit of the same chunk changes nothing.
+    let first = [outcome("a", 200, false), outcome("b", 503, true)];
+    assert_eq!(
+        store.commit_chunk(&commit(&job, 0, &first)).await?,
+        CommitStatus::Committed(JobState::Publishing)
+    );
+    let before = store.job_status(&job).await?.expect("status");
+    assert_eq!(
+        store.commit_chunk(&commit(&job, 0, &first)).await?,
+        CommitStatus::AlreadyCommitted
+    );
+    let after = store.job_status(&job).await?.expect("status");
+    assert_eq!(
+        before, after,
+        "a redelivered commit must not change any counter"
+    );
+    assert_eq!(
+        (
+            after.done,
+            after.ok,
+            after.failed,
+            after.retries,
+            after.chunks_done
+        ),
+        (2, 1, 1, 2, 1)
+    );
+    assert_eq!(after.by_status.get("503"), Some(&1));
+    assert_eq!(after.by_error.get("status"), Some(&1));
+    assert!(store.is_committed(&job, 0).await?);
+    assert!(!store.is_committed(&job, 1).await?);
+
+    // Totals declared, last chunk committed: the job ends, beyond its tolerance here.
+    assert_eq!(
+        store.finish_publishing(&job, 3, 2, 3_000).await?,
+        JobState::Running
+    );
+    let last = [outcome("c", 200, false)];
+    assert_eq!(
+        store.commit_chunk(&commit(&job, 1, &last)).await?,
+        CommitStatus::Committed(JobState::Failed)
+    );
+    let done = store.job_status(&job).await?.expect("status");
+    assert_eq!(
+        (done.state.as_str(), done.total, done.done),
+        ("failed", Some(3), 3)
+    );
+    let results = store.chunk_results(&job, 0..3).await?;
+    assert_eq!(results.len(), 3);
+    assert_eq!(
+        results[0].as_deref(),
+        Some(&encode_chunk_results(&first)[..])
+    );
+    assert!(results[2].is_none());
+
+    // Chunks of unknown jobs are refused.
+    let ghost = JobId::parse("no-such-job").map_err(anyhow::Error::msg)?;
+    assert_eq!(
+        store.commit_chunk(&commit(&ghost, 0, &last)).await?,
+        CommitStatus::UnknownJob
+    );
+    assert!(store.job_status(&ghost).await?.is_none());
+
+    // Within tolerance, and the empty job.
+    let tolerant = JobId::parse("contract-job-2").map_err(anyhow::Error::msg)?;
+    store
+        .register_job(&new_job(&tolerant, "spec", 50.0))
+        .await?;
+    store.commit_chunk(&commit(&tolerant, 0, &first)).await?;
+    assert_eq!(
+        store.finish_publishing(&tolerant, 2, 1, 4_000).await?,
+        JobState::CompletedWithFailures
+    );
+    let empty = JobId::parse("contract-job-3").map_err(anyhow::Error::msg)?;
+    store.register_job(&new_job(&empty, "spec", 0.0)).await?;
+    assert_eq!(
+        store.finish_publishing(&empty, 0, 0, 4_000).await?,
+        JobState::Completed
+    );
+
+    // Input errors are recorded and cleared by progress.
+    let halted = JobId::parse("contract-job-4").map_err(anyhow::Error::msg)?;
+    store.register_job(&new_job(&halted, "spec", 0.0)).await?;
+    store.record_input_error(&halted, "in.jsonl:7: bad").await?;
+    let s = store.job_status(&halted).await?.expect("status");
+    assert_eq!(
+        (s.state.as_str(), s.error.as_deref()),
+        ("input_error", Some("in.jsonl:7: bad"))
+    );
+    store.record_published(&halted, &mark).await?;
+    assert_eq!(
+        store.job_status(&halted).await?.expect("status").state,
+        "publishing"
+    );
+
+    let listed: Vec<String> = store
+        .list_jobs()
+        .await?
+        .into_iter()
+        .map(|j| j.job)
+        .collect();
+    for id in [
+        "contract-job-1",
+        "contract-job-2",
+        "contract-job-3",
+        "contract-job-4",
+    ] {
+        assert!(listed.contains(&id.to_string()), "{id} not in {listed:?}");
+    }
+    let beat = WorkerBeat {
+        id: "w1".into(),
+        in_flight: 3,
+        chunks_held: 1,
+        records_done: 9,
+        at_ms: 10_000,
+        started_ms: 1,
+    };
+    store.heartbeat(&beat).await?;
+    assert_eq!(store.workers(10_500, 1_000).await?, vec![beat]);
+    assert!(store.workers(20_000, 1_000).await?.is_empty());
+    Ok(())
+}
+
+fn chunk(i: u32) -> OutgoingChunk {
+    OutgoingChunk {
+        message_id: format!("m:{i}"),
+        payload: format!("payload-{i}").into_bytes(),
+    }
+}
+
+async fn next_within<C: ChunkConsumer>(consumer: &mut C, ms: u64) -> Option<C::Delivery> {
+    tokio::time::timeout(Duration::from_millis(ms), consumer.next())
+        .await
+        .ok()
+        .flatten()
+}
+
+async fn broker_contract<B: Broker, F, Fut>(broker: B, dead_count: F) -> anyhow::Result<()>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<u64>>,
+{
+    broker
+        .publish_confirmed(vec![chunk(1), chunk(2), chunk(3)])
+        .await?;
+    let mut consumer = broker.consume(2).await?;
+    let d1 = next_within(&mut consumer, 5_000)
+        .await
+        .expect("first delivery");
+    let d2 = next_within(&mut consumer, 5_000)
+        .await
+        .expect("second delivery");
+    assert_eq!(
+        (d1.payload(), d2.payload()),
+        (&b"payload-1"[..], &b"payload-2"[..])
+    );
+    assert!(!d1.redelivered());
+    assert!(
+        next_within(&mut consumer, 300).await.is_none(),
+        "prefetch 2 must hold back the third"
+    );
+    assert!(d1.ack().await?);
+    let d3 = next_within(&mut consumer, 5_000)
+        .await
+        .expect("third after an ack");
+    assert_eq!(d3.payload(), b"payload-3");
+    // A requeued message comes back marked as redelivered.
+    assert!(d2.requeue().await?);
+    let again = next_within(&mut consumer, 5_000)
+        .await
+        .expect("requeued delivery");
+    assert_eq!(again.payload(), b"payload-2");
+    assert!(again.redelivered());
+    // A dead-lettered message leaves the queue for the dead-letter queue.
+    assert!(d3.dead_letter().await?);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while dead_count().await? < 1 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(dead_count().await?, 1);
+    // Unsettled when the consumer goes away: delivered again to the next consumer.
+    drop(again);
+    consumer.close().await;
+    let mut second = broker.consume(2).await?;
+    let back = next_within(&mut second, 5_000)
+        .await
+        .expect("unsettled message comes back");
+    assert_eq!(back.payload(), b"payload-2");
+    assert!(back.ack().await?);
+    assert!(
+        next_within(&mut second, 300).await.is_none(),
+        "acked messages never come back"
+    );
+    second.close().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn memory_store_meets_the_store_contract() -> anyhow::Result<()> {
+    store_contract(MemoryStore::new()).await
+}
+
+#[tokio::test]
+async fn redis_store_meets_the_store_contract() -> anyhow::Result<()> {
+    let env = TestEnv::new().await?;
+    store_contract(env.store()?).await
+}
+
+#[tokio::test]
+async fn memory_broker_meets_the_broker_contract() -> anyhow::Result<()> {
+    let broker = MemoryBroker::new();
+    let probe = broker.clone();
+    broker_contract(broker, move || {
+        let n = probe.dead_letters().len() as u64;
+        async move { Ok(n) }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn rabbitmq_broker_meets_the_broker_contract() -> anyhow::Result<()> {
+    let env = TestEnv::new().await?;
+    let broker = env.broker();
+    let probe = env.broker();
+    broker_contract(broker, move || {
+        let probe = probe.clone();
+        async move { Ok(u64::from(probe.queue_counts().await?.dead)) }
+    })
+    .await
+}

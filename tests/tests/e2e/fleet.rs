@@ -1,0 +1,271 @@
+//! The fleet path: volley-producer → RabbitMQ → volley-worker processes → Redis → volley.
+
+use crate::support::{describe, export, wait_exit, wait_for_job};
+use std::time::Duration;
+use volley_core::Store;
+use volley_tests::{TestEnv, check_results, write_jsonl};
+
+const BODY_NONE: &str = "[result]\nbody = \"none\"\n[concurrency]\nper_worker = 64\n";
+
+#[tokio::test]
+async fn ten_thousand_records_through_two_workers_are_each_accounted_once() -> anyhow::Result<()> {
+    let env = TestEnv::new().await?;
+    let input = env.path("records.jsonl");
+    let ids = write_jsonl(&input, 10_000)?;
+    let spec = env.write_spec(
+        "fleet",
+        "/users/{id}?delay_ms=2",
+        "[result]\nselect = [\"/id\", \"/email\"]\n",
+    )?;
+    let mut w1 = env.spawn_worker("w1", &["--exit-when-idle", "3s"])?;
+    let mut w2 = env.spawn_worker("w2", &["--exit-when-idle", "3s"])?;
+    let job = env.produce(&spec, &input, &[]).await?;
+    let fin = wait_for_job(&env, &job).await?;
+    assert_eq!(fin.code, 0, "status --wait exit code: {}", fin.json);
+    assert_eq!(fin.state(), "completed");
+    assert_eq!(fin.json["job"], job.as_str());
+    assert_eq!(
+        (
+            fin.u64("total"),
+            fin.u64("done"),
+            fin.u64("ok"),
+            fin.u64("failed")
+        ),
+        (10_000, 10_000, 10_000, 0)
+    );
+    let results = check_results(&export(&env, &job, &[]).await?, &ids)?;
+    assert_eq!(results.ok(), 10_000);
+    let sample = results
+        .lines
+        .iter()
+        .find(|l| l.id == "r004242")
+        .expect("r004242 exported");
+    assert_eq!(sample.status, Some(200));
+    assert_eq!(sample.line, 4243);
+    assert_eq!(
+        sample.body.as_ref().and_then(|b| b["id"].as_str()),
+        Some("r004242")
+    );
+    assert_eq!(
+        env.mock.stats().requests,
+        10_000,
+        "the API saw one request per record"
+    );
+    assert!(wait_exit(&mut w1, Duration::from_secs(30)).await?.success());
+    assert!(wait_exit(&mut w2, Duration::from_secs(30)).await?.success());
+    let w1_log = std::fs::read_to_string(env.path("w1.log"))?;
+    let w2_log = std::fs::read_to_string(env.path("w2.log"))?;
+    assert!(w1_log.contains("worker stopped") && w2_log.contains("worker stopped"));
+    let counts = env.broker().queue_counts().await?;
+    assert_eq!((counts.chunks_ready, counts.dead), (0, 0));
+    Ok(())
+}
+
+#[tokio::test]
+async fn redelivered_committed_chunk_changes_no_counter_and_calls_no_api() -> anyhow::Result<()> {
+    let env = TestEnv::new().await?;
+    let input = env.path("records.jsonl");
+    let ids = write_jsonl(&input, 1_000)?;
+    let spec = env.write_spec("redeliver", "/users/{id}", BODY_NONE)?;
+    let job = env.produce(&spec, &input, &[]).await?;
+    // This worker commits its third chunk, then dies before acking it (as kill -9 would).
+    let mut cmd = env.command("volley-worker");
+    let doomed_log = std::fs::File::create(env.path("doomed.log"))?;
+    cmd.args(["--worker-id", "doomed", "--prefetch", "1"])
+        .env("VOLLEY_FAILPOINTS", "worker_abort_after_commits=3")
+        .stderr(doomed_log);
+    let mut doomed = cmd.spawn()?;
+    let status = wait_exit(&mut doomed, Duration::from_secs(60)).await?;
+    assert!(!status.success(), "the failpoint aborts the worker");
+    let before = env
+        .store()?
+        .job_status(&volley_core::JobId::parse(&job).map_err(anyhow::Error::msg)?)
+        .await?
+        .expect("job");
+    assert_eq!(
+        before.chunks_done, 3,
+        "three chunks committed before the abort"
+    );
+    // The survivor gets the committed-but-unacked chunk back and acks it without work.
+    let mut survivor = env.spawn_worker("survivor", &["--exit-when-idle", "2s"])?;
+    let fin = wait_for_job(&env, &job).await?;
+    assert_eq!(
+        (fin.code, fin.u64("done"), fin.u64("ok")),
+        (0, 1_000, 1_000)
+    );
+    assert_eq!(fin.u64("chunks_done"), 10);
+    check_results(&export(&env, &job, &[]).await?, &ids)?;
+    assert_eq!(
+        env.mock.stats().requests,
+        1_000,
+        "the redelivered chunk made no HTTP call"
+    );
+    assert!(
+        wait_exit(&mut survivor, Duration::from_secs(30))
+            .await?
+            .success()
+    );
+    let log = std::fs::read_to_string(env.path("survivor.log"))?;
+    assert!(
+        log.contains("redelivered chunk already committed"),
+        "survivor log:\n{log}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn producer_killed_half_way_resumes_without_publishing_a_chunk_twice() -> anyhow::Result<()> {
+    let env = TestEnv::new().await?;
+    let input = env.path("records.jsonl");
+    let ids = write_jsonl(&input, 20_000)?;
+    let spec = env.write_spec("resume", "/users/{id}", BODY_NONE)?;
+    let spec_s = spec.to_str().unwrap_or_default();
+    let input_s = input.to_str().unwrap_or_default();
+    let killed = env
+        .command("volley-producer")
+        .args([
+            "--spec",
+            spec_s,
+            "--input",
+            input_s,
+            "--job-id",
+            "resume-me",
+        ])
+        .env("VOLLEY_FAILPOINTS", "producer_abort_after_chunks=50")
+        .output()
+        .await?;
+    assert!(
+        !killed.status.success(),
+        "the failpoint aborts the producer: {}",
+        describe(&killed)
+    );
+    let store = env.store()?;
+    let job = volley_core::JobId::parse("resume-me").map_err(anyhow::Error::msg)?;
+    let half = store
+        .job_status(&job)
+        .await?
+        .expect("job registered before the first publish");
+    assert_eq!(half.state, "publishing");
+    assert!(
+        (50..200).contains(&half.published_chunks),
+        "published {}",
+        half.published_chunks
+    );
+    let resumed = env
+        .run(
+            "volley-producer",
+            &[
+                "--spec",
+                spec_s,
+                "--input",
+                input_s,
+                "--job-id",
+                "resume-me",
+            ],
+        )
+        .await?;
+    assert!(resumed.status.success(), "{}", describe(&resumed));
+    assert_eq!(
+        String::from_utf8(resumed.stdout.clone())?.trim(),
+        "resume-me"
+    );
+    let stderr = String::from_utf8_lossy(&resumed.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "resumed job resume-me at chunk {}",
+            half.published_chunks
+        )),
+        "{stderr}"
+    );
+    let counts = env.broker().queue_counts().await?;
+    assert_eq!(
+        counts.chunks_ready, 200,
+        "every chunk exactly once on the queue"
+    );
+    let mut worker = env.spawn_worker("w", &["--exit-when-idle", "2s"])?;
+    let fin = wait_for_job(&env, "resume-me").await?;
+    assert_eq!(
+        (
+            fin.code,
+            fin.u64("total"),
+            fin.u64("total_chunks"),
+            fin.u64("done")
+        ),
+        (0, 20_000, 200, 20_000)
+    );
+    check_results(&export(&env, "resume-me", &[]).await?, &ids)?;
+    assert_eq!(env.mock.stats().requests, 20_000);
+    assert!(
+        wait_exit(&mut worker, Duration::from_secs(30))
+            .await?
+            .success()
+    );
+    // A third run finds the job fully published and changes nothing.
+    let again = env
+        .run(
+            "volley-producer",
+            &[
+                "--spec",
+                spec_s,
+                "--input",
+                input_s,
+                "--job-id",
+                "resume-me",
+            ],
+        )
+        .await?;
+    assert!(again.status.success(), "{}", describe(&again));
+    assert_eq!(env.broker().queue_counts().await?.chunks_ready, 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn sigterm_drains_held_chunks_and_exits_zero() -> anyhow::Result<()> {
+    let env = TestEnv::new().await?;
+    let input = env.path("records.jsonl");
+    let ids = write_jsonl(&input, 2_000)?;
+    let spec = env.write_spec(
+        "drain",
+        "/users/{id}?delay_ms=200",
+        "[result]\nbody = \"none\"\n[concurrency]\nper_worker = 50\n",
+    )?;
+    let job = env.produce(&spec, &input, &[]).await?;
+    let mut first = env.spawn_worker("first", &["--prefetch", "2", "--drain-timeout", "20s"])?;
+    let store = env.store()?;
+    let id = volley_core::JobId::parse(&job).map_err(anyhow::Error::msg)?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while store.job_status(&id).await?.map_or(0, |s| s.done) < 200 {
+        anyhow::ensure!(std::time::Instant::now() < deadline, "no progress");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pid = first.id().expect("worker pid");
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()?;
+    let status = wait_exit(&mut first, Duration::from_secs(25)).await?;
+    assert!(status.success(), "SIGTERM exits 0, got {status}");
+    let log = std::fs::read_to_string(env.path("first.log"))?;
+    assert!(log.contains("stop signal"), "{log}");
+    assert!(
+        !log.contains("returning unfinished chunk"),
+        "held chunks finish within the drain: {log}"
+    );
+    let mut second = env.spawn_worker("second", &["--exit-when-idle", "2s"])?;
+    let fin = wait_for_job(&env, &job).await?;
+    assert_eq!(
+        (fin.code, fin.u64("done"), fin.u64("ok")),
+        (0, 2_000, 2_000)
+    );
+    check_results(&export(&env, &job, &[]).await?, &ids)?;
+    assert_eq!(
+        env.mock.stats().requests,
+        2_000,
+        "nothing was processed twice"
+    );
+    assert!(
+        wait_exit(&mut second, Duration::from_secs(30))
+            .await?
+            .success()
+    );
+    Ok(())
+}

@@ -1,0 +1,60 @@
+use std::process::Output;
+use std::time::Duration;
+use volley_tests::TestEnv;
+
+/// The final figures of `volley status --wait --json`.
+pub(crate) struct Final {
+    pub(crate) code: i32,
+    pub(crate) json: serde_json::Value,
+}
+
+impl Final {
+    pub(crate) fn u64(&self, key: &str) -> u64 {
+        self.json[key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("status has no {key}: {}", self.json))
+    }
+    pub(crate) fn state(&self) -> &str {
+        self.json["state"].as_str().unwrap_or("")
+    }
+}
+
+pub(crate) async fn wait_for_job(env: &TestEnv, job: &str) -> anyhow::Result<Final> {
+    let out = tokio::time::timeout(
+        Duration::from_secs(120),
+        env.run("volley", &["status", job, "--wait", "--json"]),
+    )
+    .await??;
+    let json = serde_json::from_slice(&out.stdout)
+        .map_err(|e| anyhow::anyhow!("status --json printed no JSON ({e}): {}", describe(&out)))?;
+    Ok(Final {
+        code: out.status.code().unwrap_or(-1),
+        json,
+    })
+}
+
+pub(crate) async fn export(env: &TestEnv, job: &str, extra: &[&str]) -> anyhow::Result<String> {
+    let path = env.path(&format!("{job}.results.jsonl"));
+    let path_s = path.to_str().unwrap_or_default().to_string();
+    let mut args = vec!["results", job, "--out", &path_s];
+    args.extend_from_slice(extra);
+    let out = env.run("volley", &args).await?;
+    anyhow::ensure!(out.status.success(), "results failed: {}", describe(&out));
+    Ok(std::fs::read_to_string(path)?)
+}
+
+pub(crate) fn describe(out: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+pub(crate) async fn wait_exit(
+    child: &mut tokio::process::Child,
+    within: Duration,
+) -> anyhow::Result<std::process::ExitStatus> {
+    Ok(tokio::time::timeout(within, child.wait()).await??)
+}
