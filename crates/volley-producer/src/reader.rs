@@ -61,7 +61,7 @@ pub(crate) fn read_chunks(
         };
         digest.update(&record.id, &record.data);
         index += 1;
-        let chunk_done = index % size == 0;
+        let chunk_done = index.is_multiple_of(size);
         if chunk < plan.skip_chunks {
             if chunk_done {
                 chunk += 1;
@@ -98,7 +98,7 @@ pub(crate) fn read_chunks(
     if chunk < plan.skip_chunks {
         // Either the published prefix ended with the short final chunk (nothing left to
         // send), or the input is now shorter than what was already published.
-        let short_final = index % size != 0 && chunk + 1 == plan.skip_chunks;
+        let short_final = !index.is_multiple_of(size) && chunk + 1 == plan.skip_chunks;
         if !(short_final && digest.hex() == plan.expected_digest) {
             let _ = tx.blocking_send(ReadEvent::Changed {
                 chunks: plan.skip_chunks,

@@ -196,7 +196,7 @@ impl Store for MemoryStore {
 
     async fn list_jobs(&self) -> Result<Vec<JobStatus>, StoreError> {
         let mut jobs: Vec<JobStatus> = self.lock().jobs.values().map(status_of).collect();
-        jobs.sort_by(|a, b| b.created_ms.cmp(&a.created_ms));
+        jobs.sort_by_key(|j| std::cmp::Reverse(j.created_ms));
         Ok(jobs)
     }
 
