@@ -116,3 +116,140 @@ pub(crate) fn read_chunks(
         }));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use volley_core::ChunkMessage;
+    use volley_core::input::InputRecord;
+
+    fn records(n: u64) -> Vec<Result<InputRecord, InputError>> {
+        (0..n)
+            .map(|i| {
+                Ok(InputRecord {
+                    id: format!("r{i}"),
+                    line: i + 1,
+                    data: format!("{{\"id\":\"r{i}\"}}"),
+                })
+            })
+            .collect()
+    }
+
+    fn plan(skip_chunks: u64, expected_digest: String) -> ReadPlan {
+        ReadPlan {
+            job: JobId::parse("j").unwrap(),
+            chunk_size: 100,
+            max_chunk_bytes: 1 << 20,
+            skip_chunks,
+            expected_digest,
+        }
+    }
+
+    fn collect(input: Vec<Result<InputRecord, InputError>>, plan: &ReadPlan) -> Vec<ReadEvent> {
+        let (tx, mut rx) = mpsc::channel(1024);
+        read_chunks(input.into_iter(), plan, &tx);
+        drop(tx);
+        let mut out = Vec::new();
+        while let Ok(e) = rx.try_recv() {
+            out.push(e);
+        }
+        out
+    }
+
+    fn chunks(events: &[ReadEvent]) -> Vec<(u64, u64)> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                ReadEvent::Chunk(p) => Some((p.chunk, p.records)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn records_split_into_full_chunks_and_a_short_last_one() {
+        let events = collect(records(250), &plan(0, String::new()));
+        assert_eq!(chunks(&events), vec![(0, 100), (1, 100), (2, 50)]);
+        let ReadEvent::Chunk(last) = &events[2] else {
+            panic!("chunk expected")
+        };
+        let msg = ChunkMessage::decode(&last.payload).unwrap();
+        assert_eq!(
+            (msg.chunk, msg.records[0].id.as_str(), msg.records[49].line),
+            (2, "r200", 250)
+        );
+        assert!(collect(records(0), &plan(0, String::new())).is_empty());
+        assert_eq!(
+            chunks(&collect(records(200), &plan(0, String::new()))),
+            vec![(0, 100), (1, 100)]
+        );
+    }
+
+    #[test]
+    fn a_resume_skips_published_chunks_and_numbers_from_there() {
+        let first = collect(records(250), &plan(0, String::new()));
+        let ReadEvent::Chunk(second) = &first[1] else {
+            panic!("chunk expected")
+        };
+        let resumed = collect(records(250), &plan(2, second.digest.clone()));
+        assert_eq!(chunks(&resumed), vec![(2, 50)]);
+        let ReadEvent::Chunk(third) = &resumed[0] else {
+            panic!("chunk expected")
+        };
+        assert_eq!(ChunkMessage::decode(&third.payload).unwrap().chunk, 2);
+        // The whole input was published, short last chunk included: nothing to send.
+        let ReadEvent::Chunk(last) = &first[2] else {
+            panic!("chunk expected")
+        };
+        assert!(collect(records(250), &plan(3, last.digest.clone())).is_empty());
+    }
+
+    #[test]
+    fn a_changed_or_shorter_input_is_reported_on_resume() {
+        let first = collect(records(250), &plan(0, String::new()));
+        let ReadEvent::Chunk(second) = &first[1] else {
+            panic!("chunk expected")
+        };
+        let mut changed = records(250);
+        changed[150] = Ok(InputRecord {
+            id: "other".into(),
+            line: 151,
+            data: "{}".into(),
+        });
+        let events = collect(changed, &plan(2, second.digest.clone()));
+        assert!(matches!(
+            events.as_slice(),
+            [ReadEvent::Changed { chunks: 2 }]
+        ));
+        let events = collect(records(120), &plan(2, second.digest.clone()));
+        assert!(matches!(
+            events.as_slice(),
+            [ReadEvent::Changed { chunks: 2 }]
+        ));
+    }
+
+    #[test]
+    fn a_bad_record_ends_reading_after_the_complete_chunks() {
+        let mut input = records(250);
+        input[230] = Err(InputError::Record {
+            source_name: "in.jsonl".into(),
+            line: 231,
+            column: None,
+            reason: "bad".into(),
+        });
+        let events = collect(input, &plan(0, String::new()));
+        assert_eq!(chunks(&events), vec![(0, 100), (1, 100)]);
+        assert!(matches!(events.last(), Some(ReadEvent::Bad(e)) if e.line() == Some(231)));
+    }
+
+    #[test]
+    fn an_oversized_chunk_is_refused_before_publishing() {
+        let mut p = plan(0, String::new());
+        p.max_chunk_bytes = 1000;
+        let events = collect(records(250), &p);
+        assert!(matches!(
+            events.as_slice(),
+            [ReadEvent::TooLarge { chunk: 0, .. }]
+        ));
+    }
+}

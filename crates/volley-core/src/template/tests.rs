@@ -178,3 +178,44 @@ fn braces_escape_and_fields_are_listed() {
         "http://h/{x}/1?b=2"
     );
 }
+
+#[test]
+fn no_value_changes_origin_or_path_structure() {
+    // A property check over random strings built from the characters that matter.
+    let alphabet: Vec<char> = "/\\?#%@:;&=+.. \r\n\t\u{0}{}[]'\"<>é日-_~aZ9%2F%2e"
+        .chars()
+        .collect();
+    let t = UrlTemplate::compile("https://api.example.com:8443/a/{v}/b?q={v}&k=1").unwrap();
+    let mut rng = fastrand::Rng::with_seed(7);
+    for _ in 0..5_000 {
+        let len = rng.usize(1..24);
+        let value: String = (0..len)
+            .map(|_| alphabet[rng.usize(..alphabet.len())])
+            .collect();
+        let d = data(json!({ "v": value }));
+        let view = RecordView {
+            id: "r",
+            line: 1,
+            data: &d,
+        };
+        let Ok(rendered) = t.render(&view) else {
+            assert!(
+                matches!(value.as_str(), "." | ".."),
+                "only dot segments fail: {value:?}"
+            );
+            continue;
+        };
+        let parsed = ::url::Url::parse(&rendered).unwrap();
+        assert_eq!(parsed.host_str(), Some("api.example.com"), "{value:?}");
+        assert_eq!(parsed.port(), Some(8443), "{value:?}");
+        assert_eq!(
+            parsed.path_segments().unwrap().count(),
+            3,
+            "{value:?} -> {rendered}"
+        );
+        assert_eq!(parsed.query_pairs().count(), 2, "{value:?} -> {rendered}");
+        assert_eq!(parsed.fragment(), None, "{value:?}");
+        let (_, q) = parsed.query_pairs().next().unwrap();
+        assert_eq!(q, value.as_str(), "the API reads back the exact value");
+    }
+}
