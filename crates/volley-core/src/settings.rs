@@ -45,6 +45,18 @@ impl Settings {
         file: Option<&Path>,
         overrides: &[(&str, Option<String>)],
     ) -> Result<Self, SettingsError> {
+        Self::load_from(file, std::env::vars(), overrides)
+    }
+
+    /// [`Settings::load`] with the environment given, for tests.
+    ///
+    /// # Errors
+    /// [`SettingsError`] naming the key that is wrong.
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl Iterator<Item = (String, String)>,
+        overrides: &[(&str, Option<String>)],
+    ) -> Result<Self, SettingsError> {
         let err = |e: config::ConfigError| SettingsError(e.to_string());
         let mut builder = config::Config::builder()
             .set_default("amqp_url", DEFAULT_AMQP_URL)
@@ -62,7 +74,7 @@ impl Settings {
         }
         // Only the settings' own variables: VOLLEY_* is also used by flags (VOLLEY_PREFETCH),
         // logging and tests, which must not be read as unknown settings.
-        let known: std::collections::HashMap<String, String> = std::env::vars()
+        let known: std::collections::HashMap<String, String> = env
             .filter(|(k, v)| {
                 KEYS.iter()
                     .any(|key| k == &format!("VOLLEY_{}", key.to_uppercase()))
@@ -139,3 +151,78 @@ pub const ENVIRONMENT: &[&str] = &[
     "VOLLEY_RETENTION",
     "VOLLEY_CONFIG",
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Iterator<Item = (String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<Vec<_>>()
+            .into_iter()
+    }
+
+    #[test]
+    fn layers_defaults_file_env_flags_in_that_order() {
+        let s = Settings::load_from(None, env(&[]), &[]).unwrap();
+        assert_eq!(
+            (s.namespace.as_str(), s.redis_url()),
+            ("volley", DEFAULT_REDIS_URL)
+        );
+        let dir = std::env::temp_dir().join(format!("volley-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("volley.toml");
+        std::fs::write(
+            &file,
+            "namespace = \"from-file\"\nredis_url = \"redis://file:6379\"\n",
+        )
+        .unwrap();
+        let s = Settings::load_from(Some(&file), env(&[]), &[]).unwrap();
+        assert_eq!(
+            (s.namespace.as_str(), s.redis_url()),
+            ("from-file", "redis://file:6379")
+        );
+        let vars = [
+            ("VOLLEY_NAMESPACE", "from-env"),
+            ("VOLLEY_PREFETCH", "4"),
+            ("VOLLEY_FAILPOINTS", "x=1"),
+        ];
+        let s = Settings::load_from(Some(&file), env(&vars), &[]).unwrap();
+        assert_eq!(
+            (s.namespace.as_str(), s.redis_url()),
+            ("from-env", "redis://file:6379")
+        );
+        let s = Settings::load_from(
+            Some(&file),
+            env(&vars),
+            &[("namespace", Some("from-flag".into()))],
+        )
+        .unwrap();
+        assert_eq!(s.namespace, "from-flag");
+        let s = Settings::load_from(Some(&file), env(&vars), &[("namespace", None)]).unwrap();
+        assert_eq!(s.namespace, "from-env", "an absent flag overrides nothing");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn bad_settings_name_their_key_and_never_print_urls() {
+        let e =
+            Settings::load_from(None, env(&[("VOLLEY_NAMESPACE", "bad ns!")]), &[]).unwrap_err();
+        assert!(e.to_string().starts_with("settings: namespace:"), "{e}");
+        let e =
+            Settings::load_from(None, env(&[("VOLLEY_RETENTION", "forever")]), &[]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "settings: retention: invalid duration 'forever'"
+        );
+        let s = Settings::load_from(
+            None,
+            env(&[("VOLLEY_AMQP_URL", "amqp://u:S3CRET@h/%2f")]),
+            &[],
+        )
+        .unwrap();
+        assert!(!format!("{s:?}").contains("S3CRET"));
+    }
+}

@@ -19,6 +19,21 @@ async fn ten_thousand_records_through_two_workers_are_each_accounted_once() -> a
     )?;
     let mut w1 = env.spawn_worker("w1", &["--exit-when-idle", "3s"])?;
     let mut w2 = env.spawn_worker("w2", &["--exit-when-idle", "3s"])?;
+    // Both workers announce themselves with heartbeats.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let out = env.run("volley", &["workers", "--json"]).await?;
+        let workers: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout)?;
+        let names: Vec<&str> = workers.iter().filter_map(|w| w["id"].as_str()).collect();
+        if names.contains(&"w1") && names.contains(&"w2") {
+            break;
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "workers never heartbeat: {names:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let job = env.produce(&spec, &input, &[]).await?;
     let fin = wait_for_job(&env, &job).await?;
     assert_eq!(fin.code, 0, "status --wait exit code: {}", fin.json);

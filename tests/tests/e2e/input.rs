@@ -179,3 +179,43 @@ async fn a_changed_input_is_refused_on_resume() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn the_producer_reads_stdin() -> anyhow::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let env = TestEnv::new().await?;
+    let input = env.path("records.jsonl");
+    let ids = volley_tests::write_jsonl(&input, 1_500)?;
+    let spec = env.write_spec(
+        "stdin",
+        "/users/{id}",
+        "[input]\nformat = \"jsonl\"\n[result]\nbody = \"none\"\n",
+    )?;
+    let mut producer = env
+        .command("volley-producer")
+        .args(["--spec", spec.to_str().unwrap_or_default(), "--input", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let mut stdin = producer.stdin.take().expect("stdin");
+    stdin.write_all(&std::fs::read(&input)?).await?;
+    drop(stdin);
+    let out = producer.wait_with_output().await?;
+    assert!(out.status.success(), "{}", describe(&out));
+    let job = String::from_utf8(out.stdout)?.trim().to_string();
+    let mut worker = env.spawn_worker("w", &["--exit-when-idle", "2s"])?;
+    let fin = wait_for_job(&env, &job).await?;
+    assert_eq!(
+        (fin.code, fin.u64("total"), fin.u64("done")),
+        (0, 1_500, 1_500)
+    );
+    assert_eq!(fin.json["input"], "<stdin>");
+    check_results(&export(&env, &job, &[]).await?, &ids)?;
+    assert!(
+        wait_exit(&mut worker, Duration::from_secs(30))
+            .await?
+            .success()
+    );
+    Ok(())
+}
