@@ -5,6 +5,7 @@ use indicatif::ProgressBar;
 use std::io::BufRead;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use volley_core::governor::MemoryFleet;
 use volley_core::input::ReaderOptions;
 use volley_core::memory::{MemoryBroker, MemoryStore};
 use volley_core::time::now_ms;
@@ -70,6 +71,7 @@ pub async fn run_embedded(
         broker.clone(),
         store.clone(),
         options,
+        std::sync::Arc::new(MemoryFleet::new()),
         shutdown.clone(),
         None,
     ));

@@ -6,6 +6,7 @@
 mod broker;
 mod chunk;
 pub mod failpoint;
+pub mod governor;
 mod http;
 pub mod input;
 mod job;
@@ -33,8 +34,8 @@ pub use pipeline::{Processor, run_chunk};
 pub use retry::{RetryPolicy, parse_retry_after};
 pub use settings::{Settings, SettingsError};
 pub use spec::{
-    BodyMode, ChunkingSpec, ConcurrencySpec, InputSpec, JobSpec, RequestSpec, ResultSpec,
-    RetrySpec, SpecDuration, SpecError, SpecMethod,
+    BodyMode, BreakerSpec, ChunkingSpec, ConcurrencySpec, InputSpec, JobSpec, RequestSpec,
+    ResultSpec, RetrySpec, SpecDuration, SpecError, SpecMethod,
 };
 pub use store::{
     ChunkCommit, CommitStatus, JobStatus, NewJob, PublishMark, Registration, Store, StoreError,

@@ -32,6 +32,8 @@ pub enum ErrorKind {
     Request,
     /// The processor panicked on this record.
     Panic,
+    /// The host's circuit breaker stayed open longer than `breaker.max_wait`.
+    Breaker,
 }
 
 impl ErrorKind {
@@ -49,7 +51,27 @@ impl ErrorKind {
             ErrorKind::Redirect => "redirect",
             ErrorKind::Request => "request",
             ErrorKind::Panic => "panic",
+            ErrorKind::Breaker => "breaker",
         }
+    }
+
+    /// Parses a kind's name.
+    pub fn parse(text: &str) -> Option<Self> {
+        const ALL: [ErrorKind; 12] = [
+            ErrorKind::Timeout,
+            ErrorKind::Connect,
+            ErrorKind::Dns,
+            ErrorKind::Tls,
+            ErrorKind::Status,
+            ErrorKind::BodyTooLarge,
+            ErrorKind::Decode,
+            ErrorKind::Template,
+            ErrorKind::Redirect,
+            ErrorKind::Request,
+            ErrorKind::Panic,
+            ErrorKind::Breaker,
+        ];
+        ALL.into_iter().find(|k| k.as_str() == text)
     }
 }
 

@@ -14,6 +14,8 @@ pub struct RetryPolicy {
     pub max_delay: Duration,
     /// Retried status codes.
     pub on_status: Vec<u16>,
+    /// Retried transport failures.
+    pub on_errors: Vec<ErrorKind>,
 }
 
 impl From<&RetrySpec> for RetryPolicy {
@@ -23,6 +25,11 @@ impl From<&RetrySpec> for RetryPolicy {
             base_delay: spec.base_delay.get(),
             max_delay: spec.max_delay.get(),
             on_status: spec.on_status.clone(),
+            on_errors: spec
+                .on_errors
+                .iter()
+                .filter_map(|e| ErrorKind::parse(e))
+                .collect(),
         }
     }
 }
@@ -31,9 +38,8 @@ impl RetryPolicy {
     /// Whether a failure of this kind (and status) is worth another attempt.
     pub fn is_retryable(&self, kind: ErrorKind, status: Option<u16>) -> bool {
         match kind {
-            ErrorKind::Timeout | ErrorKind::Connect | ErrorKind::Dns | ErrorKind::Request => true,
             ErrorKind::Status => status.is_some_and(|s| self.on_status.contains(&s)),
-            _ => false,
+            other => self.on_errors.contains(&other),
         }
     }
 
@@ -79,6 +85,7 @@ mod tests {
             base_delay: Duration::from_millis(200),
             max_delay: Duration::from_secs(2),
             on_status: vec![429, 503],
+            on_errors: vec![ErrorKind::Timeout, ErrorKind::Connect],
         }
     }
 
@@ -131,5 +138,9 @@ mod tests {
         assert!(p.is_retryable(ErrorKind::Timeout, None));
         assert!(!p.is_retryable(ErrorKind::Template, None));
         assert!(!p.is_retryable(ErrorKind::BodyTooLarge, None));
+        assert!(
+            !p.is_retryable(ErrorKind::Dns, None),
+            "only the listed transport errors"
+        );
     }
 }

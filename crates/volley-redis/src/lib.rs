@@ -4,10 +4,12 @@
 //! slot and a move to Redis Cluster needs no key change.
 
 mod conn;
+mod fleet;
 mod keys;
 mod scripts;
 mod status;
 mod store;
 
 pub use conn::{RedisOptions, redact_url};
+pub use fleet::RedisFleet;
 pub use store::RedisStore;

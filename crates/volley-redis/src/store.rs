@@ -51,6 +51,14 @@ impl RedisStore {
 
     /// Runs one operation with the shared connection and the command deadline; a broken
     /// connection is replaced for the next call.
+    pub(crate) async fn with<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = Result<T, RedisError>>,
+    {
+        self.run(op).await
+    }
+
     async fn run<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
     where
         F: FnOnce(MultiplexedConnection) -> Fut,

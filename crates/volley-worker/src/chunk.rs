@@ -89,7 +89,7 @@ async fn find_job<S: Store>(
     ctx: &ChunkContext<S>,
     message: &ChunkMessage,
 ) -> Option<Arc<JobEntry>> {
-    let mut attempt = 0;
+    let mut attempt: u32 = 0;
     loop {
         match ctx.jobs.get(&ctx.store, &message.job).await {
             Ok(found) => return found,
@@ -120,7 +120,7 @@ async fn commit<S: Store>(
         tally: ChunkTally::of(outcomes),
         now_ms: now_ms(),
     };
-    let mut attempt = 0;
+    let mut attempt: u32 = 0;
     loop {
         match ctx.store.commit_chunk(&commit).await {
             Ok(CommitStatus::Committed(state)) => {
@@ -144,7 +144,7 @@ async fn commit<S: Store>(
             }
             Err(e) => {
                 ctx.state.commit_retries.fetch_add(1, Ordering::Relaxed);
-                if attempt % 10 == 0 {
+                if attempt.is_multiple_of(10) {
                     tracing::warn!(job.id = %job, chunk, attempt, error.message = %e, "commit failed; retrying, chunk stays unacked");
                 }
                 tokio::select! {

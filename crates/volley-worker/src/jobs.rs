@@ -1,6 +1,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::{Mutex, Semaphore};
+use volley_core::governor::Governor;
 use volley_core::template::process_env;
 use volley_core::{HttpProcessor, JobId, JobSpec, Store, StoreError};
 
@@ -17,14 +18,20 @@ pub(crate) enum JobEntry {
 pub(crate) struct JobCache {
     client: reqwest::Client,
     worker_slots: Arc<Semaphore>,
+    governor: Arc<Governor>,
     jobs: Mutex<HashMap<JobId, Arc<JobEntry>>>,
 }
 
 impl JobCache {
-    pub(crate) fn new(client: reqwest::Client, worker_slots: Arc<Semaphore>) -> Self {
+    pub(crate) fn new(
+        client: reqwest::Client,
+        worker_slots: Arc<Semaphore>,
+        governor: Arc<Governor>,
+    ) -> Self {
         Self {
             client,
             worker_slots,
+            governor,
             jobs: Mutex::new(HashMap::new()),
         }
     }
@@ -48,6 +55,7 @@ impl JobCache {
                 &spec,
                 &process_env,
                 self.worker_slots.clone(),
+                self.governor.clone(),
             )
         }) {
             Ok(processor) => JobEntry::Ready(Arc::new(processor)),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use volley_amqp::{AmqpBroker, AmqpOptions, redact_amqp_url};
 use volley_core::Settings;
-use volley_redis::{RedisOptions, RedisStore, redact_url};
+use volley_redis::{RedisFleet, RedisOptions, RedisStore, redact_url};
 use volley_worker::{WorkerOptions, run_worker};
 
 /// Consume chunks of Volley jobs and call their APIs.
@@ -87,7 +87,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     amqp.connection_name = format!("volley-worker {}", options.worker_id);
     let broker = AmqpBroker::new(amqp);
-    let store = RedisStore::new(&RedisOptions::new(settings.redis_url()), ns.clone())?;
+    let redis = RedisOptions::new(settings.redis_url());
+    let store = RedisStore::new(&redis, ns.clone())?;
+    let fleet = RedisFleet::start(store.clone(), &redis)?;
     for warning in store
         .check_server()
         .await
@@ -104,7 +106,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             .with_context(|| format!("cannot listen on {addr}"))?;
         tokio::spawn(serve_health(listener, shutdown.clone()));
     }
-    run_worker(broker, store, options, shutdown, None)
+    run_worker(broker, store, options, fleet, shutdown, None)
         .await
         .context("worker could not start")?;
     Ok(())

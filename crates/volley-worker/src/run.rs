@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use volley_core::governor::{FleetState, Governor};
 use volley_core::time::now_ms;
 use volley_core::{
     Broker, BrokerError, ChunkConsumer, ClientOptions, Store, WorkerBeat, build_client,
@@ -47,6 +48,7 @@ pub async fn run_worker<B: Broker, S: Store>(
     broker: B,
     store: S,
     options: WorkerOptions,
+    fleet: Arc<dyn FleetState>,
     shutdown: CancellationToken,
     state: Option<Arc<WorkerState>>,
 ) -> Result<WorkerReport, WorkerError> {
@@ -56,7 +58,7 @@ pub async fn run_worker<B: Broker, S: Store>(
     let slots = Arc::new(Semaphore::new(options.concurrency.max(1)));
     let ctx = Arc::new(ChunkContext {
         store: store.clone(),
-        jobs: JobCache::new(client, slots),
+        jobs: JobCache::new(client, slots, Governor::start(fleet)),
         state: state.clone(),
         abort: CancellationToken::new(),
     });

@@ -33,6 +33,26 @@ pub fn build_client(options: &ClientOptions) -> Result<reqwest::Client, reqwest:
         .pool_max_idle_per_host(options.max_idle_per_host)
         .pool_idle_timeout(Duration::from_secs(50))
         .tcp_nodelay(true)
-        .redirect(reqwest::redirect::Policy::limited(options.max_redirects))
+        .redirect(same_origin_redirects(options.max_redirects))
         .build()
+}
+
+/// Follows redirects within the request's origin only: reqwest would forward custom headers
+/// (an `X-Api-Key`) to another host, and a redirect is a way for an API to point a worker at
+/// an internal address. A cross-origin redirect is returned as the response (the record fails
+/// with `redirect`).
+fn same_origin_redirects(max: usize) -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(move |attempt| {
+        let same_origin = attempt
+            .previous()
+            .first()
+            .is_some_and(|first| first.origin() == attempt.url().origin());
+        if !same_origin {
+            attempt.stop()
+        } else if attempt.previous().len() > max {
+            attempt.error(format!("more than {max} redirects"))
+        } else {
+            attempt.follow()
+        }
+    })
 }

@@ -1,6 +1,7 @@
 //! The HTTP processor: renders one record's request, sends it with the job's deadline and
 //! retry policy, and keeps what the spec asks of the response.
 
+mod adaptive;
 mod classify;
 mod client;
 mod processor;

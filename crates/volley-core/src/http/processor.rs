@@ -1,5 +1,7 @@
+use super::adaptive::AdaptiveLimit;
 use super::classify::classify;
 use super::response::{BodyRead, keep_body, read_capped};
+use crate::governor::{Governor, JobLimits, Observation, host_key};
 use crate::pipeline::Processor;
 use crate::template::{RecordView, RequestTemplate};
 use crate::{
@@ -10,6 +12,12 @@ use http::{HeaderValue, Method};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::Semaphore;
+
+/// This job's slots on this worker (`concurrency.per_worker`), fixed or adaptive.
+enum JobSlots {
+    Fixed(Arc<Semaphore>),
+    Adaptive(Arc<AdaptiveLimit>),
+}
 
 /// Sends one job's records to its API. Built once per job per worker; shared by all records.
 pub struct HttpProcessor {
@@ -25,8 +33,10 @@ pub struct HttpProcessor {
     idempotency_key: bool,
     /// The worker's slots, shared by every job it runs.
     worker_slots: Arc<Semaphore>,
-    /// This job's slots on this worker (`concurrency.per_worker`).
-    job_slots: Arc<Semaphore>,
+    job_slots: JobSlots,
+    governor: Arc<Governor>,
+    limits: JobLimits,
+    host: String,
 }
 
 impl std::fmt::Debug for HttpProcessor {
@@ -57,9 +67,28 @@ impl HttpProcessor {
         spec: &JobSpec,
         env: &dyn Fn(&str) -> Option<String>,
         worker_slots: Arc<Semaphore>,
+        governor: Arc<Governor>,
     ) -> Result<Self, SpecError> {
         let template = RequestTemplate::compile(&spec.request, env)?;
-        let per_worker = usize::try_from(spec.concurrency.per_worker).unwrap_or(usize::MAX);
+        let per_worker = usize::try_from(spec.concurrency.per_worker)
+            .unwrap_or(usize::MAX)
+            .max(1);
+        let origin = url::Url::parse(template.url.origin())
+            .map_err(|e| SpecError::new("request.url", format!("invalid host: {e}")))?;
+        let job_slots = if spec.concurrency.adaptive {
+            JobSlots::Adaptive(Arc::new(AdaptiveLimit::new(per_worker)))
+        } else {
+            JobSlots::Fixed(Arc::new(Semaphore::new(per_worker)))
+        };
+        let limits = JobLimits {
+            job: job.to_string(),
+            rate: spec
+                .concurrency
+                .rate_limit
+                .map(|r| (r, spec.concurrency.burst_for(r))),
+            breaker: spec.breaker.clone(),
+            max_pause: spec.retry.max_delay.get(),
+        };
         Ok(Self {
             client,
             job,
@@ -72,7 +101,10 @@ impl HttpProcessor {
             max_body_bytes: spec.result.max_body_bytes,
             idempotency_key: spec.request.sends_idempotency_key(),
             worker_slots,
-            job_slots: Arc::new(Semaphore::new(per_worker.max(1))),
+            job_slots,
+            governor,
+            limits,
+            host: host_key(&origin),
         })
     }
 
@@ -153,6 +185,10 @@ impl HttpProcessor {
             Ok(BodyRead::Complete(bytes)) if status.is_success() => {
                 keep_body(self.body_mode, &self.select, &bytes)
             }
+            Ok(BodyRead::Complete(_)) if status.is_redirection() => Err(RecordError {
+                kind: ErrorKind::Redirect,
+                message: format!("HTTP {status}: redirect to another origin not followed"),
+            }),
             Ok(BodyRead::Complete(_)) => Err(RecordError {
                 kind: ErrorKind::Status,
                 message: format!("HTTP {status}"),
@@ -195,13 +231,21 @@ impl Processor for HttpProcessor {
                 });
                 return outcome;
             };
+            // Pauses, the breaker and rate limits are waited out before taking a slot, and
+            // slots are held only while a request is in flight, never while a record waits.
+            let admission = match self.governor.admit(&self.host, &self.limits).await {
+                Ok(a) => a,
+                Err(e) => {
+                    outcome.error = Some(e);
+                    return outcome;
+                }
+            };
             let attempt = {
-                // Slots are held only while a request is in flight, never while a record
-                // waits for its retry.
-                let (Ok(_job), Ok(_worker)) = (
-                    self.job_slots.acquire().await,
-                    self.worker_slots.acquire().await,
-                ) else {
+                let _job = match &self.job_slots {
+                    JobSlots::Fixed(s) => s.clone().acquire_owned().await.ok().map(Slot::Fixed),
+                    JobSlots::Adaptive(a) => Some(Slot::Adaptive(a.acquire().await)),
+                };
+                let Ok(_worker) = self.worker_slots.acquire().await else {
                     outcome.error = Some(RecordError {
                         kind: ErrorKind::Request,
                         message: "worker is shutting down".into(),
@@ -210,6 +254,20 @@ impl Processor for HttpProcessor {
                 };
                 self.attempt(this_try).await
             };
+            let kind = attempt.result.as_ref().err().map(|e| e.kind);
+            if let JobSlots::Adaptive(a) = &self.job_slots {
+                let congested =
+                    matches!(attempt.status, Some(429 | 503)) || kind == Some(ErrorKind::Timeout);
+                a.record(attempt.latency, congested);
+            }
+            let seen = Observation {
+                status: attempt.status,
+                kind,
+                retry_after: attempt.retry_after,
+            };
+            self.governor
+                .observe(&self.host, admission, seen, &self.limits)
+                .await;
             outcome.attempts += 1;
             outcome.status = attempt.status;
             outcome.latency_ms = u32::try_from(attempt.latency.as_millis()).unwrap_or(u32::MAX);
@@ -226,7 +284,12 @@ impl Processor for HttpProcessor {
                     if !retry {
                         return outcome;
                     }
-                    let delay = self.retry.delay(outcome.attempts + 1, attempt.retry_after);
+                    // A fleet-wide pause already makes the next admission wait out the
+                    // Retry-After; the computed backoff applies on top only without one.
+                    let delay = match attempt.retry_after {
+                        Some(_) if matches!(attempt.status, Some(429 | 503)) => Duration::ZERO,
+                        after => self.retry.delay(outcome.attempts + 1, after),
+                    };
                     tokio::time::sleep(delay).await;
                 }
             }
@@ -240,4 +303,11 @@ fn idempotency_key(job: &JobId, id: &str) -> HeaderValue {
     let encoded = percent_encoding::utf8_percent_encode(id, percent_encoding::CONTROLS);
     HeaderValue::from_str(&format!("{job}-{encoded}"))
         .unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+}
+
+/// A held job slot of either kind.
+#[expect(dead_code, reason = "held only so that dropping it frees the slot")]
+enum Slot {
+    Fixed(tokio::sync::OwnedSemaphorePermit),
+    Adaptive(super::adaptive::AdaptivePermit),
 }

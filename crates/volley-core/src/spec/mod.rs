@@ -9,8 +9,8 @@ mod validate;
 
 pub use duration::SpecDuration;
 pub use types::{
-    BodyMode, ChunkingSpec, ConcurrencySpec, InputSpec, JobSpec, RequestSpec, ResultSpec,
-    RetrySpec, SpecMethod,
+    BodyMode, BreakerSpec, ChunkingSpec, ConcurrencySpec, InputSpec, JobSpec, RequestSpec,
+    ResultSpec, RetrySpec, SpecMethod,
 };
 
 /// Why a job spec was refused. The text always starts with the key path it is about.

@@ -28,6 +28,45 @@ pub struct JobSpec {
     /// What is kept of each response, and when the job counts as failed.
     #[serde(default)]
     pub result: ResultSpec,
+    /// When calls to a failing host stop on every worker.
+    #[serde(default)]
+    pub breaker: BreakerSpec,
+}
+
+/// `[breaker]`: the fleet-wide circuit breaker of the job's host.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct BreakerSpec {
+    /// Whether the breaker runs.
+    pub enabled: bool,
+    /// Failed calls (connection errors, timeouts, 5xx) in percent of the window's calls that
+    /// open the breaker.
+    pub failure_percent: f64,
+    /// Calls in the window before the breaker may open.
+    pub min_calls: u32,
+    /// The sliding window the percentage is taken over.
+    pub window: SpecDuration,
+    /// How long the breaker stays open before one probe call tests the host.
+    pub cooldown: SpecDuration,
+    /// After a successful probe, traffic ramps from little to all over this long.
+    pub ramp: SpecDuration,
+    /// A record waiting longer than this for a closed breaker fails with `breaker`.
+    pub max_wait: SpecDuration,
+}
+
+impl Default for BreakerSpec {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            failure_percent: 50.0,
+            min_calls: 20,
+            window: SpecDuration(Duration::from_secs(10)),
+            cooldown: SpecDuration(Duration::from_secs(5)),
+            ramp: SpecDuration(Duration::from_secs(10)),
+            max_wait: SpecDuration(Duration::from_secs(600)),
+        }
+    }
 }
 
 /// `[input]`
@@ -144,8 +183,22 @@ impl RequestSpec {
 pub struct ConcurrencySpec {
     /// Requests in flight per worker process for this job.
     pub per_worker: u32,
-    /// Requests per second across the whole fleet.
+    /// Requests per second for this job across the whole fleet.
     pub rate_limit: Option<f64>,
+    /// Requests that may go out at once above the steady rate (default: a tenth of a second's
+    /// worth, at least 1).
+    pub burst: Option<u32>,
+    /// Adjust each worker's in-flight limit between 1 and `per_worker` from observed latency
+    /// and throttling (AIMD).
+    pub adaptive: bool,
+}
+
+impl ConcurrencySpec {
+    /// The burst allowance for a rate.
+    pub fn burst_for(&self, rate: f64) -> u32 {
+        self.burst
+            .unwrap_or_else(|| ((rate / 10.0).ceil() as u32).max(1))
+    }
 }
 
 impl Default for ConcurrencySpec {
@@ -153,6 +206,8 @@ impl Default for ConcurrencySpec {
         Self {
             per_worker: 64,
             rate_limit: None,
+            burst: None,
+            adaptive: false,
         }
     }
 }
@@ -168,8 +223,11 @@ pub struct RetrySpec {
     pub base_delay: SpecDuration,
     /// Largest backoff delay.
     pub max_delay: SpecDuration,
-    /// Status codes that are retried (timeouts and connection errors always are).
+    /// Status codes that are retried.
     pub on_status: Vec<u16>,
+    /// Transport failures that are retried: any of `timeout`, `connect` (refused or reset),
+    /// `dns`, `tls`, `request` (a response cut off mid-way).
+    pub on_errors: Vec<String>,
 }
 
 impl Default for RetrySpec {
@@ -179,6 +237,9 @@ impl Default for RetrySpec {
             base_delay: SpecDuration(Duration::from_millis(200)),
             max_delay: SpecDuration(Duration::from_secs(30)),
             on_status: vec![429, 500, 502, 503, 504],
+            on_errors: ["timeout", "connect", "dns", "request"]
+                .map(String::from)
+                .to_vec(),
         }
     }
 }

@@ -4,6 +4,8 @@ use crate::template::RequestTemplate;
 /// Largest accepted `result.max_body_bytes`: beyond it a thousand records in flight would hold
 /// gigabytes.
 pub(crate) const MAX_BODY_BYTES_CAP: usize = 16 * 1024 * 1024;
+/// Error kinds `retry.on_errors` may list.
+pub(crate) const RETRYABLE_ERRORS: &[&str] = &["timeout", "connect", "dns", "tls", "request"];
 /// Largest accepted `chunking.size`.
 pub(crate) const MAX_CHUNK_SIZE: u32 = 10_000;
 
@@ -73,6 +75,36 @@ impl JobSpec {
             return Err(SpecError::new(
                 "retry.on_status",
                 format!("{bad} is not an HTTP status"),
+            ));
+        }
+        if let Some(bad) = self
+            .retry
+            .on_errors
+            .iter()
+            .find(|e| !RETRYABLE_ERRORS.contains(&e.as_str()))
+        {
+            return Err(SpecError::new(
+                "retry.on_errors",
+                format!(
+                    "'{bad}' is not a retryable error kind (expected any of {})",
+                    RETRYABLE_ERRORS.join(", ")
+                ),
+            ));
+        }
+        if self.concurrency.burst == Some(0) {
+            return Err(SpecError::new("concurrency.burst", "must be at least 1"));
+        }
+        let b = &self.breaker;
+        if !(1.0..=100.0).contains(&b.failure_percent) {
+            return Err(SpecError::new(
+                "breaker.failure_percent",
+                format!("must be between 1 and 100, got {}", b.failure_percent),
+            ));
+        }
+        if b.window.get().is_zero() || b.cooldown.get().is_zero() {
+            return Err(SpecError::new(
+                "breaker.window",
+                "breaker.window and breaker.cooldown must be above zero",
             ));
         }
         if self.request.timeout.get().is_zero() {

@@ -116,6 +116,11 @@ impl UrlTemplate {
         Ok(out)
     }
 
+    /// The fixed `scheme://host:port` part.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
     /// Field names the URL reads.
     pub fn fields(&self) -> Vec<String> {
         let mut out: Vec<String> = self.segments.iter().flat_map(|s| part_fields(s)).collect();

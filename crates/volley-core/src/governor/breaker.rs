@@ -1,0 +1,186 @@
+use crate::BreakerSpec;
+use std::collections::VecDeque;
+
+/// Where a host's circuit breaker is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "phase", rename_all = "snake_case")]
+pub enum BreakerPhase {
+    /// Calls flow.
+    Closed,
+    /// No calls until `until_ms`; then one probe.
+    Open {
+        /// End of the cool-down (ms since the epoch).
+        until_ms: u64,
+    },
+    /// The probe answered: traffic grows from nothing to all between `since_ms` and
+    /// `since_ms + ramp_ms`.
+    Ramping {
+        /// Start of the ramp.
+        since_ms: u64,
+        /// Its length.
+        ramp_ms: u64,
+    },
+}
+
+impl BreakerPhase {
+    /// A short text for `volley status`.
+    pub fn describe(&self, now_ms: u64) -> String {
+        match self {
+            BreakerPhase::Closed => "closed".into(),
+            BreakerPhase::Open { until_ms } if *until_ms > now_ms => {
+                format!(
+                    "open (probe in {:.1}s)",
+                    (*until_ms - now_ms) as f64 / 1000.0
+                )
+            }
+            BreakerPhase::Open { .. } => "open (probing)".into(),
+            BreakerPhase::Ramping { since_ms, ramp_ms } => {
+                let done = now_ms.saturating_sub(*since_ms) as f64 / (*ramp_ms).max(1) as f64;
+                if done >= 1.0 {
+                    "closed".into()
+                } else {
+                    format!("ramping ({:.0}% of traffic)", done * 100.0)
+                }
+            }
+        }
+    }
+}
+
+/// This worker's view of one host: recent calls in one-second buckets, and the phase.
+pub(crate) struct LocalBreaker {
+    pub(crate) spec: BreakerSpec,
+    pub(crate) phase: BreakerPhase,
+    /// (second, calls, failures), oldest first.
+    window: VecDeque<(u64, u32, u32)>,
+}
+
+impl LocalBreaker {
+    pub(crate) fn new(spec: BreakerSpec) -> Self {
+        Self {
+            spec,
+            phase: BreakerPhase::Closed,
+            window: VecDeque::new(),
+        }
+    }
+
+    /// Records a call; returns the phase to announce when this call opens the breaker.
+    pub(crate) fn observe(&mut self, failed: bool, now_ms: u64) -> Option<BreakerPhase> {
+        if !self.spec.enabled || matches!(self.phase, BreakerPhase::Open { .. }) {
+            return None;
+        }
+        let second = now_ms / 1000;
+        let window_secs = self.spec.window.get().as_secs().max(1);
+        while self
+            .window
+            .front()
+            .is_some_and(|(s, _, _)| s + window_secs <= second)
+        {
+            self.window.pop_front();
+        }
+        match self.window.back_mut() {
+            Some((s, calls, failures)) if *s == second => {
+                *calls += 1;
+                *failures += u32::from(failed);
+            }
+            _ => self.window.push_back((second, 1, u32::from(failed))),
+        }
+        let (calls, failures) = self
+            .window
+            .iter()
+            .fold((0u32, 0u32), |(c, f), (_, bc, bf)| (c + bc, f + bf));
+        let tripped = calls >= self.spec.min_calls.max(1)
+            && f64::from(failures) * 100.0 / f64::from(calls) >= self.spec.failure_percent;
+        if !tripped {
+            return None;
+        }
+        self.window.clear();
+        let cooldown = u64::try_from(self.spec.cooldown.get().as_millis()).unwrap_or(u64::MAX);
+        let phase = BreakerPhase::Open {
+            until_ms: now_ms.saturating_add(cooldown),
+        };
+        self.phase = phase;
+        Some(phase)
+    }
+
+    /// Adopts a phase announced by any worker.
+    pub(crate) fn adopt(&mut self, phase: BreakerPhase) {
+        if phase == BreakerPhase::Closed || matches!(phase, BreakerPhase::Ramping { .. }) {
+            self.window.clear();
+        }
+        self.phase = phase;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SpecDuration;
+    use std::time::Duration;
+
+    fn spec() -> BreakerSpec {
+        BreakerSpec {
+            enabled: true,
+            failure_percent: 50.0,
+            min_calls: 10,
+            window: SpecDuration(Duration::from_secs(10)),
+            cooldown: SpecDuration(Duration::from_secs(5)),
+            ramp: SpecDuration(Duration::from_secs(10)),
+            max_wait: SpecDuration(Duration::from_secs(60)),
+        }
+    }
+
+    #[test]
+    fn opens_when_most_recent_calls_fail_and_not_before_min_calls() {
+        let mut b = LocalBreaker::new(spec());
+        for i in 0..9 {
+            assert_eq!(b.observe(true, 1_000 + i), None, "fewer than min_calls");
+        }
+        assert_eq!(
+            b.observe(true, 1_010),
+            Some(BreakerPhase::Open { until_ms: 6_010 })
+        );
+        assert_eq!(b.observe(true, 1_020), None, "already open");
+    }
+
+    #[test]
+    fn stays_closed_below_the_threshold_and_forgets_old_calls() {
+        let mut b = LocalBreaker::new(spec());
+        for i in 0..40 {
+            assert_eq!(
+                b.observe(i % 3 == 0, 1_000 + i * 10),
+                None,
+                "a third failing stays closed"
+            );
+        }
+        let mut b = LocalBreaker::new(spec());
+        for i in 0..9 {
+            b.observe(true, 1_000 + i);
+        }
+        // Ten seconds later the old failures have left the window.
+        assert_eq!(b.observe(true, 12_000), None);
+    }
+
+    #[test]
+    fn describes_its_phase() {
+        assert_eq!(
+            BreakerPhase::Open { until_ms: 3_000 }.describe(1_000),
+            "open (probe in 2.0s)"
+        );
+        assert_eq!(
+            BreakerPhase::Ramping {
+                since_ms: 0,
+                ramp_ms: 10_000
+            }
+            .describe(2_500),
+            "ramping (25% of traffic)"
+        );
+        assert_eq!(
+            BreakerPhase::Ramping {
+                since_ms: 0,
+                ramp_ms: 10_000
+            }
+            .describe(20_000),
+            "closed"
+        );
+    }
+}

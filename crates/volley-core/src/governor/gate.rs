@@ -1,0 +1,351 @@
+use super::breaker::{BreakerPhase, LocalBreaker};
+use super::dispenser::Dispenser;
+use super::fleet::{FleetEvent, FleetState, HostLimit};
+use crate::time::now_ms;
+use crate::{BreakerSpec, ErrorKind, RecordError};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+
+/// How often fleet-level host limits are re-read.
+const HOST_LIMITS_TTL: Duration = Duration::from_secs(10);
+/// Longest single sleep while waiting, so announcements and shutdowns are noticed.
+const TICK: Duration = Duration::from_millis(250);
+
+/// What one job asks of the governor.
+#[derive(Debug, Clone)]
+pub struct JobLimits {
+    /// The job id (key of its rate limit).
+    pub job: String,
+    /// The job's own rate limit: (requests/s, burst).
+    pub rate: Option<(f64, u32)>,
+    /// The breaker settings.
+    pub breaker: BreakerSpec,
+    /// Longest pause a `Retry-After` may impose (the job's `retry.max_delay`).
+    pub max_pause: Duration,
+}
+
+/// How a request was admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// An ordinary request.
+    Normal,
+    /// The single probe of an open breaker: its result closes or reopens it.
+    Probe,
+}
+
+/// What the governor needs to know of an attempt.
+#[derive(Debug, Clone, Copy)]
+pub struct Observation {
+    /// HTTP status, if a response came.
+    pub status: Option<u16>,
+    /// The failure class, if it failed.
+    pub kind: Option<ErrorKind>,
+    /// The `Retry-After` the response carried.
+    pub retry_after: Option<Duration>,
+}
+
+struct HostState {
+    pause_until: AtomicU64,
+    probing_until: AtomicU64,
+    breaker: Mutex<LocalBreaker>,
+    changed: Notify,
+}
+
+impl HostState {
+    fn breaker(&self) -> std::sync::MutexGuard<'_, LocalBreaker> {
+        // The breaker's methods cannot panic half-way through an update.
+        self.breaker.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// One per worker process: decides when each request may go.
+pub struct Governor {
+    fleet: Arc<dyn FleetState>,
+    hosts: Mutex<HashMap<String, Arc<HostState>>>,
+    dispensers: Mutex<HashMap<String, Arc<Dispenser>>>,
+    host_limits: tokio::sync::Mutex<(Option<Instant>, HashMap<String, HostLimit>)>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Map inserts and lookups only: a poisoned lock still holds consistent data.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+async fn nap(until_ms: u64, changed: &Notify) {
+    let wait = Duration::from_millis(until_ms.saturating_sub(now_ms())).min(TICK);
+    tokio::select! {
+        () = tokio::time::sleep(wait) => {}
+        () = changed.notified() => {}
+    }
+}
+
+impl Governor {
+    /// A governor over `fleet`; listens to the fleet's announcements until dropped.
+    pub fn start(fleet: Arc<dyn FleetState>) -> Arc<Self> {
+        let governor = Arc::new(Self {
+            fleet: fleet.clone(),
+            hosts: Mutex::new(HashMap::new()),
+            dispensers: Mutex::new(HashMap::new()),
+            host_limits: tokio::sync::Mutex::new((None, HashMap::new())),
+        });
+        tokio::spawn(listen(Arc::downgrade(&governor), fleet));
+        governor
+    }
+
+    fn host(&self, host: &str, spec: &BreakerSpec) -> Arc<HostState> {
+        lock(&self.hosts)
+            .entry(host.to_string())
+            .or_insert_with(|| {
+                Arc::new(HostState {
+                    pause_until: AtomicU64::new(0),
+                    probing_until: AtomicU64::new(0),
+                    breaker: Mutex::new(LocalBreaker::new(spec.clone())),
+                    changed: Notify::new(),
+                })
+            })
+            .clone()
+    }
+
+    fn apply(&self, event: &FleetEvent) {
+        let (host, state) = match event {
+            FleetEvent::Pause { host, .. } | FleetEvent::Breaker { host, .. } => {
+                let Some(state) = lock(&self.hosts).get(host).cloned() else {
+                    return;
+                };
+                (host, state)
+            }
+        };
+        match event {
+            FleetEvent::Pause { until_ms, .. } => {
+                state.pause_until.fetch_max(*until_ms, Ordering::Relaxed);
+            }
+            FleetEvent::Breaker { phase, .. } => {
+                tracing::info!(host = %host, breaker = %phase.describe(now_ms()), "breaker changed");
+                state.breaker().adopt(*phase);
+                state.probing_until.store(0, Ordering::Relaxed);
+            }
+        }
+        state.changed.notify_waiters();
+    }
+
+    /// The phase of a host's breaker as this worker sees it.
+    pub fn breaker_phase(&self, host: &str) -> Option<BreakerPhase> {
+        lock(&self.hosts).get(host).map(|s| s.breaker().phase)
+    }
+
+    /// Waits until a request to `host` may go: no pause, breaker closed (or this is its
+    /// probe), and a token of every rate limit that applies. Holds no concurrency slot.
+    ///
+    /// # Errors
+    /// A `breaker` [`RecordError`] once the breaker has kept the record waiting longer than
+    /// `breaker.max_wait`.
+    pub async fn admit(&self, host: &str, job: &JobLimits) -> Result<Admission, RecordError> {
+        let state = self.host(host, &job.breaker);
+        let started = Instant::now();
+        let admission = loop {
+            let now = now_ms();
+            let pause = state.pause_until.load(Ordering::Relaxed);
+            if pause > now {
+                nap(pause, &state.changed).await;
+                continue;
+            }
+            let phase = state.breaker().phase;
+            let waited = started.elapsed();
+            let over = || RecordError {
+                kind: ErrorKind::Breaker,
+                message: format!(
+                    "{host} unavailable: circuit breaker open for {}s",
+                    waited.as_secs()
+                ),
+            };
+            match phase {
+                BreakerPhase::Closed => break Admission::Normal,
+                BreakerPhase::Open { until_ms } if until_ms > now => {
+                    if waited > job.breaker.max_wait.get() {
+                        return Err(over());
+                    }
+                    nap(until_ms, &state.changed).await;
+                }
+                BreakerPhase::Open { .. } => {
+                    if waited > job.breaker.max_wait.get() {
+                        return Err(over());
+                    }
+                    let ttl = u64::try_from(job.breaker.cooldown.get().as_millis())
+                        .unwrap_or(5_000)
+                        + 30_000;
+                    let mine = state.probing_until.load(Ordering::Relaxed);
+                    if mine <= now
+                        && state
+                            .probing_until
+                            .compare_exchange(mine, now + ttl, Ordering::AcqRel, Ordering::Relaxed)
+                            .is_ok()
+                        && self.fleet.try_probe(host, ttl).await.unwrap_or(false)
+                    {
+                        tracing::info!(host = %host, "breaker probe");
+                        break Admission::Probe;
+                    }
+                    nap(now + 200, &state.changed).await;
+                }
+                BreakerPhase::Ramping { since_ms, ramp_ms } => {
+                    let share = now.saturating_sub(since_ms) as f64 / ramp_ms.max(1) as f64;
+                    if share >= 1.0 {
+                        state.breaker().adopt(BreakerPhase::Closed);
+                        break Admission::Normal;
+                    }
+                    if fastrand::f64() < share.max(0.05) {
+                        break Admission::Normal;
+                    }
+                    nap(now + 100, &state.changed).await;
+                }
+            }
+        };
+        if let Some((rate, burst)) = job.rate {
+            self.take(&format!("job:{}", job.job), rate, burst).await;
+        }
+        if let Some(limit) = self.host_limit(host).await {
+            self.take(&format!("host:{host}"), limit.rate, limit.burst)
+                .await;
+        }
+        Ok(admission)
+    }
+
+    async fn take(&self, key: &str, rate: f64, burst: u32) {
+        let dispenser = {
+            let mut map = lock(&self.dispensers);
+            let entry = map
+                .entry(key.to_string())
+                .or_insert_with(|| Arc::new(Dispenser::new(key.to_string(), rate, burst)));
+            if !entry.matches(rate, burst) {
+                *entry = Arc::new(Dispenser::new(key.to_string(), rate, burst));
+            }
+            entry.clone()
+        };
+        let mut attempt = 0u32;
+        while let Err(e) = dispenser.take(self.fleet.as_ref()).await {
+            // Without the shared bucket the fleet cannot keep its rate: wait rather than
+            // exceed it.
+            if attempt.is_multiple_of(20) {
+                tracing::warn!(key, error.message = %e, "rate limiter unavailable; waiting");
+            }
+            attempt += 1;
+            tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt.min(10)))).await;
+        }
+    }
+
+    async fn host_limit(&self, host: &str) -> Option<HostLimit> {
+        let mut cached = self.host_limits.lock().await;
+        if cached.0.is_none_or(|at| at.elapsed() > HOST_LIMITS_TTL) {
+            match self.fleet.host_limits().await {
+                Ok(limits) => *cached = (Some(Instant::now()), limits),
+                Err(e) => {
+                    tracing::debug!(error.message = %e, "host limits not refreshed");
+                    cached.0 = Some(Instant::now());
+                }
+            }
+        }
+        cached.1.get(host).copied()
+    }
+
+    /// Learns from an attempt: pauses the host fleet-wide on 429/503 with `Retry-After`,
+    /// feeds the breaker, and settles a probe.
+    pub async fn observe(
+        &self,
+        host: &str,
+        admission: Admission,
+        seen: Observation,
+        job: &JobLimits,
+    ) {
+        let state = self.host(host, &job.breaker);
+        let now = now_ms();
+        if let (Some(429 | 503), Some(after)) = (seen.status, seen.retry_after) {
+            let until = now + u64::try_from(after.min(job.max_pause).as_millis()).unwrap_or(0);
+            // Announce only a pause that extends the known one, so a burst of 429s is one
+            // announcement, not hundreds.
+            if state.pause_until.fetch_max(until, Ordering::Relaxed) + 50 < until {
+                tracing::info!(host = %host, pause_ms = until - now, "host asked to back off; pausing it fleet-wide");
+                if let Err(e) = self
+                    .fleet
+                    .announce(FleetEvent::Pause {
+                        host: host.to_string(),
+                        until_ms: until,
+                    })
+                    .await
+                {
+                    tracing::warn!(error.message = %e, "pause not shared with the fleet");
+                }
+            }
+        }
+        let failed = matches!(
+            seen.kind,
+            Some(ErrorKind::Connect | ErrorKind::Timeout | ErrorKind::Dns | ErrorKind::Request)
+        ) || seen.status.is_some_and(|s| s >= 500);
+        let change = if admission == Admission::Probe {
+            let phase = if failed {
+                let cooldown =
+                    u64::try_from(job.breaker.cooldown.get().as_millis()).unwrap_or(5_000);
+                BreakerPhase::Open {
+                    until_ms: now + cooldown,
+                }
+            } else {
+                let ramp_ms = u64::try_from(job.breaker.ramp.get().as_millis()).unwrap_or(10_000);
+                BreakerPhase::Ramping {
+                    since_ms: now,
+                    ramp_ms,
+                }
+            };
+            state.breaker().adopt(phase);
+            Some(phase)
+        } else {
+            state.breaker().observe(failed, now)
+        };
+        if let Some(phase) = change {
+            tracing::warn!(host = %host, breaker = %phase.describe(now), "breaker changed");
+            if let Err(e) = self
+                .fleet
+                .announce(FleetEvent::Breaker {
+                    host: host.to_string(),
+                    phase,
+                })
+                .await
+            {
+                tracing::warn!(error.message = %e, "breaker change not shared with the fleet");
+            }
+        }
+    }
+}
+
+async fn listen(governor: Weak<Governor>, fleet: Arc<dyn FleetState>) {
+    let mut events = fleet.events();
+    if let (Some(g), Ok(current)) = (governor.upgrade(), fleet.current().await) {
+        for event in &current {
+            g.host_seed(event);
+        }
+    }
+    loop {
+        let event = events.recv().await;
+        let Some(g) = governor.upgrade() else { return };
+        match event {
+            Ok(event) => g.apply(&event),
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                if let Ok(current) = fleet.current().await {
+                    current.iter().for_each(|e| g.host_seed(e));
+                }
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+impl Governor {
+    /// Applies a stored state to a host even if no request has touched it yet.
+    fn host_seed(&self, event: &FleetEvent) {
+        let host = match event {
+            FleetEvent::Pause { host, .. } | FleetEvent::Breaker { host, .. } => host,
+        };
+        self.host(host, &BreakerSpec::default());
+        self.apply(event);
+    }
+}

@@ -1,0 +1,146 @@
+//! Adaptive concurrency (`concurrency.adaptive = true`): AIMD on each worker's in-flight
+//! limit for a job, between 1 and `per_worker`.
+//!
+//! - Slow start: from 4 requests, the limit grows by one per success (doubling every round
+//!   trip) until the first sign of congestion.
+//! - Additive increase: afterwards it grows by one per round trip's worth of successes.
+//! - Multiplicative decrease: a 429 or 503, a timeout, or a latency above 2.5 times the
+//!   lowest seen cuts the limit to 3/4, at most once per round trip (so one burst of errors
+//!   is one cut).
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+
+struct Aimd {
+    limit: f64,
+    in_flight: usize,
+    slow_start: bool,
+    min_latency: Option<Duration>,
+    last_cut: Option<Instant>,
+}
+
+/// A concurrency limit that moves with what the API shows.
+pub(crate) struct AdaptiveLimit {
+    max: usize,
+    state: Mutex<Aimd>,
+    freed: Notify,
+}
+
+/// A slot of an [`AdaptiveLimit`], released on drop.
+pub(crate) struct AdaptivePermit(Arc<AdaptiveLimit>);
+
+impl Drop for AdaptivePermit {
+    fn drop(&mut self) {
+        self.0.lock().in_flight -= 1;
+        self.0.freed.notify_one();
+    }
+}
+
+impl AdaptiveLimit {
+    pub(crate) fn new(max: usize) -> Self {
+        let max = max.max(1);
+        Self {
+            max,
+            state: Mutex::new(Aimd {
+                limit: 4.0_f64.min(max as f64),
+                in_flight: 0,
+                slow_start: true,
+                min_latency: None,
+                last_cut: None,
+            }),
+            freed: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Aimd> {
+        // Arithmetic only under the lock: a poisoned lock still holds usable numbers.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The current limit.
+    #[cfg(test)]
+    pub(crate) fn limit(&self) -> usize {
+        self.lock().limit as usize
+    }
+
+    pub(crate) async fn acquire(self: &Arc<Self>) -> AdaptivePermit {
+        loop {
+            let freed = self.freed.notified();
+            {
+                let mut s = self.lock();
+                if s.in_flight < (s.limit as usize).max(1) {
+                    s.in_flight += 1;
+                    return AdaptivePermit(self.clone());
+                }
+            }
+            freed.await;
+        }
+    }
+
+    /// Feeds one finished request.
+    pub(crate) fn record(&self, latency: Duration, congested: bool) {
+        let mut s = self.lock();
+        let floor = *s.min_latency.get_or_insert(latency);
+        if latency < floor {
+            s.min_latency = Some(latency);
+        }
+        let slow = latency > floor.mul_f64(2.5) && latency > Duration::from_millis(5);
+        if congested || slow {
+            let round_trip = floor.max(Duration::from_millis(20));
+            if s.last_cut.is_none_or(|t| t.elapsed() >= round_trip) {
+                s.limit = (s.limit * 0.75).max(1.0);
+                s.slow_start = false;
+                s.last_cut = Some(Instant::now());
+            }
+            return;
+        }
+        let step = if s.slow_start { 1.0 } else { 1.0 / s.limit };
+        s.limit = (s.limit + step).min(self.max as f64);
+        drop(s);
+        self.freed.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grows_to_the_max_while_all_is_well_and_cuts_on_congestion() {
+        let limit = AdaptiveLimit::new(100);
+        for _ in 0..200 {
+            limit.record(Duration::from_millis(10), false);
+        }
+        assert_eq!(limit.limit(), 100);
+        limit.record(Duration::from_millis(10), true);
+        assert_eq!(limit.limit(), 75);
+        limit.record(Duration::from_millis(10), true);
+        assert_eq!(limit.limit(), 75, "one cut per round trip");
+        std::thread::sleep(Duration::from_millis(25));
+        limit.record(Duration::from_millis(200), false);
+        assert_eq!(
+            limit.limit(),
+            56,
+            "latency far above the floor is congestion too"
+        );
+        for _ in 0..56 {
+            limit.record(Duration::from_millis(10), false);
+        }
+        assert_eq!(limit.limit(), 57, "additive increase after the first cut");
+    }
+
+    #[tokio::test]
+    async fn never_admits_more_than_the_limit() {
+        let limit = Arc::new(AdaptiveLimit::new(10));
+        let held: Vec<_> = futures_util::future::join_all((0..4).map(|_| limit.acquire())).await;
+        let fifth = tokio::time::timeout(Duration::from_millis(50), limit.acquire()).await;
+        assert!(fifth.is_err(), "starts at 4");
+        drop(held);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), limit.acquire())
+                .await
+                .is_ok()
+        );
+    }
+}

@@ -1,0 +1,265 @@
+//! The fleet state on Redis: GCRA buckets in a Lua script on Redis's clock, pauses and breaker
+//! phases in hashes, and a pub/sub channel that tells every worker of a change at once.
+
+use crate::conn::{RedisOptions, redact_url};
+use crate::store::RedisStore;
+use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
+use redis::{AsyncCommands, Script};
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+use tokio::sync::broadcast;
+use volley_core::StoreError;
+use volley_core::governor::{FleetEvent, FleetState, HostLimit, Reservation};
+use volley_core::time::now_ms;
+
+static GCRA: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/gcra.lua")));
+static PAUSE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/pause.lua")));
+
+/// The fleet state of a namespace on Redis.
+pub struct RedisFleet {
+    store: RedisStore,
+    events: broadcast::Sender<FleetEvent>,
+}
+
+impl RedisFleet {
+    /// Starts listening to the namespace's fleet channel (reconnecting on its own).
+    ///
+    /// # Errors
+    /// [`StoreError`] for an unparsable URL.
+    pub fn start(store: RedisStore, options: &RedisOptions) -> Result<Arc<Self>, StoreError> {
+        let client = redis::Client::open(options.url.as_str()).map_err(|e| {
+            StoreError::Unavailable(format!(
+                "invalid Redis URL {}: {e}",
+                redact_url(&options.url)
+            ))
+        })?;
+        let (events, _) = broadcast::channel(1024);
+        let fleet = Arc::new(Self {
+            store,
+            events: events.clone(),
+        });
+        tokio::spawn(subscribe(client, fleet.channel(), events));
+        Ok(fleet)
+    }
+
+    fn key(&self, part: &str) -> String {
+        format!("{}:fleet:{part}", self.store.namespace())
+    }
+
+    fn channel(&self) -> String {
+        self.key("events")
+    }
+
+    /// Declares (or with `None` removes) a host's fleet-level rate limit.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn set_host_limit(
+        &self,
+        host: &str,
+        limit: Option<HostLimit>,
+    ) -> Result<(), StoreError> {
+        let key = self.key("host_limits");
+        let store = &self.store;
+        match limit {
+            Some(limit) => {
+                let body = serde_json::to_string(&limit)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                store
+                    .with(|mut c| async move { c.hset::<_, _, _, ()>(&key, host, body).await })
+                    .await
+            }
+            None => {
+                store
+                    .with(|mut c| async move { c.hdel::<_, _, ()>(&key, host).await })
+                    .await
+            }
+        }
+    }
+}
+
+/// Forwards the channel's messages to the local broadcast, resubscribing after any failure.
+async fn subscribe(client: redis::Client, channel: String, events: broadcast::Sender<FleetEvent>) {
+    let mut attempt = 0u32;
+    loop {
+        match client.get_async_pubsub().await {
+            Ok(mut pubsub) => {
+                if pubsub.subscribe(&channel).await.is_ok() {
+                    attempt = 0;
+                    let mut stream = pubsub.into_on_message();
+                    while let Some(message) = stream.next().await {
+                        let Ok(payload) = message.get_payload::<String>() else {
+                            continue;
+                        };
+                        match serde_json::from_str::<FleetEvent>(&payload) {
+                            Ok(event) => {
+                                if events.send(event).is_err() && events.receiver_count() == 0 {
+                                    return;
+                                }
+                            }
+                            Err(e) => tracing::warn!(error.message = %e, "unreadable fleet event"),
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::debug!(error.message = %e, "fleet channel unavailable"),
+        }
+        if events.receiver_count() == 0 && attempt > 0 {
+            return;
+        }
+        attempt = attempt.saturating_add(1);
+        tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt.min(25)))).await;
+    }
+}
+
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+impl FleetState for RedisFleet {
+    fn reserve<'a>(
+        &'a self,
+        key: &'a str,
+        n: u32,
+        rate: f64,
+        burst: u32,
+    ) -> BoxFuture<'a, Result<Reservation, StoreError>> {
+        Box::pin(async move {
+            let bucket = self.key(&format!("tat:{key}"));
+            let reply: (String, String) = self
+                .store
+                .with(|mut c| async move {
+                    GCRA.key(&bucket)
+                        .arg(n)
+                        .arg(rate)
+                        .arg(burst.max(1))
+                        .invoke_async(&mut c)
+                        .await
+                })
+                .await?;
+            let local_now = now_ms() as f64;
+            let base: f64 = reply.0.parse().map_err(corrupt)?;
+            let redis_now: f64 = reply.1.parse().map_err(corrupt)?;
+            // Redis's clock, moved onto this process's: workers on skewed clocks still share
+            // one schedule.
+            let offset = local_now - redis_now;
+            Ok(Reservation {
+                base_ms: base + offset,
+                interval_ms: 1000.0 / rate,
+                now_ms: local_now,
+            })
+        })
+    }
+
+    fn announce(&self, event: FleetEvent) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            let payload = serde_json::to_string(&event).map_err(corrupt)?;
+            let channel = self.channel();
+            match &event {
+                FleetEvent::Pause { host, until_ms } => {
+                    let key = self.key("pauses");
+                    self.store
+                        .with(|mut c| async move {
+                            PAUSE
+                                .key(&key)
+                                .key(&channel)
+                                .arg(host)
+                                .arg(until_ms)
+                                .arg(&payload)
+                                .invoke_async::<i64>(&mut c)
+                                .await
+                        })
+                        .await?;
+                }
+                FleetEvent::Breaker { host, phase } => {
+                    let key = self.key("breakers");
+                    let body = serde_json::to_string(phase).map_err(corrupt)?;
+                    self.store
+                        .with(|mut c| async move {
+                            redis::pipe()
+                                .hset(&key, host, body)
+                                .ignore()
+                                .publish(&channel, &payload)
+                                .ignore()
+                                .query_async::<()>(&mut c)
+                                .await
+                        })
+                        .await?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn try_probe<'a>(
+        &'a self,
+        host: &'a str,
+        ttl_ms: u64,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let key = self.key(&format!("probe:{host}"));
+            let won: Option<String> = self
+                .store
+                .with(|mut c| async move {
+                    redis::cmd("SET")
+                        .arg(&key)
+                        .arg(now_ms())
+                        .arg("NX")
+                        .arg("PX")
+                        .arg(ttl_ms)
+                        .query_async(&mut c)
+                        .await
+                })
+                .await?;
+            Ok(won.is_some())
+        })
+    }
+
+    fn current(&self) -> BoxFuture<'_, Result<Vec<FleetEvent>, StoreError>> {
+        Box::pin(async move {
+            let (pauses_key, breakers_key) = (self.key("pauses"), self.key("breakers"));
+            let (pauses, breakers): (HashMap<String, u64>, HashMap<String, String>) = self
+                .store
+                .with(|mut c| async move {
+                    redis::pipe()
+                        .hgetall(&pauses_key)
+                        .hgetall(&breakers_key)
+                        .query_async(&mut c)
+                        .await
+                })
+                .await?;
+            let now = now_ms();
+            let mut out: Vec<FleetEvent> = pauses
+                .into_iter()
+                .filter(|(_, until)| *until > now)
+                .map(|(host, until_ms)| FleetEvent::Pause { host, until_ms })
+                .collect();
+            for (host, body) in breakers {
+                if let Ok(phase) = serde_json::from_str(&body) {
+                    out.push(FleetEvent::Breaker { host, phase });
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn host_limits(&self) -> BoxFuture<'_, Result<HashMap<String, HostLimit>, StoreError>> {
+        Box::pin(async move {
+            let key = self.key("host_limits");
+            let raw: HashMap<String, String> = self
+                .store
+                .with(|mut c| async move { c.hgetall(&key).await })
+                .await?;
+            Ok(raw
+                .into_iter()
+                .filter_map(|(host, body)| serde_json::from_str(&body).ok().map(|l| (host, l)))
+                .collect())
+        })
+    }
+
+    fn events(&self) -> broadcast::Receiver<FleetEvent> {
+        self.events.subscribe()
+    }
+}
