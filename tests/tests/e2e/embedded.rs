@@ -77,7 +77,7 @@ async fn timeouts_become_classified_failures_and_the_job_fails_beyond_tolerance(
     let spec = env.write_spec(
         "slow",
         "/users/{id}?delay_ms=3000",
-        "[retry]\nmax_attempts = 2\nbase_delay = \"10ms\"\n",
+        "[retry]\nmax_attempts = 2\nbase_delay = \"10ms\"\n[breaker]\nenabled = false\n",
     )?;
     let text = std::fs::read_to_string(&spec)?.replace("timeout = \"5s\"", "timeout = \"200ms\"");
     std::fs::write(&spec, text)?;

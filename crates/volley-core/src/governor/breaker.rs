@@ -9,6 +9,10 @@ pub enum BreakerPhase {
     Closed,
     /// No calls until `until_ms`; then one probe.
     Open {
+        /// When the breaker first opened (a failed probe keeps it): records fail fast
+        /// once it has been open longer than `breaker.max_wait`.
+        #[serde(default)]
+        since_ms: u64,
         /// End of the cool-down (ms since the epoch).
         until_ms: u64,
     },
@@ -27,7 +31,7 @@ impl BreakerPhase {
     pub fn describe(&self, now_ms: u64) -> String {
         match self {
             BreakerPhase::Closed => "closed".into(),
-            BreakerPhase::Open { until_ms } if *until_ms > now_ms => {
+            BreakerPhase::Open { until_ms, .. } if *until_ms > now_ms => {
                 format!(
                     "open (probe in {:.1}s)",
                     (*until_ms - now_ms) as f64 / 1000.0
@@ -96,6 +100,7 @@ impl LocalBreaker {
         self.window.clear();
         let cooldown = u64::try_from(self.spec.cooldown.get().as_millis()).unwrap_or(u64::MAX);
         let phase = BreakerPhase::Open {
+            since_ms: now_ms,
             until_ms: now_ms.saturating_add(cooldown),
         };
         self.phase = phase;
@@ -137,7 +142,10 @@ mod tests {
         }
         assert_eq!(
             b.observe(true, 1_010),
-            Some(BreakerPhase::Open { until_ms: 6_010 })
+            Some(BreakerPhase::Open {
+                since_ms: 1_010,
+                until_ms: 6_010
+            })
         );
         assert_eq!(b.observe(true, 1_020), None, "already open");
     }
@@ -163,7 +171,11 @@ mod tests {
     #[test]
     fn describes_its_phase() {
         assert_eq!(
-            BreakerPhase::Open { until_ms: 3_000 }.describe(1_000),
+            BreakerPhase::Open {
+                since_ms: 0,
+                until_ms: 3_000
+            }
+            .describe(1_000),
             "open (probe in 2.0s)"
         );
         assert_eq!(

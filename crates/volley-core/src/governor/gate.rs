@@ -144,7 +144,6 @@ impl Governor {
     /// `breaker.max_wait`.
     pub async fn admit(&self, host: &str, job: &JobLimits) -> Result<Admission, RecordError> {
         let state = self.host(host, &job.breaker);
-        let started = Instant::now();
         let admission = loop {
             let now = now_ms();
             let pause = state.pause_until.load(Ordering::Relaxed);
@@ -153,26 +152,25 @@ impl Governor {
                 continue;
             }
             let phase = state.breaker().phase;
-            let waited = started.elapsed();
-            let over = || RecordError {
-                kind: ErrorKind::Breaker,
-                message: format!(
-                    "{host} unavailable: circuit breaker open for {}s",
-                    waited.as_secs()
-                ),
+            let fail_fast = |since_ms: u64| {
+                let open_for = Duration::from_millis(now.saturating_sub(since_ms));
+                (open_for > job.breaker.max_wait.get()).then(|| RecordError {
+                    kind: ErrorKind::Breaker,
+                    message: format!(
+                        "{host} unavailable: circuit breaker open for {}s",
+                        open_for.as_secs()
+                    ),
+                })
             };
             match phase {
                 BreakerPhase::Closed => break Admission::Normal,
-                BreakerPhase::Open { until_ms } if until_ms > now => {
-                    if waited > job.breaker.max_wait.get() {
-                        return Err(over());
+                BreakerPhase::Open { since_ms, until_ms } if until_ms > now => {
+                    if let Some(e) = fail_fast(since_ms) {
+                        return Err(e);
                     }
                     nap(until_ms, &state.changed).await;
                 }
-                BreakerPhase::Open { .. } => {
-                    if waited > job.breaker.max_wait.get() {
-                        return Err(over());
-                    }
+                BreakerPhase::Open { since_ms, .. } => {
                     let ttl = u64::try_from(job.breaker.cooldown.get().as_millis())
                         .unwrap_or(5_000)
                         + 30_000;
@@ -186,6 +184,9 @@ impl Governor {
                     {
                         tracing::info!(host = %host, "breaker probe");
                         break Admission::Probe;
+                    }
+                    if let Some(e) = fail_fast(since_ms) {
+                        return Err(e);
                     }
                     nap(now + 200, &state.changed).await;
                 }
@@ -286,7 +287,12 @@ impl Governor {
             let phase = if failed {
                 let cooldown =
                     u64::try_from(job.breaker.cooldown.get().as_millis()).unwrap_or(5_000);
+                let since_ms = match state.breaker().phase {
+                    BreakerPhase::Open { since_ms, .. } => since_ms,
+                    _ => now,
+                };
                 BreakerPhase::Open {
+                    since_ms,
                     until_ms: now + cooldown,
                 }
             } else {

@@ -51,7 +51,8 @@ pub struct BreakerSpec {
     pub cooldown: SpecDuration,
     /// After a successful probe, traffic ramps from little to all over this long.
     pub ramp: SpecDuration,
-    /// A record waiting longer than this for a closed breaker fails with `breaker`.
+    /// Once the breaker has been open this long, records fail fast with `breaker` (a
+    /// later `volley retry JOB --only breaker` sends them again); probes go on.
     pub max_wait: SpecDuration,
 }
 
