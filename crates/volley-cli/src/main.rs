@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
-use volley_cli::commands::{demo, jobs, results, run, status};
+use volley_cli::commands::{demo, jobs, results, retry, run, status};
 use volley_cli::exit::Failure;
 
 /// Push millions of records through an HTTP API, on one machine or a fleet.
@@ -23,6 +23,8 @@ enum Command {
     Status(status::StatusArgs),
     /// Export a job's results.
     Results(results::ResultsArgs),
+    /// Send a finished job's failed records again.
+    Retry(retry::RetryArgs),
     /// List jobs.
     Jobs(jobs::JobsArgs),
     /// List live workers.
@@ -45,6 +47,7 @@ fn main() -> ExitCode {
             Command::Demo(args) => demo::run(args).await,
             Command::Status(args) => status::run(args).await,
             Command::Results(args) => results::run(args).await,
+            Command::Retry(args) => retry::run(args).await,
             Command::Jobs(args) => jobs::run(args).await,
             Command::Workers(args) => jobs::workers(args).await,
         }

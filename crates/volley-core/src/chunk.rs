@@ -1,14 +1,14 @@
 //! Chunk messages: the unit of work on the broker.
 
 use crate::JobId;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 /// Version of the chunk message format; a worker refuses (dead-letters) other versions.
 pub const CHUNK_FORMAT_VERSION: u32 = 1;
 
 /// A decoded chunk: a slice of one job's records.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChunkMessage {
     /// Message format version.
     pub v: u32,
@@ -21,7 +21,7 @@ pub struct ChunkMessage {
 }
 
 /// One record as carried in a chunk.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChunkRecord {
     /// The record id.
     pub id: String,
@@ -29,6 +29,33 @@ pub struct ChunkRecord {
     pub line: u64,
     /// The record's fields.
     pub data: Map<String, Value>,
+    /// Set on a redriven record: where its outcome lives and what it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redo: Option<Redo>,
+}
+
+/// Where a redriven record's outcome is stored, and the outcome it replaces.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Redo {
+    /// The chunk the record was first published in.
+    pub chunk: u64,
+    /// Its position in that chunk.
+    pub pos: u32,
+    /// Its stored outcome row when the redrive was planned; its counters are taken back when
+    /// the new outcome is committed.
+    pub was: Value,
+}
+
+impl ChunkRecord {
+    /// The input as kept for a later redrive: `{"id","line","data"}`.
+    pub fn input_json(&self) -> Vec<u8> {
+        let kept = ChunkRecord {
+            redo: None,
+            ..self.clone()
+        };
+        // Serializing a map of JSON values into a Vec cannot fail.
+        serde_json::to_vec(&kept).unwrap_or_default()
+    }
 }
 
 /// Why a message could not be decoded as a chunk. Such a message is poison: it is
@@ -57,7 +84,18 @@ impl ChunkMessage {
         if msg.v != CHUNK_FORMAT_VERSION {
             return Err(ChunkDecodeError::Version(msg.v));
         }
+        let redone = msg.records.iter().filter(|r| r.redo.is_some()).count();
+        if redone != 0 && redone != msg.records.len() {
+            return Err(ChunkDecodeError::Malformed(
+                "a chunk mixes redriven and new records".into(),
+            ));
+        }
         Ok(msg)
+    }
+
+    /// Whether this chunk redrives records of earlier chunks.
+    pub fn is_redrive(&self) -> bool {
+        self.records.first().is_some_and(|r| r.redo.is_some())
     }
 
     /// The broker message id: `{job}:{chunk}`.

@@ -13,6 +13,7 @@ mod job;
 pub mod memory;
 mod outcome;
 mod pipeline;
+pub mod redrive;
 mod retry;
 pub mod settings;
 mod spec;
@@ -23,12 +24,14 @@ pub mod template;
 pub mod time;
 
 pub use broker::{Broker, BrokerError, ChunkConsumer, ChunkDelivery, OutgoingChunk};
-pub use chunk::{CHUNK_FORMAT_VERSION, ChunkDecodeError, ChunkEncoder, ChunkMessage, ChunkRecord};
+pub use chunk::{
+    CHUNK_FORMAT_VERSION, ChunkDecodeError, ChunkEncoder, ChunkMessage, ChunkRecord, Redo,
+};
 pub use http::{ClientOptions, HttpProcessor, build_client};
 pub use job::{JobId, JobState, Namespace};
 pub use outcome::{
     ErrorKind, RecordError, RecordOutcome, ResultDecodeError, ResultLine, decode_chunk_results,
-    encode_chunk_results,
+    decode_row, encode_chunk_results,
 };
 pub use pipeline::{Processor, run_chunk};
 pub use retry::{RetryPolicy, parse_retry_after};
@@ -38,8 +41,8 @@ pub use spec::{
     ResultSpec, RetrySpec, SpecDuration, SpecError, SpecMethod,
 };
 pub use store::{
-    ChunkCommit, CommitStatus, JobStatus, NewJob, PublishMark, Registration, Store, StoreError,
-    WorkerBeat,
+    ChunkCommit, CommitStatus, FailedInput, JobStatus, NewJob, PublishMark, Registration, Splice,
+    Store, StoreError, WorkerBeat,
 };
 pub use tally::{ChunkTally, bucket_upper_ms, latency_bucket, percentile_ms};
 pub use template::{RequestTemplate, TemplateError};

@@ -156,17 +156,17 @@ fn push_num(out: &mut Vec<u8>, n: u64) {
     out.extend_from_slice(n.to_string().as_bytes());
 }
 
-/// Encodes a chunk's outcomes, in record order, as one stored value.
+/// Encodes a chunk's outcomes, in record order, as one stored value: one compact row per
+/// line. JSON text never holds a raw newline, so the commit script can replace the row of a
+/// redriven record by position without parsing JSON.
 pub fn encode_chunk_results(outcomes: &[RecordOutcome]) -> Vec<u8> {
     let mut out = Vec::with_capacity(outcomes.len() * 40 + 2);
-    out.push(b'[');
     for (i, outcome) in outcomes.iter().enumerate() {
         if i > 0 {
-            out.push(b',');
+            out.push(b'\n');
         }
         outcome.encode_compact(&mut out);
     }
-    out.push(b']');
     out
 }
 
@@ -210,29 +210,64 @@ pub fn decode_chunk_results(
     chunk: u64,
     stored: &[u8],
 ) -> Result<Vec<ResultLine>, ResultDecodeError> {
-    let bad = |reason: String| ResultDecodeError { chunk, reason };
-    let rows: Vec<Vec<Value>> = serde_json::from_slice(stored).map_err(|e| bad(e.to_string()))?;
-    rows.into_iter()
+    chunk_rows(chunk, stored)?
+        .into_iter()
         .map(|row| {
-            let num = |i: usize| row.get(i).and_then(Value::as_u64);
-            let (Some(Value::String(id)), Some(line), Some(status), Some(attempts), Some(latency)) =
-                (row.first(), num(1), num(2), num(3), num(4))
-            else {
-                return Err(bad(format!("bad row {row:?}")));
-            };
-            let error = row.get(5).and_then(Value::as_str).map(str::to_string);
-            Ok(ResultLine {
-                id: id.clone(),
-                line,
-                ok: error.is_none(),
-                status: u16::try_from(status).ok().filter(|s| *s != 0),
-                attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
-                latency_ms: u32::try_from(latency).unwrap_or(u32::MAX),
-                error,
-                body: row.get(6).cloned(),
+            decode_row(&row).ok_or_else(|| ResultDecodeError {
+                chunk,
+                reason: format!("bad row {row}"),
             })
         })
         .collect()
+}
+
+/// The rows of a stored chunk value, as JSON values.
+///
+/// # Errors
+/// [`ResultDecodeError`] when a row is not JSON.
+pub(crate) fn chunk_rows(chunk: u64, stored: &[u8]) -> Result<Vec<Value>, ResultDecodeError> {
+    if stored.is_empty() {
+        return Ok(Vec::new());
+    }
+    stored
+        .split(|b| *b == b'\n')
+        .map(|row| {
+            serde_json::from_slice(row).map_err(|e| ResultDecodeError {
+                chunk,
+                reason: e.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// Reads one compact row (`[id,line,status,attempts,latency_ms,error?,body?]`).
+pub fn decode_row(row: &Value) -> Option<ResultLine> {
+    let row = row.as_array()?;
+    let num = |i: usize| row.get(i).and_then(Value::as_u64);
+    let (Some(Value::String(id)), Some(line), Some(status), Some(attempts), Some(latency)) =
+        (row.first(), num(1), num(2), num(3), num(4))
+    else {
+        return None;
+    };
+    let error = row.get(5).and_then(Value::as_str).map(str::to_string);
+    Some(ResultLine {
+        id: id.clone(),
+        line,
+        ok: error.is_none(),
+        status: u16::try_from(status).ok().filter(|s| *s != 0),
+        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+        latency_ms: u32::try_from(latency).unwrap_or(u32::MAX),
+        error,
+        body: row.get(6).cloned(),
+    })
+}
+
+impl ResultLine {
+    /// The error kind of a failed line.
+    pub fn error_kind(&self) -> Option<ErrorKind> {
+        let text = self.error.as_deref()?;
+        ErrorKind::parse(text.split(':').next().unwrap_or(text))
+    }
 }
 
 #[cfg(test)]
@@ -269,7 +304,7 @@ mod tests {
         let bytes = encode_chunk_results(&[ok, failed, plain]);
         assert_eq!(
             std::str::from_utf8(&bytes).unwrap(),
-            r#"[["r1",1,200,1,12,null,{"a":1}],["r\"2",2,0,0,0,"template: missing field 'email'"],["r1",1,200,1,12]]"#
+            "[\"r1\",1,200,1,12,null,{\"a\":1}]\n[\"r\\\"2\",2,0,0,0,\"template: missing field 'email'\"]\n[\"r1\",1,200,1,12]"
         );
         let lines = decode_chunk_results(0, &bytes).unwrap();
         assert!(lines[0].ok);

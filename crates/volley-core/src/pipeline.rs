@@ -21,17 +21,20 @@ pub trait Processor: Send + Sync + 'static {
 /// returned future aborts the chunk's record tasks.
 pub async fn run_chunk<P: Processor>(
     processor: Arc<P>,
-    records: Vec<ChunkRecord>,
+    records: Arc<[ChunkRecord]>,
 ) -> Option<Vec<RecordOutcome>> {
     let mut slots: Vec<Option<RecordOutcome>> = vec![None; records.len()];
     let mut tasks = JoinSet::new();
-    for (index, record) in records.into_iter().enumerate() {
+    for index in 0..records.len() {
         let processor = processor.clone();
+        // The caller keeps the records (failed ones are stored for redrive): tasks share them.
+        let records = records.clone();
         tasks.spawn(async move {
-            let result = AssertUnwindSafe(processor.process(&record))
+            let record = &records[index];
+            let result = AssertUnwindSafe(processor.process(record))
                 .catch_unwind()
                 .await;
-            let outcome = result.unwrap_or_else(|panic| panic_outcome(&record, panic.as_ref()));
+            let outcome = result.unwrap_or_else(|panic| panic_outcome(record, panic.as_ref()));
             (index, outcome)
         });
     }

@@ -1,7 +1,9 @@
 //! The store capability: the job registry, the atomic chunk commit, progress and results.
 //! Implemented for Redis (`volley-redis`) and in memory.
 
-use crate::{ChunkTally, JobId, JobState};
+use crate::{
+    ChunkRecord, ChunkTally, JobId, JobState, RecordOutcome, Redo, decode_row, encode_chunk_results,
+};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::ops::Range;
@@ -75,12 +77,93 @@ pub struct ChunkCommit {
     pub job: JobId,
     /// The chunk index.
     pub chunk: u64,
-    /// Outcomes in compact form (see [`crate::encode_chunk_results`]).
+    /// Outcomes in compact form (see [`crate::encode_chunk_results`]); empty for a redrive
+    /// chunk, whose outcomes go to `splices`.
     pub results: Vec<u8>,
+    /// The input of each failed record, by position, kept for `volley retry`.
+    pub failed_inputs: Vec<(u32, Vec<u8>)>,
+    /// A redrive chunk's new outcomes, each replacing the row of its record where it was
+    /// first stored.
+    pub splices: Vec<Splice>,
     /// Counter deltas.
     pub tally: ChunkTally,
     /// Commit time.
     pub now_ms: u64,
+}
+
+impl ChunkCommit {
+    /// The commit of a chunk: its outcomes and failed inputs, or for a redrive chunk the rows
+    /// that replace the earlier outcomes, with counters that take those back. `None` when an
+    /// earlier outcome cannot be read.
+    pub fn build(
+        job: &JobId,
+        chunk: u64,
+        inputs: &[ChunkRecord],
+        outcomes: &[RecordOutcome],
+        now_ms: u64,
+    ) -> Option<ChunkCommit> {
+        let mut tally = ChunkTally::of(outcomes);
+        let mut commit = ChunkCommit {
+            job: job.clone(),
+            chunk,
+            results: Vec::new(),
+            failed_inputs: Vec::new(),
+            splices: Vec::new(),
+            tally: ChunkTally::default(),
+            now_ms,
+        };
+        let redos: Vec<&Redo> = inputs.iter().filter_map(|r| r.redo.as_ref()).collect();
+        if redos.is_empty() {
+            commit.results = encode_chunk_results(outcomes);
+            commit.failed_inputs = inputs
+                .iter()
+                .zip(outcomes)
+                .enumerate()
+                .filter(|(_, (_, o))| !o.ok())
+                .map(|(pos, (input, _))| {
+                    (u32::try_from(pos).unwrap_or(u32::MAX), input.input_json())
+                })
+                .collect();
+        } else {
+            for (redo, outcome) in redos.into_iter().zip(outcomes) {
+                tally.remove(&decode_row(&redo.was)?);
+                let mut row = Vec::new();
+                outcome.encode_compact(&mut row);
+                commit.splices.push(Splice {
+                    chunk: redo.chunk,
+                    pos: redo.pos,
+                    row,
+                    ok: outcome.ok(),
+                });
+            }
+        }
+        commit.tally = tally;
+        Some(commit)
+    }
+}
+
+/// A redriven record's new outcome.
+#[derive(Debug, Clone)]
+pub struct Splice {
+    /// The chunk the record was first published in.
+    pub chunk: u64,
+    /// Its position there.
+    pub pos: u32,
+    /// Its new compact row.
+    pub row: Vec<u8>,
+    /// Whether it succeeded now (its kept input is dropped then).
+    pub ok: bool,
+}
+
+/// A failed record's input, kept for redrive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedInput {
+    /// The chunk it was first published in.
+    pub chunk: u64,
+    /// Its position there.
+    pub pos: u32,
+    /// `{"id","line","data"}`.
+    pub input: Vec<u8>,
 }
 
 /// What a commit did.
@@ -117,6 +200,8 @@ pub struct JobStatus {
     pub retries: u64,
     /// Committed chunks.
     pub chunks_done: u64,
+    /// Redrive chunks published by `volley retry` (numbered after `total_chunks`).
+    pub redrive_chunks: u64,
     /// Chunks confirmed by the broker so far.
     pub published_chunks: u64,
     /// Records in those chunks.
@@ -260,6 +345,51 @@ pub trait Store: Clone + Send + Sync + 'static {
         job: &JobId,
         chunks: Range<u64>,
     ) -> impl Future<Output = Result<Vec<Option<Vec<u8>>>, StoreError>> + Send;
+
+    /// A page of the failed records' kept inputs; `cursor` 0 starts, a returned cursor of 0
+    /// ends.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn failed_inputs(
+        &self,
+        job: &JobId,
+        cursor: u64,
+    ) -> impl Future<Output = Result<(u64, Vec<FailedInput>), StoreError>> + Send;
+
+    /// Registers redrive chunks (each given as the JSON array of its records) after the
+    /// job's chunks and earlier redrives, and reopens the job: it is `running` and does not
+    /// finish until [`Store::end_redrive`]. Returns the first new chunk index.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when the job is running other work.
+    fn add_redrive_chunks(
+        &self,
+        job: &JobId,
+        records: &[Vec<u8>],
+        now_ms: u64,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Redrive chunks registered but not yet confirmed finished by [`Store::end_redrive`]:
+    /// (index, records) of a round that was interrupted.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn pending_redrive(
+        &self,
+        job: &JobId,
+    ) -> impl Future<Output = Result<Vec<(u64, Vec<u8>)>, StoreError>> + Send;
+
+    /// Declares a redrive round fully published; the job may finish again. Returns its
+    /// state.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn end_redrive(
+        &self,
+        job: &JobId,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<JobState, StoreError>> + Send;
 
     /// Records a worker heartbeat.
     ///

@@ -1,7 +1,7 @@
 //! Per-chunk counter deltas and the latency histogram, summed by the atomic commit into the
 //! job's counters. A dashboard reads the same fields.
 
-use crate::RecordOutcome;
+use crate::{ErrorKind, RecordOutcome, ResultLine};
 use std::collections::BTreeMap;
 
 /// Histogram bucket growth: each bucket is about 10% wider than the last, so a percentile read
@@ -42,25 +42,26 @@ pub fn percentile_ms(buckets: &BTreeMap<u32, u64>, percent: f64) -> Option<f64> 
     buckets.keys().last().map(|b| bucket_upper_ms(*b))
 }
 
-/// What one chunk adds to its job's counters.
+/// What one chunk adds to its job's counters. Signed: a redriven record takes its old
+/// outcome out of the counters as it puts its new one in.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ChunkTally {
     /// Records with an outcome.
-    pub done: u64,
+    pub done: i64,
     /// Succeeded.
-    pub ok: u64,
+    pub ok: i64,
     /// Failed.
-    pub failed: u64,
-    /// Attempts beyond the first.
-    pub retries: u64,
+    pub failed: i64,
+    /// Attempts beyond the first (never taken back: they were made).
+    pub retries: i64,
     /// Sum of last-attempt latencies.
-    pub latency_sum_ms: u64,
+    pub latency_sum_ms: i64,
     /// Records per last HTTP status.
-    pub by_status: BTreeMap<u16, u64>,
+    pub by_status: BTreeMap<u16, i64>,
     /// Failed records per error kind.
-    pub by_error: BTreeMap<&'static str, u64>,
+    pub by_error: BTreeMap<&'static str, i64>,
     /// Records per latency bucket (requests only).
-    pub latency: BTreeMap<u32, u64>,
+    pub latency: BTreeMap<u32, i64>,
 }
 
 impl ChunkTally {
@@ -68,29 +69,57 @@ impl ChunkTally {
     pub fn of(outcomes: &[RecordOutcome]) -> Self {
         let mut t = ChunkTally::default();
         for o in outcomes {
-            t.done += 1;
-            match &o.error {
-                None => t.ok += 1,
-                Some(e) => {
-                    t.failed += 1;
-                    *t.by_error.entry(e.kind.as_str()).or_default() += 1;
-                }
-            }
-            t.retries += u64::from(o.attempts.saturating_sub(1));
-            if let Some(s) = o.status {
-                *t.by_status.entry(s).or_default() += 1;
-            }
-            if o.attempts > 0 {
-                t.latency_sum_ms += u64::from(o.latency_ms);
-                *t.latency.entry(latency_bucket(o.latency_ms)).or_default() += 1;
-            }
+            t.add(
+                o.error.as_ref().map(|e| e.kind),
+                o.status,
+                o.attempts,
+                o.latency_ms,
+                1,
+            );
+            t.retries += i64::from(o.attempts.saturating_sub(1));
         }
         t
     }
 
+    /// Takes a record's earlier outcome out of the counters (its retries stay counted).
+    pub fn remove(&mut self, old: &ResultLine) {
+        let kind = if old.ok {
+            None
+        } else {
+            Some(old.error_kind().unwrap_or(ErrorKind::Request))
+        };
+        self.add(kind, old.status, old.attempts, old.latency_ms, -1);
+    }
+
+    fn add(
+        &mut self,
+        error: Option<ErrorKind>,
+        status: Option<u16>,
+        attempts: u32,
+        latency_ms: u32,
+        sign: i64,
+    ) {
+        self.done += sign;
+        match error {
+            None => self.ok += sign,
+            Some(kind) => {
+                self.failed += sign;
+                *self.by_error.entry(kind.as_str()).or_default() += sign;
+            }
+        }
+        if let Some(s) = status {
+            *self.by_status.entry(s).or_default() += sign;
+        }
+        if attempts > 0 {
+            self.latency_sum_ms += sign * i64::from(latency_ms);
+            *self.latency.entry(latency_bucket(latency_ms)).or_default() += sign;
+        }
+    }
+
     /// The counter fields and deltas, as the store's hash holds them: `done`, `ok`, `failed`,
-    /// `retries`, `latency_sum_ms`, `s:<status>`, `e:<kind>`, `h:<bucket>`.
-    pub fn fields(&self) -> Vec<(String, u64)> {
+    /// `retries`, `latency_sum_ms`, `s:<status>`, `e:<kind>`, `h:<bucket>`. Zero deltas are
+    /// left out.
+    pub fn fields(&self) -> Vec<(String, i64)> {
         let mut out = vec![
             ("done".to_string(), self.done),
             ("ok".to_string(), self.ok),
@@ -101,6 +130,7 @@ impl ChunkTally {
         out.extend(self.by_status.iter().map(|(s, n)| (format!("s:{s}"), *n)));
         out.extend(self.by_error.iter().map(|(k, n)| (format!("e:{k}"), *n)));
         out.extend(self.latency.iter().map(|(b, n)| (format!("h:{b}"), *n)));
+        out.retain(|(_, n)| *n != 0);
         out
     }
 }

@@ -6,6 +6,10 @@ pub(crate) struct JobKeys {
     pub(crate) counters: String,
     pub(crate) chunks: String,
     pub(crate) results: String,
+    /// Failed records' inputs, `{chunk}:{pos}` → record, for `volley retry`.
+    pub(crate) failed: String,
+    /// Redrive chunks of a round being published, index → records.
+    pub(crate) redrive: String,
 }
 
 impl JobKeys {
@@ -16,12 +20,21 @@ impl JobKeys {
             counters: format!("{base}:counters"),
             chunks: format!("{base}:chunks"),
             results: format!("{base}:results"),
+            failed: format!("{base}:failed"),
+            redrive: format!("{base}:redrive"),
         }
     }
 
     /// In the order the Lua scripts expect them.
-    pub(crate) fn all(&self) -> [&str; 4] {
-        [&self.meta, &self.counters, &self.chunks, &self.results]
+    pub(crate) fn all(&self) -> [&str; 6] {
+        [
+            &self.meta,
+            &self.counters,
+            &self.chunks,
+            &self.results,
+            &self.failed,
+            &self.redrive,
+        ]
     }
 }
 

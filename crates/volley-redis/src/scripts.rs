@@ -17,3 +17,7 @@ pub(crate) static PUBLISHED: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/published.lua")));
 pub(crate) static INPUT_ERROR: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/input_error.lua")));
+pub(crate) static REDRIVE_ADD: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/redrive_add.lua")));
+pub(crate) static REDRIVE_END: LazyLock<Script> =
+    LazyLock::new(|| with_finish(include_str!("lua/redrive_end.lua")));

@@ -18,6 +18,7 @@ pub(crate) fn job_status(
         total: num(meta, "total_records"),
         total_chunks: num(meta, "total_chunks"),
         published_chunks: num(meta, "published_chunks").unwrap_or(0),
+        redrive_chunks: num(meta, "redrive_chunks").unwrap_or(0),
         published_records: num(meta, "published_records").unwrap_or(0),
         tolerated_failure_percent: meta
             .get("tolerated")
@@ -38,7 +39,8 @@ pub(crate) fn job_status(
         ..JobStatus::default()
     };
     for (field, value) in counters {
-        let Ok(n) = value.parse::<u64>() else {
+        // A redrive can take a status or error kind back to zero: leave those out.
+        let Ok(n @ 1..) = value.parse::<u64>() else {
             continue;
         };
         if let Some(code) = field.strip_prefix("s:") {

@@ -1,6 +1,8 @@
 use crate::conn::{Connections, RedisOptions};
 use crate::keys::{JobKeys, jobs_index, worker_key, workers_index};
-use crate::scripts::{COMMIT, FINISH_PUBLISHING, INPUT_ERROR, PUBLISHED, REGISTER};
+use crate::scripts::{
+    COMMIT, FINISH_PUBLISHING, INPUT_ERROR, PUBLISHED, REDRIVE_ADD, REDRIVE_END, REGISTER,
+};
 use crate::status::job_status;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncCommands, RedisError};
@@ -9,8 +11,8 @@ use std::future::Future;
 use std::ops::Range;
 use std::sync::Arc;
 use volley_core::{
-    ChunkCommit, CommitStatus, JobId, JobState, JobStatus, Namespace, NewJob, PublishMark,
-    Registration, Store, StoreError, WorkerBeat,
+    ChunkCommit, CommitStatus, FailedInput, JobId, JobState, JobStatus, Namespace, NewJob,
+    PublishMark, Registration, Store, StoreError, WorkerBeat,
 };
 
 /// The job store on Redis. Cheap to clone; clones share one multiplexed connection.
@@ -296,6 +298,17 @@ impl Store for RedisStore {
                 for (field, delta) in &fields {
                     call.arg(field).arg(delta);
                 }
+                call.arg(commit.failed_inputs.len());
+                for (pos, input) in &commit.failed_inputs {
+                    call.arg(pos).arg(&input[..]);
+                }
+                call.arg(commit.splices.len());
+                for sp in &commit.splices {
+                    call.arg(sp.chunk)
+                        .arg(sp.pos)
+                        .arg(&sp.row[..])
+                        .arg(if sp.ok { "1" } else { "0" });
+                }
                 call.invoke_async(&mut c).await
             })
             .await?;
@@ -307,6 +320,102 @@ impl Store for RedisStore {
                 None => Err(StoreError::Corrupt(format!("commit reply '{other}'"))),
             },
         }
+    }
+
+    async fn failed_inputs(
+        &self,
+        job: &JobId,
+        cursor: u64,
+    ) -> Result<(u64, Vec<FailedInput>), StoreError> {
+        let keys = JobKeys::new(&self.ns, job);
+        let (next, page): (u64, Vec<(String, Vec<u8>)>) = self
+            .run(|mut c| async move {
+                redis::cmd("HSCAN")
+                    .arg(&keys.failed)
+                    .arg(cursor)
+                    .arg("COUNT")
+                    .arg(500)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        let mut out = Vec::with_capacity(page.len());
+        for (field, input) in page {
+            let parsed = field
+                .split_once(':')
+                .and_then(|(c, p)| Some((c.parse().ok()?, p.parse().ok()?)));
+            let Some((chunk, pos)) = parsed else {
+                return Err(StoreError::Corrupt(format!("failed-input field '{field}'")));
+            };
+            out.push(FailedInput { chunk, pos, input });
+        }
+        Ok((next, out))
+    }
+
+    async fn add_redrive_chunks(
+        &self,
+        job: &JobId,
+        records: &[Vec<u8>],
+        now_ms: u64,
+    ) -> Result<u64, StoreError> {
+        let keys = JobKeys::new(&self.ns, job);
+        let reply: String = self
+            .run(|mut c| async move {
+                let mut call = REDRIVE_ADD.key(&keys.all());
+                call.arg(now_ms);
+                for recs in records {
+                    call.arg(&recs[..]);
+                }
+                call.invoke_async(&mut c).await
+            })
+            .await?;
+        if reply == "unknown_job" {
+            return Err(StoreError::Conflict(format!("unknown job {job}")));
+        }
+        if let Some(state) = reply.strip_prefix("busy:") {
+            return Err(StoreError::Conflict(format!(
+                "job is {state}; retry it once it has finished"
+            )));
+        }
+        reply
+            .parse()
+            .map_err(|_| StoreError::Corrupt(format!("redrive reply '{reply}'")))
+    }
+
+    async fn pending_redrive(&self, job: &JobId) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let keys = JobKeys::new(&self.ns, job);
+        let (redriving, plan): (Option<String>, HashMap<u64, Vec<u8>>) = self
+            .run(|mut c| async move {
+                redis::pipe()
+                    .hget(&keys.meta, "redriving")
+                    .hgetall(&keys.redrive)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        if redriving.is_none() {
+            return Ok(Vec::new());
+        }
+        let mut plan: Vec<(u64, Vec<u8>)> = plan.into_iter().collect();
+        plan.sort_by_key(|(i, _)| *i);
+        Ok(plan)
+    }
+
+    async fn end_redrive(&self, job: &JobId, now_ms: u64) -> Result<JobState, StoreError> {
+        let keys = JobKeys::new(&self.ns, job);
+        let reply: String = self
+            .run(|mut c| async move {
+                REDRIVE_END
+                    .key(&keys.all())
+                    .arg(now_ms)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        if reply == "unknown_job" {
+            return Err(StoreError::Conflict(format!("unknown job {job}")));
+        }
+        parse_state(&reply)
     }
 
     async fn job_status(&self, job: &JobId) -> Result<Option<JobStatus>, StoreError> {

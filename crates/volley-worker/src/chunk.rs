@@ -9,8 +9,8 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use volley_core::time::now_ms;
 use volley_core::{
-    ChunkCommit, ChunkDelivery, ChunkMessage, ChunkTally, CommitStatus, ErrorKind, RecordError,
-    RecordOutcome, Store, encode_chunk_results, run_chunk,
+    ChunkCommit, ChunkDelivery, ChunkMessage, ChunkRecord, CommitStatus, ErrorKind, RecordError,
+    RecordOutcome, Store, run_chunk,
 };
 
 /// What every chunk task shares.
@@ -58,17 +58,26 @@ pub(crate) async fn handle_delivery<S: Store, D: ChunkDelivery>(
     }
     let records = message.records.len() as u64;
     ctx.state.records_held.fetch_add(records, Ordering::Relaxed);
+    let inputs: Arc<[ChunkRecord]> = message.records.into();
     let outcomes = match entry.as_ref() {
         JobEntry::Ready(processor) => {
             tokio::select! {
-                outcomes = run_chunk(processor.clone(), message.records) => outcomes,
+                outcomes = run_chunk(processor.clone(), inputs.clone()) => outcomes,
                 () = ctx.abort.cancelled() => None,
             }
         }
-        JobEntry::Broken(reason) => Some(broken_outcomes(&message.records, reason)),
+        JobEntry::Broken(reason) => Some(broken_outcomes(&inputs, reason)),
     };
     let committed = match outcomes {
-        Some(outcomes) => commit(&ctx, &job, chunk, &outcomes).await,
+        Some(outcomes) => match ChunkCommit::build(&job, chunk, &inputs, &outcomes, now_ms()) {
+            Some(c) => commit(&ctx, &c).await,
+            None => {
+                tracing::warn!(job.id = %job, chunk, "redrive chunk carries an unreadable earlier outcome: dead-lettering");
+                dead_letter(&ctx, &delivery).await;
+                ctx.state.records_held.fetch_sub(records, Ordering::Relaxed);
+                return;
+            }
+        },
         None => false,
     };
     ctx.state.records_held.fetch_sub(records, Ordering::Relaxed);
@@ -107,22 +116,11 @@ async fn find_job<S: Store>(
 
 /// Commits until the store gives a definite answer; `false` when the chunk must go back to
 /// the queue instead (drain timeout passed, or the store lost the job).
-async fn commit<S: Store>(
-    ctx: &ChunkContext<S>,
-    job: &volley_core::JobId,
-    chunk: u64,
-    outcomes: &[RecordOutcome],
-) -> bool {
-    let commit = ChunkCommit {
-        job: job.clone(),
-        chunk,
-        results: encode_chunk_results(outcomes),
-        tally: ChunkTally::of(outcomes),
-        now_ms: now_ms(),
-    };
+async fn commit<S: Store>(ctx: &ChunkContext<S>, commit: &ChunkCommit) -> bool {
+    let (job, chunk) = (&commit.job, commit.chunk);
     let mut attempt: u32 = 0;
     loop {
-        match ctx.store.commit_chunk(&commit).await {
+        match ctx.store.commit_chunk(commit).await {
             Ok(CommitStatus::Committed(state)) => {
                 ctx.state.chunks_committed.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(job.id = %job, chunk, state = %state, "commit.ok");
@@ -157,7 +155,7 @@ async fn commit<S: Store>(
     }
 }
 
-fn broken_outcomes(records: &[volley_core::ChunkRecord], reason: &str) -> Vec<RecordOutcome> {
+fn broken_outcomes(records: &[ChunkRecord], reason: &str) -> Vec<RecordOutcome> {
     records
         .iter()
         .map(|r| RecordOutcome {

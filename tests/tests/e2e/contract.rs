@@ -3,10 +3,12 @@
 
 use std::time::Duration;
 use volley_core::memory::{MemoryBroker, MemoryStore};
+use volley_core::redrive::{RedriveError, RedriveFilter, redrive};
 use volley_core::{
-    Broker, ChunkCommit, ChunkConsumer, ChunkDelivery, ChunkTally, CommitStatus, ErrorKind, JobId,
-    JobState, NewJob, OutgoingChunk, PublishMark, RecordError, RecordOutcome, Registration, Store,
-    StoreError, WorkerBeat, encode_chunk_results,
+    Broker, ChunkCommit, ChunkConsumer, ChunkDelivery, ChunkMessage, ChunkRecord, ChunkTally,
+    CommitStatus, ErrorKind, JobId, JobState, NewJob, OutgoingChunk, PublishMark, RecordError,
+    RecordOutcome, Registration, Store, StoreError, WorkerBeat, decode_chunk_results,
+    encode_chunk_results,
 };
 use volley_tests::TestEnv;
 
@@ -43,9 +45,146 @@ fn commit(job: &JobId, chunk: u64, outcomes: &[RecordOutcome]) -> ChunkCommit {
         job: job.clone(),
         chunk,
         results: encode_chunk_results(outcomes),
+        failed_inputs: Vec::new(),
+        splices: Vec::new(),
         tally: ChunkTally::of(outcomes),
         now_ms: 2_000 + chunk,
     }
+}
+
+fn record(id: &str) -> ChunkRecord {
+    serde_json::from_value(serde_json::json!({"id": id, "line": 1, "data": {"id": id}}))
+        .expect("record")
+}
+
+fn timeout(id: &str) -> RecordOutcome {
+    RecordOutcome {
+        status: None,
+        error: Some(RecordError {
+            kind: ErrorKind::Timeout,
+            message: "after 5s".into(),
+        }),
+        ..outcome(id, 0, true)
+    }
+}
+
+/// Takes every chunk the broker holds, as the worker would see them.
+async fn drain<B: Broker>(broker: &B) -> anyhow::Result<Vec<ChunkMessage>> {
+    let mut consumer = broker.consume(10).await?;
+    let mut out = Vec::new();
+    while let Some(d) = next_within(&mut consumer, 1_000).await {
+        out.push(ChunkMessage::decode(d.payload())?);
+        d.ack().await?;
+    }
+    consumer.close().await;
+    Ok(out)
+}
+
+/// Runs a redrive chunk's records to the given outcomes and commits them as a worker does.
+async fn commit_redrive<S: Store>(
+    store: &S,
+    msg: &ChunkMessage,
+    outcomes: &[RecordOutcome],
+) -> anyhow::Result<CommitStatus> {
+    let c = ChunkCommit::build(&msg.job, msg.chunk, &msg.records, outcomes, 9_000)
+        .ok_or_else(|| anyhow::anyhow!("unreadable earlier outcome"))?;
+    Ok(store.commit_chunk(&c).await?)
+}
+
+async fn redrive_contract<S: Store, B: Broker>(store: S, broker: B) -> anyhow::Result<()> {
+    let job = JobId::parse("redrive-job").map_err(anyhow::Error::msg)?;
+    store.register_job(&new_job(&job, "spec", 0.0)).await?;
+    let inputs0 = [record("a"), record("b")];
+    let first = [outcome("a", 200, false), outcome("b", 503, true)];
+    let c0 = ChunkCommit::build(&job, 0, &inputs0, &first, 2_000).expect("commit");
+    assert_eq!(c0.failed_inputs.len(), 1, "only the failed record is kept");
+    store.commit_chunk(&c0).await?;
+    let inputs1 = [record("c")];
+    let c1 = ChunkCommit::build(&job, 1, &inputs1, &[timeout("c")], 2_001).expect("commit");
+    store.commit_chunk(&c1).await?;
+    assert_eq!(
+        store.finish_publishing(&job, 3, 2, 3_000).await?,
+        JobState::Failed
+    );
+
+    // Only 503s: one record goes out again, as chunk 2, pointing back at chunk 0.
+    let only: RedriveFilter = "status=503".parse().map_err(anyhow::Error::msg)?;
+    let report = redrive(&store, &broker, &job, &only, 10, 4_000).await?;
+    assert_eq!((report.records, report.chunks), (1, 1));
+    assert_eq!(report.state, "running");
+    let sent = drain(&broker).await?;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].chunk, 2);
+    assert!(sent[0].is_redrive());
+    let redo = sent[0].records[0].redo.as_ref().expect("redo");
+    assert_eq!(
+        (sent[0].records[0].id.as_str(), redo.chunk, redo.pos),
+        ("b", 0, 1)
+    );
+    assert_eq!(sent[0].records[0].data["id"], "b");
+    // A second retry while this one runs is refused.
+    assert!(matches!(
+        redrive(&store, &broker, &job, &RedriveFilter::default(), 10, 4_100).await,
+        Err(RedriveError::Store(StoreError::Conflict(_)))
+    ));
+
+    // b now succeeds: its old outcome leaves every counter, its new one enters.
+    assert_eq!(
+        commit_redrive(&store, &sent[0], &[outcome("b", 200, false)]).await?,
+        CommitStatus::Committed(JobState::Failed)
+    );
+    assert_eq!(
+        commit_redrive(&store, &sent[0], &[outcome("b", 200, false)]).await?,
+        CommitStatus::AlreadyCommitted
+    );
+    let s = store.job_status(&job).await?.expect("status");
+    assert_eq!((s.done, s.ok, s.failed), (3, 2, 1));
+    assert_eq!(s.by_status.get("200"), Some(&2));
+    assert_eq!(s.by_status.get("503"), None);
+    assert_eq!(s.by_error.get("status"), None);
+    assert_eq!(s.by_error.get("timeout"), Some(&1));
+    assert_eq!(s.redrive_chunks, 1);
+    let rows = store.chunk_results(&job, 0..1).await?;
+    let lines = decode_chunk_results(0, rows[0].as_deref().unwrap_or_default())?;
+    assert_eq!(
+        lines
+            .iter()
+            .map(|l| (l.id.as_str(), l.ok))
+            .collect::<Vec<_>>(),
+        [("a", true), ("b", true)]
+    );
+
+    // Everything left (the timeout), in a round that is cut off after registering: the next
+    // call republishes it instead of planning a new one.
+    let (_, left) = store.failed_inputs(&job, 0).await?;
+    assert_eq!(left.len(), 1, "b's kept input is gone once it succeeded");
+    store
+        .add_redrive_chunks(&job, &[b"[]".to_vec()], 5_000)
+        .await?;
+    let report = redrive(&store, &broker, &job, &RedriveFilter::default(), 10, 5_100).await?;
+    assert_eq!(report.resumed_chunks, 1);
+    let resumed = drain(&broker).await?;
+    assert_eq!(resumed.len(), 1);
+    assert_eq!(
+        commit_redrive(&store, &resumed[0], &[]).await?,
+        CommitStatus::Committed(JobState::Failed)
+    );
+    let report = redrive(&store, &broker, &job, &RedriveFilter::default(), 10, 6_000).await?;
+    assert_eq!((report.records, report.chunks), (1, 1));
+    let sent = drain(&broker).await?;
+    assert_eq!(
+        commit_redrive(&store, &sent[0], &[outcome("c", 201, false)]).await?,
+        CommitStatus::Committed(JobState::Completed)
+    );
+    let s = store.job_status(&job).await?.expect("status");
+    assert_eq!(
+        (s.done, s.ok, s.failed, s.state.as_str()),
+        (3, 3, 0, "completed")
+    );
+    assert!(s.by_error.is_empty());
+    let report = redrive(&store, &broker, &job, &RedriveFilter::default(), 10, 7_000).await?;
+    assert_eq!(report.records, 0, "nothing left to retry");
+    Ok(())
 }
 
 async fn store_contract<S: Store>(store: S) -> anyhow::Result<()> {
@@ -278,6 +417,17 @@ async fn memory_store_meets_the_store_contract() -> anyhow::Result<()> {
 async fn redis_store_meets_the_store_contract() -> anyhow::Result<()> {
     let env = TestEnv::new().await?;
     store_contract(env.store()?).await
+}
+
+#[tokio::test]
+async fn memory_adapters_meet_the_redrive_contract() -> anyhow::Result<()> {
+    redrive_contract(MemoryStore::new(), MemoryBroker::new()).await
+}
+
+#[tokio::test]
+async fn redis_and_rabbitmq_meet_the_redrive_contract() -> anyhow::Result<()> {
+    let env = TestEnv::new().await?;
+    redrive_contract(env.store()?, env.broker()).await
 }
 
 #[tokio::test]

@@ -284,3 +284,102 @@ async fn sigterm_drains_held_chunks_and_exits_zero() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn retry_redrives_failed_records_until_they_succeed_with_exact_counters() -> anyhow::Result<()>
+{
+    let env = TestEnv::new().await?;
+    let input = env.path("records.jsonl");
+    let ids = write_jsonl(&input, 1_000)?;
+    let spec = env.write_spec(
+        "redrive",
+        "/users/{id}?fail_pct=30&status=503",
+        "[retry]\nmax_attempts = 1\n[chunking]\nsize = 50\n[breaker]\nenabled = false\n",
+    )?;
+    let mut worker = env.spawn_worker("w1", &["--exit-when-idle", "5s"])?;
+    let job = env.produce(&spec, &input, &[]).await?;
+    let fin = wait_for_job(&env, &job).await?;
+    assert_eq!((fin.code, fin.state()), (3, "failed"), "{}", fin.json);
+    let mut failed = fin.u64("failed");
+    assert!((150..=450).contains(&failed), "about 30% fail: {failed}");
+
+    // Only timeouts: there are none, so nothing goes out.
+    let out = env
+        .run("volley", &["retry", &job, "--only", "timeout"])
+        .await?;
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("nothing to retry"));
+    let out = env
+        .run("volley", &["retry", &job, "--only", "slow"])
+        .await?;
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("'slow' is not an error kind"));
+
+    let mut sent = 1_000;
+    for round in 1..=15 {
+        let listed = check_failed_listing(&env, &job, failed).await?;
+        let out = env
+            .run("volley", &["retry", &job, "--only", "status=503", "--json"])
+            .await?;
+        assert!(out.status.success(), "{}", describe(&out));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+        assert_eq!(report["records"], failed, "round {round}: {report}");
+        assert_eq!(report["state"], "running");
+        sent += failed;
+        let fin = wait_for_job(&env, &job).await?;
+        // Every record counted once, as its latest outcome.
+        assert_eq!((fin.u64("total"), fin.u64("done")), (1_000, 1_000));
+        assert_eq!(fin.u64("ok") + fin.u64("failed"), 1_000, "{}", fin.json);
+        let by_status: u64 = fin.json["by_status"]
+            .as_object()
+            .map(|m| m.values().filter_map(serde_json::Value::as_u64).sum())
+            .unwrap_or(0);
+        assert_eq!(by_status, 1_000, "{}", fin.json);
+        let results = check_results(&export(&env, &job, &[]).await?, &ids)?;
+        assert_eq!(results.ok() as u64, fin.u64("ok"));
+        assert_eq!(
+            env.mock.stats().requests,
+            sent,
+            "one request per record per round"
+        );
+        assert!(listed.iter().all(|id| ids.contains(id)));
+        failed = fin.u64("failed");
+        if failed == 0 {
+            assert_eq!((fin.code, fin.state()), (0, "completed"));
+            assert!(results.lines.iter().all(|l| l.ok && l.status == Some(200)));
+            break;
+        }
+    }
+    assert_eq!(failed, 0, "15 rounds at 30% failure leave nothing failed");
+    let out = env.run("volley", &["retry", &job]).await?;
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("nothing to retry"));
+    assert!(
+        wait_exit(&mut worker, Duration::from_secs(60))
+            .await?
+            .success()
+    );
+    Ok(())
+}
+
+/// `volley results --failed` lists exactly the failed records, each with its reason.
+async fn check_failed_listing(
+    env: &TestEnv,
+    job: &str,
+    failed: u64,
+) -> anyhow::Result<Vec<String>> {
+    let text = export(env, job, &["--failed"]).await?;
+    let mut ids = Vec::new();
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line)?;
+        assert_eq!(v["ok"], false);
+        assert!(
+            v["error"]
+                .as_str()
+                .is_some_and(|e| e.starts_with("status: ")),
+            "{line}"
+        );
+        ids.push(v["id"].as_str().unwrap_or_default().to_string());
+    }
+    assert_eq!(ids.len() as u64, failed);
+    Ok(ids)
+}

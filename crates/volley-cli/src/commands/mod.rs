@@ -3,6 +3,7 @@
 pub mod demo;
 pub mod jobs;
 pub mod results;
+pub mod retry;
 pub mod run;
 pub mod status;
 

@@ -1,6 +1,6 @@
 use crate::store::{
-    ChunkCommit, CommitStatus, JobStatus, NewJob, PublishMark, Registration, Store, StoreError,
-    WorkerBeat,
+    ChunkCommit, CommitStatus, FailedInput, JobStatus, NewJob, PublishMark, Registration, Store,
+    StoreError, WorkerBeat,
 };
 use crate::{JobId, JobState};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -15,6 +15,21 @@ struct Job {
     mark: PublishMark,
     committed: HashSet<u64>,
     results: HashMap<u64, Vec<u8>>,
+    failed_inputs: BTreeMap<(u64, u32), Vec<u8>>,
+    /// A redrive round is being published: the job may not finish yet.
+    redriving: bool,
+    pending_redrive: BTreeMap<u64, Vec<u8>>,
+}
+
+fn bump(counter: &mut u64, delta: i64) {
+    *counter = counter.saturating_add_signed(delta);
+}
+
+/// Replaces row `pos` of a stored chunk value (rows are newline-separated).
+fn splice_row(stored: &[u8], pos: u32, row: &[u8]) -> Option<Vec<u8>> {
+    let mut rows: Vec<&[u8]> = stored.split(|b| *b == b'\n').collect();
+    *rows.get_mut(usize::try_from(pos).ok()?)? = row;
+    Some(rows.join(&b'\n'))
 }
 
 #[derive(Debug, Default)]
@@ -49,7 +64,10 @@ fn finish_if_done(job: &mut Job, now_ms: u64) {
     if job.state.is_terminal() || job.state == JobState::InputError {
         return;
     }
-    if job.committed.len() as u64 >= total_chunks {
+    if job.redriving {
+        return;
+    }
+    if job.committed.len() as u64 >= total_chunks + job.status.redrive_chunks {
         let total = job.status.total.unwrap_or(job.status.done);
         job.state = JobState::finished(
             job.status.failed,
@@ -96,6 +114,9 @@ impl Store for MemoryStore {
                 },
                 committed: HashSet::new(),
                 results: HashMap::new(),
+                failed_inputs: BTreeMap::new(),
+                redriving: false,
+                pending_redrive: BTreeMap::new(),
             },
         );
         Ok(Registration::Created)
@@ -163,31 +184,142 @@ impl Store for MemoryStore {
         let Some(job) = state.jobs.get_mut(&commit.job) else {
             return Ok(CommitStatus::UnknownJob);
         };
-        if !job.committed.insert(commit.chunk) {
+        if job.committed.contains(&commit.chunk) {
             return Ok(CommitStatus::AlreadyCommitted);
         }
-        job.results.insert(commit.chunk, commit.results.clone());
+        // Check every spliced row's chunk before changing anything, as the script does.
+        let mut spliced = HashMap::new();
+        for sp in &commit.splices {
+            let current = spliced
+                .get(&sp.chunk)
+                .or_else(|| job.results.get(&sp.chunk));
+            let Some(next) = current.and_then(|v| splice_row(v, sp.pos, &sp.row)) else {
+                return Ok(CommitStatus::UnknownJob);
+            };
+            spliced.insert(sp.chunk, next);
+        }
+        job.committed.insert(commit.chunk);
+        if commit.splices.is_empty() {
+            job.results.insert(commit.chunk, commit.results.clone());
+        }
+        job.results.extend(spliced);
+        for (pos, input) in &commit.failed_inputs {
+            job.failed_inputs
+                .insert((commit.chunk, *pos), input.clone());
+        }
+        for sp in commit.splices.iter().filter(|sp| sp.ok) {
+            job.failed_inputs.remove(&(sp.chunk, sp.pos));
+        }
         let t = &commit.tally;
         let s = &mut job.status;
-        s.done += t.done;
-        s.ok += t.ok;
-        s.failed += t.failed;
-        s.retries += t.retries;
-        s.latency_sum_ms += t.latency_sum_ms;
+        bump(&mut s.done, t.done);
+        bump(&mut s.ok, t.ok);
+        bump(&mut s.failed, t.failed);
+        bump(&mut s.retries, t.retries);
+        bump(&mut s.latency_sum_ms, t.latency_sum_ms);
         s.chunks_done += 1;
         for (code, n) in &t.by_status {
-            *s.by_status.entry(code.to_string()).or_default() += n;
+            bump(s.by_status.entry(code.to_string()).or_default(), *n);
         }
         for (kind, n) in &t.by_error {
-            *s.by_error.entry((*kind).to_string()).or_default() += n;
+            bump(s.by_error.entry((*kind).to_string()).or_default(), *n);
         }
         for (bucket, n) in &t.latency {
-            *s.latency.entry(*bucket).or_default() += n;
+            bump(s.latency.entry(*bucket).or_default(), *n);
         }
+        s.by_status.retain(|_, n| *n > 0);
+        s.by_error.retain(|_, n| *n > 0);
+        s.latency.retain(|_, n| *n > 0);
         s.first_commit_ms.get_or_insert(commit.now_ms);
         s.last_commit_ms = Some(commit.now_ms);
         finish_if_done(job, commit.now_ms);
         Ok(CommitStatus::Committed(job.state))
+    }
+
+    async fn failed_inputs(
+        &self,
+        job: &JobId,
+        cursor: u64,
+    ) -> Result<(u64, Vec<FailedInput>), StoreError> {
+        const PAGE: usize = 1000;
+        let state = self.lock();
+        let Some(job) = state.jobs.get(job) else {
+            return Ok((0, Vec::new()));
+        };
+        let skip = usize::try_from(cursor).unwrap_or(usize::MAX);
+        let page: Vec<FailedInput> = job
+            .failed_inputs
+            .iter()
+            .skip(skip)
+            .take(PAGE)
+            .map(|((chunk, pos), input)| FailedInput {
+                chunk: *chunk,
+                pos: *pos,
+                input: input.clone(),
+            })
+            .collect();
+        let next = if page.len() < PAGE {
+            0
+        } else {
+            cursor + page.len() as u64
+        };
+        Ok((next, page))
+    }
+
+    async fn add_redrive_chunks(
+        &self,
+        job: &JobId,
+        records: &[Vec<u8>],
+        _now_ms: u64,
+    ) -> Result<u64, StoreError> {
+        let mut state = self.lock();
+        let job = state
+            .jobs
+            .get_mut(job)
+            .ok_or_else(|| StoreError::Conflict(format!("unknown job {job}")))?;
+        if !(job.state.is_terminal() || job.redriving) {
+            return Err(StoreError::Conflict(format!(
+                "job is {}; retry it once it has finished",
+                job.state
+            )));
+        }
+        let total_chunks = job.status.total_chunks.unwrap_or(0);
+        let first = total_chunks + job.status.redrive_chunks;
+        for (i, recs) in records.iter().enumerate() {
+            job.pending_redrive.insert(first + i as u64, recs.clone());
+        }
+        job.status.redrive_chunks += records.len() as u64;
+        job.redriving = true;
+        job.state = JobState::Running;
+        job.status.finished_ms = None;
+        Ok(first)
+    }
+
+    async fn pending_redrive(&self, job: &JobId) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let state = self.lock();
+        Ok(state
+            .jobs
+            .get(job)
+            .filter(|j| j.redriving)
+            .map(|j| {
+                j.pending_redrive
+                    .iter()
+                    .map(|(k, v)| (*k, v.clone()))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    async fn end_redrive(&self, job: &JobId, now_ms: u64) -> Result<JobState, StoreError> {
+        let mut state = self.lock();
+        let job = state
+            .jobs
+            .get_mut(job)
+            .ok_or_else(|| StoreError::Conflict(format!("unknown job {job}")))?;
+        job.redriving = false;
+        job.pending_redrive.clear();
+        finish_if_done(job, now_ms);
+        Ok(job.state)
     }
 
     async fn job_status(&self, job: &JobId) -> Result<Option<JobStatus>, StoreError> {

@@ -1,12 +1,15 @@
--- Shared by the commit and finish-publishing scripts. KEYS[1] = meta, KEYS[2] = counters,
--- KEYS[3] = committed-chunk bitmap, KEYS[4] = results. Decides the terminal state once every
--- chunk is committed and the producer has declared the totals.
+-- Shared by the commit, finish-publishing and redrive scripts. KEYS[1] = meta, KEYS[2] =
+-- counters, KEYS[3] = committed-chunk bitmap, KEYS[4] = results, KEYS[5] = failed inputs,
+-- KEYS[6] = pending redrive. Decides the terminal state once every chunk (and every redrive
+-- chunk) is committed, the producer has declared the totals and no redrive is publishing.
 local function finish_if_done(now)
-  local m = redis.call('HMGET', KEYS[1], 'state', 'total_chunks', 'total_records', 'tolerated', 'retention_secs')
+  local m = redis.call('HMGET', KEYS[1], 'state', 'total_chunks', 'total_records', 'tolerated',
+    'retention_secs', 'redrive_chunks', 'redriving')
   local state = m[1]
   if state ~= 'running' then return state end
   local total_chunks = tonumber(m[2] or '')
-  if total_chunks == nil then return state end
+  if total_chunks == nil or m[7] then return state end
+  total_chunks = total_chunks + tonumber(m[6] or '0')
   local done = tonumber(redis.call('HGET', KEYS[2], 'chunks_done') or '0')
   if done < total_chunks then return state end
   local failed = tonumber(redis.call('HGET', KEYS[2], 'failed') or '0')
@@ -23,7 +26,7 @@ local function finish_if_done(now)
   redis.call('HSET', KEYS[1], 'state', new, 'finished_ms', now)
   local retention = tonumber(m[5] or '0')
   if retention and retention > 0 then
-    for i = 1, 4 do redis.call('EXPIRE', KEYS[i], retention) end
+    for i = 1, #KEYS do redis.call('EXPIRE', KEYS[i], retention) end
   end
   return new
 end

@@ -1,0 +1,94 @@
+//! `volley retry JOB [--only KINDS]`: send a finished job's failed records again.
+
+use super::{Connection, job_id, unavailable};
+use crate::exit::{self, Failure};
+use volley_amqp::{AmqpBroker, AmqpOptions, redact_amqp_url};
+use volley_core::redrive::{RedriveError, RedriveFilter, redrive};
+use volley_core::time::now_ms;
+use volley_core::{JobSpec, Store, StoreError};
+
+/// Send a finished job's failed records again; their new outcomes replace the old ones.
+#[derive(Debug, clap::Args)]
+pub struct RetryArgs {
+    /// The job id.
+    pub job: String,
+    /// Only these failures: error kinds and HTTP statuses, e.g. `status=503,timeout`.
+    #[arg(long, value_parser = parse_filter)]
+    pub only: Option<RedriveFilter>,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// Connection settings.
+    #[command(flatten)]
+    pub connection: Connection,
+}
+
+fn parse_filter(text: &str) -> Result<RedriveFilter, String> {
+    text.parse()
+}
+
+/// Runs `retry`.
+///
+/// # Errors
+/// A [`Failure`] with the exit code.
+pub async fn run(args: RetryArgs) -> Result<(), Failure> {
+    let job = job_id(&args.job)?;
+    let (settings, store) = args.connection.store()?;
+    let spec_text = store
+        .job_spec(&job)
+        .await
+        .map_err(|e| unavailable(&settings, e))?
+        .ok_or_else(|| {
+            Failure::new(
+                exit::USAGE,
+                format!("no job {job} in namespace {}", settings.namespace),
+            )
+        })?;
+    let spec = JobSpec::from_toml(&spec_text)
+        .map_err(|e| Failure::new(exit::INTERNAL, format!("stored spec of {job}: {e}")))?;
+    let ns = settings
+        .namespace()
+        .map_err(|e| Failure::new(exit::USAGE, e))?;
+    let mut amqp = AmqpOptions::new(settings.amqp_url(), ns);
+    amqp.delivery_limit = settings.delivery_limit;
+    let broker = AmqpBroker::new(amqp);
+    let filter = args.only.unwrap_or_default();
+    let chunk_size = usize::try_from(spec.chunking.size).unwrap_or(usize::MAX);
+    let report = redrive(&store, &broker, &job, &filter, chunk_size, now_ms())
+        .await
+        .map_err(|e| match e {
+            RedriveError::Store(StoreError::Conflict(m)) => Failure::new(exit::USAGE, m),
+            RedriveError::Store(e) => unavailable(&settings, e),
+            RedriveError::Broker(e) => Failure::new(
+                exit::UNAVAILABLE,
+                format!(
+                    "cannot publish to RabbitMQ at {}: {e}; run volley retry {job} again to \
+                     finish",
+                    redact_amqp_url(settings.amqp_url())
+                ),
+            ),
+            other => Failure::new(exit::INTERNAL, other),
+        })?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string(&report).map_err(anyhow::Error::from)?
+        );
+    } else if report.resumed_chunks > 0 {
+        println!(
+            "finished an interrupted retry: republished {} chunks; job {job} is {}",
+            report.resumed_chunks, report.state
+        );
+    } else if report.records == 0 {
+        println!(
+            "nothing to retry: no failed records match; job {job} is {}",
+            report.state
+        );
+    } else {
+        println!(
+            "re-enqueued {} failed records in {} chunks; job {job} is {} again\n  follow it: volley status {job} --wait",
+            report.records, report.chunks, report.state
+        );
+    }
+    Ok(())
+}
