@@ -13,6 +13,7 @@ mod job;
 pub mod memory;
 mod outcome;
 mod pipeline;
+pub mod preview;
 pub mod redrive;
 mod retry;
 pub mod settings;

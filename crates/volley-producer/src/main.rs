@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use volley_amqp::{AmqpBroker, AmqpOptions};
 use volley_core::input::{InputFormat, ReaderOptions, open_input};
+use volley_core::preview::DryRun;
 use volley_core::template::process_env;
 use volley_core::time::now_ms;
 use volley_core::{JobId, JobSpec, Settings};
@@ -33,6 +34,16 @@ struct Args {
     /// Namespace of queues and keys (overrides VOLLEY_NAMESPACE).
     #[arg(long)]
     namespace: Option<String>,
+    /// Print the requests the first records would send (secrets redacted); publish and
+    /// register nothing, and connect to nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Records a dry run renders.
+    #[arg(long, default_value_t = 5, requires = "dry_run")]
+    limit: usize,
+    /// Dry run output as JSON lines.
+    #[arg(long, requires = "dry_run")]
+    json: bool,
 }
 
 /// Exit codes (sysexits): 2 bad spec or arguments, 65 bad input data, 66 input not found,
@@ -103,6 +114,21 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         args.input.display().to_string()
     };
+    if args.dry_run {
+        let reader = ReaderOptions {
+            format,
+            id_field: spec.input.id_field.clone(),
+            max_record_bytes: spec.input.max_record_bytes,
+            source_name: input_name,
+        };
+        return match DryRun::run(&spec, reader, input, args.limit, &process_env) {
+            Err(e) => fail(2, format!("{}: {e}", args.spec.display())),
+            Ok(dry) => match dry.print(args.json) {
+                Ok(()) => Ok(ExitCode::SUCCESS),
+                Err(e) => fail(65, e),
+            },
+        };
+    }
     let settings = match Settings::load(
         args.config.as_deref(),
         &[("namespace", args.namespace.clone())],

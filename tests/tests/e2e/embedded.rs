@@ -142,3 +142,87 @@ async fn demo_runs_without_services() -> anyhow::Result<()> {
     assert_eq!(std::fs::read_to_string(&out_path)?.lines().count(), 2_000);
     Ok(())
 }
+
+#[tokio::test]
+async fn dry_run_prints_requests_with_secrets_redacted_and_sends_nothing() -> anyhow::Result<()> {
+    let env = TestEnv::new().await?;
+    let input = env.path("records.jsonl");
+    volley_tests::write_jsonl(&input, 50)?;
+    let spec = env.path("dry.toml");
+    std::fs::write(
+        &spec,
+        format!(
+            "name = \"dry\"\n[request]\nmethod = \"POST\"\nurl = \"{}/users\"\n\
+             headers = {{ Authorization = \"Bearer ${{env:DRY_TOKEN}}\" }}\n\
+             body = {{ id = \"{{id}}\", mail = \"{{email}}\" }}\n",
+            env.mock.base_url()
+        ),
+    )?;
+    let spec_s = spec.to_str().unwrap_or_default();
+    let input_s = input.to_str().unwrap_or_default();
+    for (bin, args) in [
+        (
+            "volley",
+            vec![
+                "run",
+                "--spec",
+                spec_s,
+                "--input",
+                input_s,
+                "--dry-run",
+                "--limit",
+                "3",
+            ],
+        ),
+        (
+            "volley-producer",
+            vec![
+                "--spec",
+                spec_s,
+                "--input",
+                input_s,
+                "--dry-run",
+                "--limit",
+                "3",
+            ],
+        ),
+    ] {
+        let out = env
+            .command(bin)
+            .args(&args)
+            .env("DRY_TOKEN", "s3cr3t-value")
+            .output()
+            .await?;
+        assert_eq!(out.status.code(), Some(0), "{bin}: {}", describe(&out));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(stdout.matches("POST ").count(), 3, "{stdout}");
+        assert!(stdout.contains("authorization: <redacted>"), "{stdout}");
+        assert!(stdout.contains("\"id\": \"r000002\""), "{stdout}");
+        assert!(
+            !format!("{stdout}{}", String::from_utf8_lossy(&out.stderr)).contains("s3cr3t"),
+            "the secret must not be printed"
+        );
+    }
+    assert_eq!(env.mock.stats().requests, 0, "a dry run sends nothing");
+    // A record the templates cannot render is named, with exit 65.
+    let spec_missing = env.write_spec("missing", "/users/{nickname}", "")?;
+    let out = env
+        .run(
+            "volley",
+            &[
+                "run",
+                "--spec",
+                spec_missing.to_str().unwrap_or_default(),
+                "--input",
+                input_s,
+                "--dry-run",
+            ],
+        )
+        .await?;
+    assert_eq!(out.status.code(), Some(65), "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("not sent: template: missing field 'nickname'")
+    );
+    Ok(())
+}

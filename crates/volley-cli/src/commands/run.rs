@@ -10,6 +10,7 @@ use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use volley_core::JobSpec;
 use volley_core::input::{InputFormat, ReaderOptions, open_input};
+use volley_core::preview::DryRun;
 use volley_core::template::process_env;
 use volley_core::time::now_ms;
 
@@ -23,8 +24,14 @@ pub struct RunArgs {
     #[arg(long)]
     pub input: PathBuf,
     /// Where the results go (written atomically).
+    #[arg(long, required_unless_present = "dry_run")]
+    pub out: Option<PathBuf>,
+    /// Print the requests the first records would send (secrets redacted); send nothing.
     #[arg(long)]
-    pub out: PathBuf,
+    pub dry_run: bool,
+    /// Records a dry run renders.
+    #[arg(long, default_value_t = 5, requires = "dry_run")]
+    pub limit: usize,
     /// Results format.
     #[arg(long, value_enum, default_value_t = ResultFormat::Jsonl)]
     pub format: ResultFormat,
@@ -74,13 +81,17 @@ pub async fn run(args: RunArgs) -> Result<(), Failure> {
     } else {
         args.input.display().to_string()
     };
+    let reader = ReaderOptions {
+        format,
+        id_field: spec.input.id_field.clone(),
+        max_record_bytes: spec.input.max_record_bytes,
+        source_name: input_name.clone(),
+    };
+    let Some(out) = args.out.clone() else {
+        return dry_run(&spec, reader, input, args.limit, args.json);
+    };
     let job = EmbeddedJob {
-        reader: ReaderOptions {
-            format,
-            id_field: spec.input.id_field.clone(),
-            max_record_bytes: spec.input.max_record_bytes,
-            source_name: input_name.clone(),
-        },
+        reader,
         spec_text,
         spec,
         input,
@@ -97,15 +108,32 @@ pub async fn run(args: RunArgs) -> Result<(), Failure> {
         &finished.store,
         &finished.job,
         chunks,
-        Some(&args.out),
+        Some(&out),
         args.format,
         false,
     )
     .await?;
-    report(&finished, &args)
+    report(&finished, &args, &out)
 }
 
-fn report(finished: &EmbeddedRun, args: &RunArgs) -> Result<(), Failure> {
+/// `--dry-run`: renders the first `limit` records' requests and prints them.
+///
+/// # Errors
+/// Exit 65 when a record cannot be read or rendered, 2 for a bad spec.
+fn dry_run(
+    spec: &JobSpec,
+    reader: ReaderOptions,
+    input: Box<dyn std::io::BufRead + Send>,
+    limit: usize,
+    json: bool,
+) -> Result<(), Failure> {
+    DryRun::run(spec, reader, input, limit, &process_env)
+        .map_err(|e| Failure::new(exit::USAGE, e))?
+        .print(json)
+        .map_err(|e| Failure::new(exit::DATA_ERROR, e))
+}
+
+fn report(finished: &EmbeddedRun, args: &RunArgs, out: &std::path::Path) -> Result<(), Failure> {
     let view = StatusView::new(finished.status.clone(), now_ms());
     if args.json {
         println!(
@@ -115,14 +143,14 @@ fn report(finished: &EmbeddedRun, args: &RunArgs) -> Result<(), Failure> {
     } else {
         eprint!("{}", view.text());
         eprintln!("wall      {}", duration(finished.elapsed.as_secs_f64()));
-        eprintln!("results   {}", args.out.display());
+        eprintln!("results   {}", out.display());
     }
     if let Some(error) = &finished.input_error {
         return Err(Failure::new(
             exit::DATA_ERROR,
             format!(
                 "{error}\nthe records before it ran and are in {}; fix the input and run again",
-                args.out.display()
+                out.display()
             ),
         ));
     }
