@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
-use volley_cli::commands::{demo, jobs, results, retry, run, status};
+use volley_cli::commands::{demo, hosts, jobs, results, retry, run, status};
 use volley_cli::exit::Failure;
 
 /// Push millions of records through an HTTP API, on one machine or a fleet.
@@ -29,6 +29,8 @@ enum Command {
     Jobs(jobs::JobsArgs),
     /// List live workers.
     Workers(jobs::WorkersArgs),
+    /// Show target hosts (limits, pauses, breakers); set fleet-wide host limits.
+    Hosts(hosts::HostsArgs),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +52,7 @@ fn main() -> ExitCode {
             Command::Retry(args) => retry::run(args).await,
             Command::Jobs(args) => jobs::run(args).await,
             Command::Workers(args) => jobs::workers(args).await,
+            Command::Hosts(args) => hosts::run(args).await,
         }
     });
     match result {

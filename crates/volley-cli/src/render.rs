@@ -19,6 +19,9 @@ pub struct StatusView {
     pub p99_ms: Option<f64>,
     /// Whether the job has ended.
     pub terminal: bool,
+    /// The job's target host as the fleet sees it (`volley status` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<crate::commands::hosts::HostView>,
 }
 
 impl StatusView {
@@ -49,6 +52,7 @@ impl StatusView {
             rate,
             eta_secs,
             terminal,
+            host: None,
         }
     }
 
@@ -78,6 +82,9 @@ impl StatusView {
         out.push_str(&format!("rate      {:.0} records/s{eta}\n", self.rate));
         if let (Some(p50), Some(p99)) = (self.p50_ms, self.p99_ms) {
             out.push_str(&format!("latency   p50 {p50:.0} ms   p99 {p99:.0} ms\n"));
+        }
+        if let Some(host) = &self.host {
+            out.push_str(&format!("host      {}\n", host.text()));
         }
         if !s.by_status.is_empty() {
             let codes: Vec<String> = s

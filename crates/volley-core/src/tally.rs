@@ -138,6 +138,44 @@ impl ChunkTally {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{RecordError, decode_chunk_results, encode_chunk_results};
+
+    #[test]
+    fn a_redriven_outcome_takes_the_old_one_out_and_keeps_its_retries() {
+        let old = RecordOutcome {
+            id: "r".into(),
+            line: 1,
+            status: Some(503),
+            attempts: 3,
+            latency_ms: 40,
+            error: Some(RecordError {
+                kind: ErrorKind::Status,
+                message: "HTTP 503".into(),
+            }),
+            body: None,
+        };
+        let line = decode_chunk_results(0, &encode_chunk_results(std::slice::from_ref(&old)))
+            .unwrap()
+            .remove(0);
+        let new = RecordOutcome {
+            status: Some(200),
+            attempts: 1,
+            latency_ms: 10,
+            error: None,
+            ..old.clone()
+        };
+        let mut t = ChunkTally::of(&[new]);
+        t.remove(&line);
+        let fields: BTreeMap<String, i64> = t.fields().into_iter().collect();
+        assert_eq!(fields.get("done"), None, "still one record");
+        assert_eq!(fields["ok"], 1);
+        assert_eq!(fields["failed"], -1);
+        assert_eq!(fields["s:503"], -1);
+        assert_eq!(fields["s:200"], 1);
+        assert_eq!(fields["e:status"], -1);
+        assert_eq!(fields["latency_sum_ms"], -30);
+        assert_eq!(fields.get("retries"), None, "the old attempts were made");
+    }
 
     #[test]
     fn percentiles_are_within_ten_percent() {

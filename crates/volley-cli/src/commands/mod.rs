@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod demo;
+pub mod hosts;
 pub mod jobs;
 pub mod results;
 pub mod retry;

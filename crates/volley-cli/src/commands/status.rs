@@ -5,7 +5,7 @@ use crate::exit::{self, Failure};
 use crate::render::StatusView;
 use std::time::Duration;
 use volley_core::time::now_ms;
-use volley_core::{JobState, Store};
+use volley_core::{JobSpec, JobState, Store};
 
 /// Show a job's progress.
 #[derive(Debug, clap::Args)]
@@ -34,6 +34,15 @@ pub struct StatusArgs {
 pub async fn run(args: StatusArgs) -> Result<(), Failure> {
     let job = job_id(&args.job)?;
     let (settings, store) = args.connection.store()?;
+    let fleet = super::hosts::open_fleet(&args.connection)?;
+    let host = match store.job_spec(&job).await {
+        Ok(Some(text)) => JobSpec::from_toml(&text)
+            .ok()
+            .and_then(|spec| volley_core::template::UrlTemplate::compile(&spec.request.url).ok())
+            .and_then(|t| url::Url::parse(t.origin()).ok())
+            .map(|u| volley_core::governor::host_key(&u)),
+        _ => None,
+    };
     let started = std::time::Instant::now();
     loop {
         let status = store
@@ -51,7 +60,18 @@ pub async fn run(args: StatusArgs) -> Result<(), Failure> {
             state == Some(JobState::InputError) && status.chunks_done >= status.published_chunks;
         let ended = state.is_some_and(JobState::is_terminal) || stalled;
         if !args.wait || ended {
-            let view = StatusView::new(status, now_ms());
+            let mut view = StatusView::new(status, now_ms());
+            if let Some(host) = &host {
+                // The breaker's state is a view: a Redis hiccup here must not fail status.
+                let views = super::hosts::host_views(fleet.as_ref()).await.ok();
+                view.host = Some(views.and_then(|mut v| v.remove(host)).unwrap_or_else(|| {
+                    super::hosts::HostView {
+                        host: host.clone(),
+                        breaker: "closed".into(),
+                        ..Default::default()
+                    }
+                }));
+            }
             if args.json {
                 println!(
                     "{}",
