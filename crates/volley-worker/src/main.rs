@@ -98,6 +98,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         tracing::warn!("{warning}");
     }
     tracing::info!(namespace = %ns, amqp = %redact_amqp_url(settings.amqp_url()), redis = %redact_url(settings.redis_url()), "starting");
+    if let Some(proxy) = volley_core::proxy_from_env() {
+        tracing::info!(proxy = %proxy, "API requests go through a proxy (from the environment)");
+    }
     let shutdown = CancellationToken::new();
     tokio::spawn(watch_signals(shutdown.clone()));
     if let Some(addr) = &args.http_addr {

@@ -56,3 +56,67 @@ fn same_origin_redirects(max: usize) -> reqwest::redirect::Policy {
         }
     })
 }
+
+/// The proxy requests go through, from the standard environment variables as reqwest reads
+/// them, with any password hidden: for a start-up log line.
+pub fn proxy_from_env() -> Option<String> {
+    let read = |name: &str| {
+        std::env::var(name)
+            .or_else(|_| std::env::var(name.to_ascii_lowercase()))
+            .ok()
+            .filter(|v| !v.is_empty())
+    };
+    let mut parts = Vec::new();
+    for name in ["HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY"] {
+        if let Some(value) = read(name) {
+            parts.push(format!("{name}={}", hide_password(&value)));
+        }
+    }
+    if parts.is_empty() {
+        return None;
+    }
+    if let Some(no_proxy) = read("NO_PROXY") {
+        parts.push(format!("NO_PROXY={no_proxy}"));
+    }
+    Some(parts.join(" "))
+}
+
+fn hide_password(proxy: &str) -> String {
+    // reqwest reads a proxy without a scheme as http://.
+    let full = if proxy.contains("://") {
+        proxy.to_string()
+    } else {
+        format!("http://{proxy}")
+    };
+    match url::Url::parse(&full) {
+        Ok(mut url) if url.password().is_some() => {
+            let _ = url.set_password(Some("***"));
+            url.to_string()
+        }
+        Ok(url) => url.to_string(),
+        // Not a URL reqwest could use either; show no part of it that could be a secret.
+        Err(_) => "<unparsable>".into(),
+    }
+}
+
+#[cfg(test)]
+mod proxy_tests {
+    use super::hide_password;
+
+    #[test]
+    fn proxy_passwords_are_hidden() {
+        assert_eq!(
+            hide_password("http://user:pa55@proxy.local:3128"),
+            "http://user:***@proxy.local:3128/"
+        );
+        assert_eq!(
+            hide_password("http://proxy.local:3128"),
+            "http://proxy.local:3128/"
+        );
+        assert_eq!(
+            hide_password("user:pa55@nowhere:8080"),
+            "http://user:***@nowhere:8080/"
+        );
+        assert_eq!(hide_password("http://us er:pa55@[bad"), "<unparsable>");
+    }
+}

@@ -7,5 +7,5 @@ mod client;
 mod processor;
 mod response;
 
-pub use client::{ClientOptions, build_client};
+pub use client::{ClientOptions, build_client, proxy_from_env};
 pub use processor::HttpProcessor;
