@@ -6,3 +6,4 @@ mod embedded;
 mod fleet;
 mod input;
 mod support;
+mod transport;

@@ -1,0 +1,175 @@
+//! Transport: proxies from the environment and redirects that stay within their origin.
+
+use crate::support::describe;
+use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+use volley_tests::{TestEnv, check_results, write_jsonl};
+
+/// A one-request-per-connection HTTP server that records request lines and answers each with
+/// what `answer` returns for the request target.
+async fn tiny_server(
+    answer: fn(&str, u16) -> String,
+) -> anyhow::Result<(u16, Arc<Mutex<Vec<String>>>)> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let (read, mut write) = stream.into_split();
+                let mut lines = BufReader::new(read).lines();
+                let Ok(Some(request_line)) = lines.next_line().await else {
+                    return;
+                };
+                // Headers until the blank line; GET requests carry no body.
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if line.is_empty() {
+                        break;
+                    }
+                }
+                let target = request_line
+                    .split_whitespace()
+                    .nth(1)
+                    .unwrap_or_default()
+                    .to_string();
+                log.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(request_line);
+                let _ = write.write_all(answer(&target, port).as_bytes()).await;
+                let _ = write.shutdown().await;
+            });
+        }
+    });
+    Ok((port, seen))
+}
+
+fn ok_json(_: &str, _: u16) -> String {
+    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\nconnection: close\r\n\r\n{\"via\":\"p\"}".into()
+}
+
+async fn run_job(
+    env: &TestEnv,
+    spec: &str,
+    extra_env: &[(&str, String)],
+) -> anyhow::Result<String> {
+    let input = env.path("records.jsonl");
+    let spec_path = env.path("job.toml");
+    std::fs::write(&spec_path, spec)?;
+    let out_path = env.path("out.jsonl");
+    let mut cmd = env.command("volley");
+    cmd.args([
+        "run",
+        "--spec",
+        spec_path.to_str().unwrap_or_default(),
+        "--input",
+        input.to_str().unwrap_or_default(),
+        "--out",
+        out_path.to_str().unwrap_or_default(),
+    ])
+    .env_remove("http_proxy")
+    .env_remove("https_proxy")
+    .env_remove("all_proxy")
+    .env_remove("no_proxy")
+    .env_remove("HTTPS_PROXY")
+    .env_remove("ALL_PROXY");
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().await?;
+    anyhow::ensure!(
+        matches!(out.status.code(), Some(0 | 3)),
+        "volley run: {}",
+        describe(&out)
+    );
+    Ok(std::fs::read_to_string(out_path)?)
+}
+
+#[tokio::test]
+async fn requests_go_through_the_proxy_from_the_environment_unless_no_proxy_says_otherwise()
+-> anyhow::Result<()> {
+    let env = TestEnv::new().await?;
+    let ids = write_jsonl(&env.path("records.jsonl"), 10)?;
+    let (port, seen) = tiny_server(ok_json).await?;
+    let spec = "name = \"proxied\"\n[retry]\nmax_attempts = 1\n[breaker]\nenabled = false\n\
+                [request]\nurl = \"http://volley-proxy-test.invalid/users/{id}\"\n";
+    let proxy = format!("http://127.0.0.1:{port}");
+    let results = run_job(&env, spec, &[("HTTP_PROXY", proxy.clone())]).await?;
+    let checked = check_results(&results, &ids)?;
+    assert_eq!(checked.ok(), 10, "{results}");
+    let lines = seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    assert_eq!(lines.len(), 10);
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.starts_with("GET http://volley-proxy-test.invalid/users/r0000")),
+        "absolute-form requests to the proxy: {lines:?}"
+    );
+
+    // NO_PROXY exempts the host: the request goes direct, and the name does not resolve.
+    let results = run_job(
+        &env,
+        spec,
+        &[
+            ("HTTP_PROXY", proxy),
+            ("NO_PROXY", "volley-proxy-test.invalid".into()),
+        ],
+    )
+    .await?;
+    let checked = check_results(&results, &ids)?;
+    assert_eq!(checked.ok(), 0);
+    assert!(
+        checked.lines.iter().all(|l| l
+            .error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("dns: ") || e.starts_with("connect: "))),
+        "{results}"
+    );
+    assert_eq!(seen.lock().unwrap_or_else(|p| p.into_inner()).len(), 10);
+    Ok(())
+}
+
+fn redirecting(target: &str, port: u16) -> String {
+    let to = if target.starts_with("/away/") {
+        // Another origin: a worker must not follow it with the job's headers.
+        format!("http://localhost:{port}/landed")
+    } else if target.starts_with("/hop/") {
+        "/landed".to_string()
+    } else {
+        return ok_json(target, port);
+    };
+    format!(
+        "HTTP/1.1 302 Found\r\nlocation: {to}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+    )
+}
+
+#[tokio::test]
+async fn redirects_are_followed_within_the_origin_only() -> anyhow::Result<()> {
+    let env = TestEnv::new().await?;
+    let ids = write_jsonl(&env.path("records.jsonl"), 4)?;
+    let (port, seen) = tiny_server(redirecting).await?;
+    let spec = |path: &str| {
+        format!(
+            "name = \"redirects\"\n[retry]\nmax_attempts = 1\n[breaker]\nenabled = false\n\
+             [request]\nurl = \"http://127.0.0.1:{port}/{path}/{{id}}\"\n\
+             headers = {{ X-Api-Key = \"k-123\" }}\n"
+        )
+    };
+    let results = run_job(&env, &spec("hop"), &[]).await?;
+    assert_eq!(check_results(&results, &ids)?.ok(), 4, "{results}");
+    let results = run_job(&env, &spec("away"), &[]).await?;
+    let checked = check_results(&results, &ids)?;
+    assert!(
+        checked.lines.iter().all(|l| !l.ok
+            && l.error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("redirect: "))),
+        "{results}"
+    );
+    let lines = seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let landed = lines.iter().filter(|l| l.contains("/landed")).count();
+    assert_eq!(landed, 4, "only the same-origin hops landed: {lines:?}");
+    Ok(())
+}
