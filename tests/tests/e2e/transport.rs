@@ -2,34 +2,62 @@
 
 use crate::support::describe;
 use std::sync::{Arc, Mutex};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use volley_tests::{TestEnv, check_results, write_jsonl};
 
-/// A one-request-per-connection HTTP server that records request lines and answers each with
-/// what `answer` returns for the request target.
-async fn tiny_server(
+type Seen = Arc<Mutex<Vec<String>>>;
+
+/// A one-request-per-connection HTTP server that records request lines (and, in `headers`,
+/// each request's lower-cased header lines joined by `|`) and answers each with what `answer`
+/// returns for the request target.
+async fn tiny_server(answer: fn(&str, u16) -> String) -> anyhow::Result<(u16, Seen)> {
+    let (port, seen, _) = tiny_server_with_headers(answer).await?;
+    Ok((port, seen))
+}
+
+async fn tiny_server_with_headers(
     answer: fn(&str, u16) -> String,
-) -> anyhow::Result<(u16, Arc<Mutex<Vec<String>>>)> {
+) -> anyhow::Result<(u16, Seen, Seen)> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let port = listener.local_addr()?.port();
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = seen.clone();
+    let headers = Arc::new(Mutex::new(Vec::new()));
+    let (log, header_log) = (seen.clone(), headers.clone());
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
-            let log = log.clone();
+            let (log, header_log) = (log.clone(), header_log.clone());
             tokio::spawn(async move {
                 let (read, mut write) = stream.into_split();
-                let mut lines = BufReader::new(read).lines();
-                let Ok(Some(request_line)) = lines.next_line().await else {
+                let mut reader = BufReader::new(read);
+                let mut request_line = String::new();
+                if reader.read_line(&mut request_line).await.unwrap_or(0) == 0 {
                     return;
-                };
-                // Headers until the blank line; GET requests carry no body.
-                while let Ok(Some(line)) = lines.next_line().await {
+                }
+                let request_line = request_line.trim_end().to_string();
+                let mut all = Vec::new();
+                let mut length = 0usize;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).await.unwrap_or(0) == 0 {
+                        break;
+                    }
+                    let line = line.trim_end().to_ascii_lowercase();
                     if line.is_empty() {
                         break;
                     }
+                    if let Some(n) = line.strip_prefix("content-length:") {
+                        length = n.trim().parse().unwrap_or(0);
+                    }
+                    all.push(line);
                 }
+                // Read the body so closing the socket does not reset the connection.
+                let mut body = vec![0u8; length];
+                let _ = reader.read_exact(&mut body).await;
+                header_log
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(all.join("|"));
                 let target = request_line
                     .split_whitespace()
                     .nth(1)
@@ -43,7 +71,7 @@ async fn tiny_server(
             });
         }
     });
-    Ok((port, seen))
+    Ok((port, seen, headers))
 }
 
 fn ok_json(_: &str, _: u16) -> String {
@@ -171,5 +199,49 @@ async fn redirects_are_followed_within_the_origin_only() -> anyhow::Result<()> {
     let lines = seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let landed = lines.iter().filter(|l| l.contains("/landed")).count();
     assert_eq!(landed, 4, "only the same-origin hops landed: {lines:?}");
+    Ok(())
+}
+
+fn unavailable(_: &str, _: u16) -> String {
+    "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".into()
+}
+
+#[tokio::test]
+async fn a_write_carries_the_same_idempotency_key_on_every_attempt() -> anyhow::Result<()> {
+    let env = TestEnv::new().await?;
+    let ids = write_jsonl(&env.path("records.jsonl"), 5)?;
+    let (port, seen, headers) = tiny_server_with_headers(unavailable).await?;
+    let spec = format!(
+        "name = \"writes\"\n[retry]\nmax_attempts = 3\nbase_delay = \"5ms\"\n\
+         [breaker]\nenabled = false\n[request]\nmethod = \"POST\"\n\
+         url = \"http://127.0.0.1:{port}/users\"\nbody = {{ id = \"{{id}}\" }}\n"
+    );
+    let results = run_job(&env, &spec, &[]).await?;
+    let checked = check_results(&results, &ids)?;
+    assert!(
+        checked.lines.iter().all(|l| !l.ok && l.attempts == 3),
+        "{results}"
+    );
+    assert_eq!(seen.lock().unwrap_or_else(|p| p.into_inner()).len(), 15);
+    let headers = headers.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let mut keys: std::collections::BTreeMap<String, usize> = Default::default();
+    for h in &headers {
+        let key = h
+            .split('|')
+            .find_map(|l| l.strip_prefix("idempotency-key:"))
+            .map(str::trim)
+            .unwrap_or_else(|| panic!("a POST without an idempotency key: {h}"));
+        *keys.entry(key.to_string()).or_default() += 1;
+    }
+    assert_eq!(keys.len(), 5, "one key per record: {keys:?}");
+    assert!(
+        keys.values().all(|n| *n == 3),
+        "the same key on each attempt: {keys:?}"
+    );
+    assert!(
+        keys.keys()
+            .all(|k| k.starts_with("writes-") && k.ends_with(|c: char| c.is_ascii_digit())),
+        "{keys:?}"
+    );
     Ok(())
 }
