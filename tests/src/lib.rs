@@ -5,7 +5,9 @@
 #![allow(missing_docs, unreachable_pub)]
 
 mod bins;
+pub mod chaos;
 mod env;
+pub mod private;
 mod records;
 
 pub use bins::{bin, run_bin};

@@ -4,12 +4,14 @@
 //! auto-recovery has open reports of never recovering after a broker restart).
 
 mod consumer;
+mod dead;
 mod delivery;
 mod options;
 mod publisher;
 mod topology;
 
 pub use consumer::AmqpConsumer;
+pub use dead::DeadLetter;
 pub use delivery::AmqpDelivery;
 pub use options::{AmqpOptions, redact_amqp_url};
 pub use topology::{QueueCounts, Topology};
@@ -65,6 +67,22 @@ impl AmqpBroker {
             .await;
         let _ = conn.close(200, "done".into()).await;
         counts
+    }
+
+    /// Lists up to `limit` dead letters, leaving them in the queue.
+    ///
+    /// # Errors
+    /// [`BrokerError`].
+    pub async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, BrokerError> {
+        dead::list(&self.options, limit).await
+    }
+
+    /// Moves dead letters (of `job`, or all) back to the chunk queue; returns how many.
+    ///
+    /// # Errors
+    /// [`BrokerError`].
+    pub async fn requeue_dead(&self, job: Option<&str>) -> Result<u64, BrokerError> {
+        dead::requeue(&self.options, job).await
     }
 
     /// Deletes the namespace's queues and exchange (test clean-up).

@@ -32,3 +32,22 @@ pub fn abort_when_reached(name: &str, progress: u64) {
         std::process::abort();
     }
 }
+
+/// Crashes on one record, for the poison tests: `abort_on_record=ID` aborts the process,
+/// `panic_on_record=ID` panics the record's task. Unarmed, one load of a cached `None`.
+pub fn on_record(id: &str) {
+    static ARMED: OnceLock<(Option<String>, Option<String>)> = OnceLock::new();
+    let (abort, panic) = ARMED.get_or_init(|| {
+        (
+            armed("abort_on_record").map(str::to_string),
+            armed("panic_on_record").map(str::to_string),
+        )
+    });
+    if abort.as_deref() == Some(id) {
+        eprintln!("failpoint abort_on_record reached at {id}: aborting");
+        std::process::abort();
+    }
+    if panic.as_deref() == Some(id) {
+        panic!("failpoint panic_on_record reached at {id}");
+    }
+}

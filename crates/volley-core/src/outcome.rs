@@ -34,6 +34,9 @@ pub enum ErrorKind {
     Panic,
     /// The host's circuit breaker stayed open longer than `breaker.max_wait`.
     Breaker,
+    /// The record's chunk came back so many times (its workers crashed on it) that it was
+    /// settled as failed instead of being tried again.
+    Poison,
 }
 
 impl ErrorKind {
@@ -52,12 +55,13 @@ impl ErrorKind {
             ErrorKind::Request => "request",
             ErrorKind::Panic => "panic",
             ErrorKind::Breaker => "breaker",
+            ErrorKind::Poison => "poison",
         }
     }
 
     /// Parses a kind's name.
     pub fn parse(text: &str) -> Option<Self> {
-        const ALL: [ErrorKind; 12] = [
+        const ALL: [ErrorKind; 13] = [
             ErrorKind::Timeout,
             ErrorKind::Connect,
             ErrorKind::Dns,
@@ -70,6 +74,7 @@ impl ErrorKind {
             ErrorKind::Request,
             ErrorKind::Panic,
             ErrorKind::Breaker,
+            ErrorKind::Poison,
         ];
         ALL.into_iter().find(|k| k.as_str() == text)
     }

@@ -31,9 +31,12 @@ pub async fn run_chunk<P: Processor>(
         let records = records.clone();
         tasks.spawn(async move {
             let record = &records[index];
-            let result = AssertUnwindSafe(processor.process(record))
-                .catch_unwind()
-                .await;
+            let result = AssertUnwindSafe(async {
+                crate::failpoint::on_record(&record.id);
+                processor.process(record).await
+            })
+            .catch_unwind()
+            .await;
             let outcome = result.unwrap_or_else(|panic| panic_outcome(record, panic.as_ref()));
             (index, outcome)
         });

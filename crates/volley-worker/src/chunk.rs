@@ -20,6 +20,8 @@ pub(crate) struct ChunkContext<S> {
     pub(crate) state: Arc<WorkerState>,
     /// Fired when the drain timeout passes: unfinished chunks go back to the queue.
     pub(crate) abort: CancellationToken,
+    /// See [`crate::WorkerOptions::settle_poison_at`].
+    pub(crate) settle_poison_at: Option<u64>,
 }
 
 /// Backoff for store retries: 100 ms doubling to 5 s.
@@ -59,14 +61,34 @@ pub(crate) async fn handle_delivery<S: Store, D: ChunkDelivery>(
     let records = message.records.len() as u64;
     ctx.state.records_held.fetch_add(records, Ordering::Relaxed);
     let inputs: Arc<[ChunkRecord]> = message.records.into();
+    let poisoned = ctx
+        .settle_poison_at
+        .zip(delivery.delivery_count())
+        .filter(|(limit, count)| count >= limit)
+        .map(|(_, count)| count);
+    if let Some(count) = poisoned {
+        tracing::warn!(job.id = %job, chunk, deliveries = count, "chunk keeps coming back: settling its records as poison");
+    }
     let outcomes = match entry.as_ref() {
+        _ if poisoned.is_some() => Some(failed_outcomes(
+            &inputs,
+            ErrorKind::Poison,
+            &format!(
+                "chunk delivered {} times without completing (workers crashed or were stopped on it); not tried again",
+                poisoned.unwrap_or_default() + 1
+            ),
+        )),
         JobEntry::Ready(processor) => {
             tokio::select! {
                 outcomes = run_chunk(processor.clone(), inputs.clone()) => outcomes,
                 () = ctx.abort.cancelled() => None,
             }
         }
-        JobEntry::Broken(reason) => Some(broken_outcomes(&inputs, reason)),
+        JobEntry::Broken(reason) => Some(failed_outcomes(
+            &inputs,
+            ErrorKind::Template,
+            &format!("job spec cannot run on this worker: {reason}"),
+        )),
     };
     let committed = match outcomes {
         Some(outcomes) => match ChunkCommit::build(&job, chunk, &inputs, &outcomes, now_ms()) {
@@ -155,7 +177,7 @@ async fn commit<S: Store>(ctx: &ChunkContext<S>, commit: &ChunkCommit) -> bool {
     }
 }
 
-fn broken_outcomes(records: &[ChunkRecord], reason: &str) -> Vec<RecordOutcome> {
+fn failed_outcomes(records: &[ChunkRecord], kind: ErrorKind, message: &str) -> Vec<RecordOutcome> {
     records
         .iter()
         .map(|r| RecordOutcome {
@@ -165,8 +187,8 @@ fn broken_outcomes(records: &[ChunkRecord], reason: &str) -> Vec<RecordOutcome> 
             attempts: 0,
             latency_ms: 0,
             error: Some(RecordError {
-                kind: ErrorKind::Template,
-                message: format!("job spec cannot run on this worker: {reason}"),
+                kind,
+                message: message.to_string(),
             }),
             body: None,
         })

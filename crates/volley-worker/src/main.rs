@@ -83,6 +83,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             .worker_id
             .clone()
             .unwrap_or_else(volley_worker_default_id),
+        settle_poison_at: Some(u64::from(settings.delivery_limit.saturating_sub(1).max(1))),
         ..WorkerOptions::default()
     };
     amqp.connection_name = format!("volley-worker {}", options.worker_id);

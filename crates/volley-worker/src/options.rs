@@ -17,6 +17,11 @@ pub struct WorkerOptions {
     pub heartbeat_interval: Duration,
     /// This worker's id (in heartbeats and logs).
     pub worker_id: String,
+    /// A chunk delivered this many times before (its workers crashed on it, or were killed)
+    /// is settled without processing: every record fails with `poison`, the job can finish,
+    /// and `volley retry JOB --only poison` sends the records again. Set just below the
+    /// queue's delivery limit so the broker does not dead-letter the chunk first.
+    pub settle_poison_at: Option<u64>,
 }
 
 impl Default for WorkerOptions {
@@ -28,6 +33,7 @@ impl Default for WorkerOptions {
             exit_when_idle: None,
             heartbeat_interval: Duration::from_secs(5),
             worker_id: default_worker_id(),
+            settle_poison_at: None,
         }
     }
 }

@@ -61,6 +61,7 @@ pub async fn run_worker<B: Broker, S: Store>(
         jobs: JobCache::new(client, slots, Governor::start(fleet)),
         state: state.clone(),
         abort: CancellationToken::new(),
+        settle_poison_at: options.settle_poison_at,
     });
     let mut consumer = broker.consume(options.prefetch).await?;
     tracing::info!(worker.id = %options.worker_id, concurrency = options.concurrency, prefetch = options.prefetch, "worker consuming");
