@@ -29,8 +29,8 @@ async fn get_user(
     Path(id): Path<String>,
     Query(knobs): Query<Knobs>,
 ) -> Response {
-    counters.count(&id);
-    answer(&counters, &id, &knobs, None).await
+    let arrived = counters.count(&id);
+    answer(&counters, arrived, &id, &knobs, None).await
 }
 
 async fn post_user(
@@ -44,9 +44,10 @@ async fn post_user(
         .and_then(|v| v.get("id"))
         .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
         .unwrap_or_default();
-    counters.count(&id);
+    let arrived = counters.count(&id);
     answer(
         &counters,
+        arrived,
         &id,
         &knobs,
         Some(received.unwrap_or(serde_json::Value::Null)),
@@ -56,6 +57,7 @@ async fn post_user(
 
 async fn answer(
     counters: &Counters,
+    arrived: Option<u64>,
     id: &str,
     knobs: &Knobs,
     received: Option<serde_json::Value>,
@@ -70,6 +72,7 @@ async fn answer(
         tokio::time::sleep(delay).await;
     }
     if knobs.fails(nth) {
+        counters.failed(arrived);
         let mut response = failure(knobs.failure_status(), "mock failure");
         if let Some(value) = knobs
             .retry_after_value(SystemTime::now())

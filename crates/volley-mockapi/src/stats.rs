@@ -14,6 +14,10 @@ pub struct Stats {
     /// (only with `track_times`).
     #[serde(default)]
     pub times_ms: Vec<u64>,
+    /// Arrival time of each user-route request answered with a knob failure (`status`,
+    /// `fail_pct`, `fail_first`; not the outage), in arrival order (only with `track_times`).
+    #[serde(default)]
+    pub failures_ms: Vec<u64>,
 }
 
 /// Live counters. The total is one atomic add; per-id counts and arrival times take a lock
@@ -24,6 +28,7 @@ pub(crate) struct Counters {
     requests: AtomicU64,
     per_id: Option<Mutex<HashMap<String, u64>>>,
     times: Option<Mutex<Vec<u64>>>,
+    failures: Option<Mutex<Vec<u64>>>,
     fail_first: Mutex<HashMap<String, u64>>,
     /// The status every user route answers while an outage is on; 0 when off.
     outage: AtomicU16,
@@ -46,20 +51,34 @@ impl Counters {
             requests: AtomicU64::new(0),
             per_id: track_ids.then(|| Mutex::new(HashMap::new())),
             times: track_times.then(|| Mutex::new(Vec::new())),
+            failures: track_times.then(|| Mutex::new(Vec::new())),
             fail_first: Mutex::new(HashMap::new()),
             outage: AtomicU16::new(0),
         }
     }
 
-    pub(crate) fn count(&self, id: &str) {
+    /// Counts a user-route request; returns its arrival time when times are tracked.
+    pub(crate) fn count(&self, id: &str) -> Option<u64> {
         self.requests.fetch_add(1, Ordering::Relaxed);
-        if let Some(times) = &self.times {
+        let arrived = self.times.as_ref().map(|times| {
             // Read the clock under the lock so the list is in arrival order.
             let mut times = lock(times);
-            times.push(now_ms());
-        }
+            let now = now_ms();
+            times.push(now);
+            now
+        });
         if let Some(map) = &self.per_id {
             *lock(map).entry(id.to_string()).or_default() += 1;
+        }
+        arrived
+    }
+
+    /// Notes that the request that arrived at `arrived` was answered with a knob failure.
+    pub(crate) fn failed(&self, arrived: Option<u64>) {
+        if let (Some(failures), Some(at)) = (&self.failures, arrived) {
+            let mut failures = lock(failures);
+            let pos = failures.partition_point(|t| *t <= at);
+            failures.insert(pos, at);
         }
     }
 
@@ -93,10 +112,16 @@ impl Counters {
             .as_ref()
             .map(|t| lock(t).clone())
             .unwrap_or_default();
+        let failures_ms = self
+            .failures
+            .as_ref()
+            .map(|t| lock(t).clone())
+            .unwrap_or_default();
         Stats {
             requests: self.requests.load(Ordering::Relaxed),
             per_id,
             times_ms,
+            failures_ms,
         }
     }
 
@@ -105,8 +130,8 @@ impl Counters {
         if let Some(map) = &self.per_id {
             lock(map).clear();
         }
-        if let Some(times) = &self.times {
-            lock(times).clear();
+        for list in [&self.times, &self.failures].into_iter().flatten() {
+            lock(list).clear();
         }
         lock(&self.fail_first).clear();
     }
