@@ -18,6 +18,9 @@ pub struct Stats {
     /// `fail_pct`, `fail_first`; not the outage), in arrival order (only with `track_times`).
     #[serde(default)]
     pub failures_ms: Vec<u64>,
+    /// Arrival times per id, in arrival order (only with both `track_ids` and `track_times`).
+    #[serde(default)]
+    pub per_id_times_ms: BTreeMap<String, Vec<u64>>,
 }
 
 /// Live counters. The total is one atomic add; per-id counts and arrival times take a lock
@@ -27,6 +30,8 @@ pub struct Stats {
 pub(crate) struct Counters {
     requests: AtomicU64,
     per_id: Option<Mutex<HashMap<String, u64>>>,
+    /// Arrival times per id, when ids and times are both tracked.
+    per_id_times: Option<Mutex<HashMap<String, Vec<u64>>>>,
     times: Option<Mutex<Vec<u64>>>,
     failures: Option<Mutex<Vec<u64>>>,
     fail_first: Mutex<HashMap<String, u64>>,
@@ -50,6 +55,7 @@ impl Counters {
         Self {
             requests: AtomicU64::new(0),
             per_id: track_ids.then(|| Mutex::new(HashMap::new())),
+            per_id_times: (track_ids && track_times).then(|| Mutex::new(HashMap::new())),
             times: track_times.then(|| Mutex::new(Vec::new())),
             failures: track_times.then(|| Mutex::new(Vec::new())),
             fail_first: Mutex::new(HashMap::new()),
@@ -69,6 +75,9 @@ impl Counters {
         });
         if let Some(map) = &self.per_id {
             *lock(map).entry(id.to_string()).or_default() += 1;
+        }
+        if let (Some(map), Some(at)) = (&self.per_id_times, arrived) {
+            lock(map).entry(id.to_string()).or_default().push(at);
         }
         arrived
     }
@@ -117,17 +126,31 @@ impl Counters {
             .as_ref()
             .map(|t| lock(t).clone())
             .unwrap_or_default();
+        let per_id_times_ms = self
+            .per_id_times
+            .as_ref()
+            .map(|m| {
+                lock(m)
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
         Stats {
             requests: self.requests.load(Ordering::Relaxed),
             per_id,
             times_ms,
             failures_ms,
+            per_id_times_ms,
         }
     }
 
     pub(crate) fn reset(&self) {
         self.requests.store(0, Ordering::Relaxed);
         if let Some(map) = &self.per_id {
+            lock(map).clear();
+        }
+        if let Some(map) = &self.per_id_times {
             lock(map).clear();
         }
         for list in [&self.times, &self.failures].into_iter().flatten() {

@@ -4,5 +4,6 @@
 mod contract;
 mod embedded;
 mod fleet;
+mod http;
 mod input;
 mod support;
