@@ -21,7 +21,14 @@ impl TestEnv {
     pub async fn new() -> anyhow::Result<Self> {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let ns = Namespace::parse(&format!("t-{}", &id[..12])).map_err(anyhow::Error::msg)?;
-        let mock = MockServer::start("127.0.0.1:0", MockConfig { track_ids: true }).await?;
+        let mock = MockServer::start(
+            "127.0.0.1:0",
+            MockConfig {
+                track_ids: true,
+                track_times: true,
+            },
+        )
+        .await?;
         let dir = std::env::temp_dir().join(format!("volley-{ns}"));
         std::fs::create_dir_all(&dir)?;
         Ok(Self {

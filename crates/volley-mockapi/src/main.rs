@@ -5,7 +5,7 @@ use std::io::Write as _;
 use std::process::ExitCode;
 use volley_mockapi::{MockConfig, serve};
 
-/// A configurable fake API: GET /users/{id}, POST /users, GET /stats.
+/// A configurable fake API: GET /users/{id}, POST /users, GET /stats, POST|DELETE /admin/outage.
 #[derive(Debug, Parser)]
 #[command(name = "volley-mockapi", version)]
 struct Args {
@@ -15,6 +15,10 @@ struct Args {
     /// Count requests per id in /stats (costs a lock per request).
     #[arg(long)]
     track_ids: bool,
+    /// Keep each request's arrival time (ms since the epoch) in /stats (costs a lock per
+    /// request).
+    #[arg(long)]
+    track_times: bool,
 }
 
 fn main() -> ExitCode {
@@ -40,6 +44,7 @@ fn main() -> ExitCode {
             listener,
             MockConfig {
                 track_ids: args.track_ids,
+                track_times: args.track_times,
             },
             stop_signal(),
         )

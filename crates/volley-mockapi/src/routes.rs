@@ -1,13 +1,18 @@
 use crate::knobs::Knobs;
 use crate::stats::Counters;
 use crate::users::user_json;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use serde::Deserialize;
 use std::sync::Arc;
+use std::time::SystemTime;
+
+/// The size of each piece of an `endless` body.
+const ENDLESS_PIECE: usize = 64 * 1024;
 
 pub(crate) fn router(counters: Arc<Counters>) -> Router {
     Router::new()
@@ -15,6 +20,7 @@ pub(crate) fn router(counters: Arc<Counters>) -> Router {
         .route("/users", post(post_user))
         .route("/stats", get(stats))
         .route("/stats/reset", post(reset))
+        .route("/admin/outage", post(outage_on).delete(outage_off))
         .with_state(counters)
 }
 
@@ -23,8 +29,8 @@ async fn get_user(
     Path(id): Path<String>,
     Query(knobs): Query<Knobs>,
 ) -> Response {
-    counters.count(&id);
-    answer(&id, &knobs, None).await
+    let arrived = counters.count(&id);
+    answer(&counters, arrived, &id, &knobs, None).await
 }
 
 async fn post_user(
@@ -38,8 +44,10 @@ async fn post_user(
         .and_then(|v| v.get("id"))
         .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
         .unwrap_or_default();
-    counters.count(&id);
+    let arrived = counters.count(&id);
     answer(
+        &counters,
+        arrived,
         &id,
         &knobs,
         Some(received.unwrap_or(serde_json::Value::Null)),
@@ -47,27 +55,35 @@ async fn post_user(
     .await
 }
 
-async fn answer(id: &str, knobs: &Knobs, received: Option<serde_json::Value>) -> Response {
+async fn answer(
+    counters: &Counters,
+    arrived: Option<u64>,
+    id: &str,
+    knobs: &Knobs,
+    received: Option<serde_json::Value>,
+) -> Response {
+    if let Some(code) = counters.outage() {
+        return failure(code, "mock outage");
+    }
+    // Counted on arrival, so a request's number does not depend on how long it sleeps.
+    let nth = knobs.fail_first.map(|_| counters.nth_for(id));
     let delay = knobs.delay();
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-    if knobs.fails() {
-        let code = knobs.status.unwrap_or(500);
-        let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut response = (
-            status,
-            Json(serde_json::json!({"error": "mock failure", "status": code})),
-        )
-            .into_response();
+    if knobs.fails(nth) {
+        counters.failed(arrived);
+        let mut response = failure(knobs.failure_status(), "mock failure");
         if let Some(value) = knobs
-            .retry_after
-            .as_deref()
-            .and_then(|v| HeaderValue::from_str(v).ok())
+            .retry_after_value(SystemTime::now())
+            .and_then(|v| HeaderValue::from_str(&v).ok())
         {
             response.headers_mut().insert(header::RETRY_AFTER, value);
         }
         return response;
+    }
+    if knobs.endless {
+        return endless();
     }
     if let Some(size) = knobs.body_bytes {
         return padded(id, size);
@@ -77,6 +93,28 @@ async fn answer(id: &str, knobs: &Knobs, received: Option<serde_json::Value>) ->
         map.insert("received".into(), received);
     }
     Json(user).into_response()
+}
+
+/// A failure with a small JSON body and no `Retry-After`.
+fn failure(code: u16, error: &str) -> Response {
+    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (
+        status,
+        Json(serde_json::json!({"error": error, "status": code})),
+    )
+        .into_response()
+}
+
+/// A 200 whose chunked body never ends: the same 64 KiB piece, sent as fast as the client
+/// reads, until it hangs up.
+fn endless() -> Response {
+    let piece = Bytes::from(vec![b'x'; ENDLESS_PIECE]);
+    let stream = futures_util::stream::repeat(Ok::<_, std::convert::Infallible>(piece));
+    (
+        [(header::CONTENT_TYPE, "text/plain")],
+        Body::from_stream(stream),
+    )
+        .into_response()
 }
 
 /// A JSON body of exactly `size` bytes when `size` is large enough for the envelope.
@@ -100,5 +138,31 @@ async fn stats(State(counters): State<Arc<Counters>>) -> Json<crate::Stats> {
 
 async fn reset(State(counters): State<Arc<Counters>>) -> StatusCode {
     counters.reset();
+    StatusCode::NO_CONTENT
+}
+
+/// The query of `POST /admin/outage`.
+#[derive(Debug, Default, Deserialize)]
+struct OutageQuery {
+    status: Option<u16>,
+}
+
+/// `POST /admin/outage?status=S` (default 503): every user route answers S, without
+/// `Retry-After`, until `DELETE /admin/outage`.
+async fn outage_on(
+    State(counters): State<Arc<Counters>>,
+    Query(query): Query<OutageQuery>,
+) -> Response {
+    let code = query.status.unwrap_or(503);
+    if !(100..=599).contains(&code) {
+        return (StatusCode::BAD_REQUEST, "status must be 100..=599").into_response();
+    }
+    counters.set_outage(Some(code));
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// `DELETE /admin/outage`: the user routes answer normally again.
+async fn outage_off(State(counters): State<Arc<Counters>>) -> StatusCode {
+    counters.set_outage(None);
     StatusCode::NO_CONTENT
 }

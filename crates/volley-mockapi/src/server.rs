@@ -12,6 +12,9 @@ use tokio::task::JoinHandle;
 pub struct MockConfig {
     /// Count requests per id (costs a lock per request).
     pub track_ids: bool,
+    /// Keep each user-route request's arrival time in [`Stats::times_ms`] (costs a lock per
+    /// request).
+    pub track_times: bool,
 }
 
 /// A mock API serving in the background of the current runtime.
@@ -31,7 +34,7 @@ impl MockServer {
     pub async fn start(addr: &str, config: MockConfig) -> std::io::Result<MockServer> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
-        let counters = Arc::new(Counters::new(config.track_ids));
+        let counters = Arc::new(Counters::new(config.track_ids, config.track_times));
         let (stop, stopped) = oneshot::channel::<()>();
         let app = router(counters.clone());
         let task = tokio::spawn(async move {
@@ -64,9 +67,16 @@ impl MockServer {
         self.counters.snapshot()
     }
 
-    /// Zeroes the counters.
+    /// Zeroes the counters (the `fail_first` counts and arrival times too).
     pub fn reset(&self) {
         self.counters.reset();
+    }
+
+    /// Switches the outage on (`Some(status)`: every user route answers that status, without
+    /// `Retry-After`) or off (`None`), like `POST`/`DELETE /admin/outage`.
+    pub fn set_outage(&self, status: Option<u16>) {
+        self.counters
+            .set_outage(status.filter(|s| (100..=599).contains(s)));
     }
 
     /// Stops serving.
@@ -94,7 +104,13 @@ pub async fn serve(
     config: MockConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(Arc::new(Counters::new(config.track_ids))))
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        router(Arc::new(Counters::new(
+            config.track_ids,
+            config.track_times,
+        ))),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

@@ -4,6 +4,7 @@
 mod contract;
 mod embedded;
 mod fleet;
+mod http;
 mod input;
 mod support;
 mod transport;
