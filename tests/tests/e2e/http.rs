@@ -311,8 +311,6 @@ async fn three_workers_share_one_rate_limit() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
-#[ignore = "engine bug: records admitted before a pause wait for a slot and are then sent during \
-            the pause (http/processor.rs admits before acquiring slots)"]
 async fn a_429_pauses_every_worker_not_just_the_one_that_got_it() -> anyhow::Result<()> {
     let env = TestEnv::new().await?;
     let input = env.path("records.jsonl");
@@ -375,10 +373,13 @@ async fn a_429_pauses_every_worker_not_just_the_one_that_got_it() -> anyhow::Res
          grace, {during} during the pause, {after} in the second after it"
     );
     assert!(before > 50, "traffic was flowing before the 429 ({before})");
+    // In flight when the 429 came (8 per worker), plus what the other worker sends in the
+    // few milliseconds the pause takes to reach it through Redis (about 1.6 requests/ms at
+    // 8 slots and 5 ms per call): a pause kept by one worker only would let ~160 through.
     assert!(
-        in_grace <= 16,
+        in_grace <= 32,
         "{in_grace} requests reached the API in the {grace} ms after the 429: more than were \
-         in flight"
+         in flight or sent before the pause could arrive"
     );
     assert_eq!(
         during, 0,
@@ -398,9 +399,6 @@ async fn a_429_pauses_every_worker_not_just_the_one_that_got_it() -> anyhow::Res
 }
 
 #[tokio::test]
-#[ignore = "engine bugs: held records' first attempts go out after the breaker opened \
-            (http/processor.rs admits before acquiring slots); the probe claim is never \
-            released, so probes come every cooldown + 30 s (volley-redis fleet.rs try_probe)"]
 async fn breaker_holds_records_through_an_outage_with_only_probes_reaching_the_api()
 -> anyhow::Result<()> {
     let env = TestEnv::new().await?;
@@ -429,6 +427,11 @@ async fn breaker_holds_records_through_an_outage_with_only_probes_reaching_the_a
     let status = env.run("volley", &["status", &job, "--json"]).await?;
     let status_json: serde_json::Value = serde_json::from_slice(&status.stdout)?;
     eprintln!("status while open: {status_json}");
+    let breaker = status_json["host"]["breaker"].as_str().unwrap_or_default();
+    assert!(
+        breaker.starts_with("open"),
+        "volley status shows the open breaker: {status_json}"
+    );
     let during = env.mock.stats().times_ms;
     env.mock.set_outage(None);
     let recovering = Instant::now();

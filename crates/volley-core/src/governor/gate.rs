@@ -131,6 +131,17 @@ impl Governor {
         state.changed.notify_waiters();
     }
 
+    /// Whether requests to `host` must wait now (a pause, or an open breaker): checked again
+    /// after a record has its slot, since a pause may have begun while it waited for one.
+    pub fn blocked(&self, host: &str) -> bool {
+        let Some(state) = lock(&self.hosts).get(host).cloned() else {
+            return false;
+        };
+        let now = now_ms();
+        state.pause_until.load(Ordering::Relaxed) > now
+            || matches!(state.breaker().phase, BreakerPhase::Open { .. })
+    }
+
     /// The phase of a host's breaker as this worker sees it.
     pub fn breaker_phase(&self, host: &str) -> Option<BreakerPhase> {
         lock(&self.hosts).get(host).map(|s| s.breaker().phase)
@@ -170,7 +181,7 @@ impl Governor {
                     }
                     nap(until_ms, &state.changed).await;
                 }
-                BreakerPhase::Open { since_ms, .. } => {
+                BreakerPhase::Open { since_ms, until_ms } => {
                     let ttl = u64::try_from(job.breaker.cooldown.get().as_millis())
                         .unwrap_or(5_000)
                         + 30_000;
@@ -180,7 +191,13 @@ impl Governor {
                             .probing_until
                             .compare_exchange(mine, now + ttl, Ordering::AcqRel, Ordering::Relaxed)
                             .is_ok()
-                        && self.fleet.try_probe(host, ttl).await.unwrap_or(false)
+                        // One claim per open period: a failed probe reopens the breaker with a
+                        // new `until_ms`, so the next probe needs no release of this one.
+                        && self
+                            .fleet
+                            .try_probe(&format!("{host}#{until_ms}"), ttl)
+                            .await
+                            .unwrap_or(false)
                     {
                         tracing::info!(host = %host, "breaker probe");
                         break Admission::Probe;
@@ -303,6 +320,7 @@ impl Governor {
                 }
             };
             state.breaker().adopt(phase);
+            state.probing_until.store(0, Ordering::Relaxed);
             Some(phase)
         } else {
             state.breaker().observe(failed, now)

@@ -1,7 +1,7 @@
 use super::adaptive::AdaptiveLimit;
 use super::classify::classify;
 use super::response::{BodyRead, keep_body, read_capped};
-use crate::governor::{Governor, JobLimits, Observation, host_key};
+use crate::governor::{Admission, Governor, JobLimits, Observation, host_key};
 use crate::pipeline::Processor;
 use crate::template::{RecordView, RequestTemplate};
 use crate::{
@@ -252,6 +252,11 @@ impl Processor for HttpProcessor {
                     });
                     return outcome;
                 };
+                // A pause or an open breaker that began while this record waited for its
+                // slot holds it too: give the slot back and wait again.
+                if admission == Admission::Normal && self.governor.blocked(&self.host) {
+                    continue;
+                }
                 self.attempt(this_try).await
             };
             let kind = attempt.result.as_ref().err().map(|e| e.kind);
