@@ -544,3 +544,46 @@ async fn oversized_and_endless_bodies_are_cut_at_the_cap() -> anyhow::Result<()>
     assert!(results.lines.iter().all(|l| l.ok && l.body.is_none()));
     Ok(())
 }
+
+#[tokio::test]
+async fn a_fleet_level_host_limit_caps_a_job_that_sets_none() -> anyhow::Result<()> {
+    let env = TestEnv::new().await?;
+    let input = env.path("records.jsonl");
+    let ids = write_jsonl(&input, 300)?;
+    let base = env.mock.base_url();
+    let out = env
+        .run(
+            "volley",
+            &["hosts", "limit", &base, "--rate", "100", "--burst", "5"],
+        )
+        .await?;
+    assert!(out.status.success(), "{}", describe(&out));
+    let listed = env.run("volley", &["hosts", "--json"]).await?;
+    let hosts: serde_json::Value = serde_json::from_slice(&listed.stdout)?;
+    assert_eq!(hosts[0]["limit"]["rate"], 100.0, "{hosts}");
+    // The job itself sets no rate limit, and two workers would go far faster without one.
+    let spec = env.write_spec("hostlimit", "/users/{id}", "[result]\nbody = \"none\"\n")?;
+    let mut w1 = env.spawn_worker("w1", &["--exit-when-idle", "2s"])?;
+    let mut w2 = env.spawn_worker("w2", &["--exit-when-idle", "2s"])?;
+    wait_workers(&env, &["w1", "w2"]).await?;
+    let job = env.produce(&spec, &input, &[]).await?;
+    let fin = wait_for_job(&env, &job).await?;
+    assert_eq!((fin.code, fin.u64("ok")), (0, 300), "{}", fin.json);
+    check_results(&export(&env, &job, &[]).await?, &ids)?;
+    let times = env.mock.stats().times_ms;
+    let span = times.last().copied().unwrap_or(0) - times.first().copied().unwrap_or(0);
+    eprintln!("host limit: 300 requests over {span} ms");
+    // 300 requests at 100/s with a burst of 5 take (300 - 5) / 100 = 2.95 s; without the
+    // limit they take well under half a second. The margin covers a first request that
+    // waited for its connection.
+    assert!(
+        span >= 2_700,
+        "300 requests in {span} ms: faster than the host limit"
+    );
+    for w in [&mut w1, &mut w2] {
+        assert!(wait_exit(w, Duration::from_secs(30)).await?.success());
+    }
+    let out = env.run("volley", &["hosts", "unlimit", &base]).await?;
+    assert!(out.status.success(), "{}", describe(&out));
+    Ok(())
+}

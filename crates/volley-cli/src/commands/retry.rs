@@ -86,7 +86,7 @@ pub async fn run(args: RetryArgs) -> Result<(), Failure> {
         );
     } else {
         println!(
-            "re-enqueued {} failed records in {} chunks; job {job} is {} again\n  follow it: volley status {job} --wait",
+            "re-enqueued {} failed records in {} chunks; job {job} is {}\n  follow it: volley status {job} --wait",
             report.records, report.chunks, report.state
         );
     }
