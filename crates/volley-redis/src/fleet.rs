@@ -21,6 +21,40 @@ static PAUSE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/
 pub struct RedisFleet {
     store: RedisStore,
     events: broadcast::Sender<FleetEvent>,
+    clock: std::sync::Mutex<ClockOffset>,
+}
+
+/// This process's clock minus Redis's, estimated NTP-style from the round trip with the
+/// smallest delay: a reservation's token times are moved onto the local clock with it. A
+/// plain "local now at reply minus Redis now" is off by the whole round trip, which at
+/// start-up (a new connection, the script's first load) is tens of milliseconds, and
+/// tokens of different workers then overlap into bursts.
+#[derive(Debug, Clone, Copy, Default)]
+struct ClockOffset {
+    offset_ms: f64,
+    rtt_ms: f64,
+    measured_ms: u64,
+    known: bool,
+}
+
+impl ClockOffset {
+    /// Takes a sample if it is better (a shorter round trip) or the estimate is old.
+    fn sample(&mut self, sent_ms: f64, received_ms: f64, redis_now_ms: f64, now: u64) {
+        let rtt = (received_ms - sent_ms).max(0.0);
+        let stale = now.saturating_sub(self.measured_ms) > 30_000;
+        if !self.known || stale || rtt <= self.rtt_ms {
+            self.offset_ms = (sent_ms + received_ms) / 2.0 - redis_now_ms;
+            self.rtt_ms = rtt;
+            self.measured_ms = now;
+            self.known = true;
+        }
+    }
+}
+
+fn precise_now_ms() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
 }
 
 impl RedisFleet {
@@ -39,6 +73,7 @@ impl RedisFleet {
         let fleet = Arc::new(Self {
             store,
             events: events.clone(),
+            clock: std::sync::Mutex::new(ClockOffset::default()),
         });
         tokio::spawn(subscribe(client, fleet.channel(), events));
         Ok(fleet)
@@ -50,6 +85,26 @@ impl RedisFleet {
 
     fn channel(&self) -> String {
         self.key("events")
+    }
+
+    fn clock(&self) -> std::sync::MutexGuard<'_, ClockOffset> {
+        // Plain number updates: a poisoned lock still holds a usable estimate.
+        self.clock.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Measures the clock offset with a few `TIME` calls (the first reservation only).
+    async fn calibrate(&self) -> Result<(), StoreError> {
+        for _ in 0..3 {
+            let sent = precise_now_ms();
+            let (secs, micros): (u64, u64) = self
+                .store
+                .with(|mut c| async move { redis::cmd("TIME").query_async(&mut c).await })
+                .await?;
+            let received = precise_now_ms();
+            let redis_now = secs as f64 * 1000.0 + micros as f64 / 1000.0;
+            self.clock().sample(sent, received, redis_now, now_ms());
+        }
+        Ok(())
     }
 
     /// Declares (or with `None` removes) a host's fleet-level rate limit.
@@ -127,7 +182,11 @@ impl FleetState for RedisFleet {
         burst: u32,
     ) -> BoxFuture<'a, Result<Reservation, StoreError>> {
         Box::pin(async move {
+            if !self.clock().known {
+                self.calibrate().await?;
+            }
             let bucket = self.key(&format!("tat:{key}"));
+            let sent = precise_now_ms();
             let reply: (String, String) = self
                 .store
                 .with(|mut c| async move {
@@ -139,12 +198,16 @@ impl FleetState for RedisFleet {
                         .await
                 })
                 .await?;
-            let local_now = now_ms() as f64;
+            let local_now = precise_now_ms();
             let base: f64 = reply.0.parse().map_err(corrupt)?;
             let redis_now: f64 = reply.1.parse().map_err(corrupt)?;
             // Redis's clock, moved onto this process's: workers on skewed clocks still share
             // one schedule.
-            let offset = local_now - redis_now;
+            let offset = {
+                let mut clock = self.clock();
+                clock.sample(sent, local_now, redis_now, now_ms());
+                clock.offset_ms
+            };
             Ok(Reservation {
                 base_ms: base + offset,
                 interval_ms: 1000.0 / rate,

@@ -148,7 +148,8 @@ impl Governor {
     }
 
     /// Waits until a request to `host` may go: no pause, breaker closed (or this is its
-    /// probe), and a token of every rate limit that applies. Holds no concurrency slot.
+    /// probe). Holds no concurrency slot. Rate-limit tokens come after, from
+    /// [`Governor::tokens`].
     ///
     /// # Errors
     /// A `breaker` [`RecordError`] once the breaker has kept the record waiting longer than
@@ -220,6 +221,14 @@ impl Governor {
                 }
             }
         };
+        Ok(admission)
+    }
+
+    /// Waits for a token of every rate limit that applies to a request to `host` (the job's
+    /// own, and the fleet-level limit of the host). Called by a record that holds its job's
+    /// slot, right before it sends, so a request goes out at its token's time: tokens taken
+    /// early and spent late would bunch requests above the burst.
+    pub async fn tokens(&self, host: &str, job: &JobLimits) {
         if let Some((rate, burst)) = job.rate {
             self.take(&format!("job:{}", job.job), rate, burst).await;
         }
@@ -227,7 +236,6 @@ impl Governor {
             self.take(&format!("host:{host}"), limit.rate, limit.burst)
                 .await;
         }
-        Ok(admission)
     }
 
     async fn take(&self, key: &str, rate: f64, burst: u32) {

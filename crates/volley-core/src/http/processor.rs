@@ -231,8 +231,8 @@ impl Processor for HttpProcessor {
                 });
                 return outcome;
             };
-            // Pauses, the breaker and rate limits are waited out before taking a slot, and
-            // slots are held only while a request is in flight, never while a record waits.
+            // Pauses and the breaker are waited out before taking a slot: a record backing
+            // off, paused or held by the breaker holds no slot.
             let admission = match self.governor.admit(&self.host, &self.limits).await {
                 Ok(a) => a,
                 Err(e) => {
@@ -245,6 +245,9 @@ impl Processor for HttpProcessor {
                     JobSlots::Fixed(s) => s.clone().acquire_owned().await.ok().map(Slot::Fixed),
                     JobSlots::Adaptive(a) => Some(Slot::Adaptive(a.acquire().await)),
                 };
+                // Tokens are taken with the job's slot held (so the request leaves at its
+                // token's time) but before the worker-wide slot, which other jobs share.
+                self.governor.tokens(&self.host, &self.limits).await;
                 let Ok(_worker) = self.worker_slots.acquire().await else {
                     outcome.error = Some(RecordError {
                         kind: ErrorKind::Request,
