@@ -15,6 +15,8 @@ pub struct TestEnv {
     pub dir: PathBuf,
     pub amqp_url: String,
     pub redis_url: String,
+    /// More environment for every child process (`VOLLEY_DELIVERY_LIMIT`, …).
+    pub extra_env: Vec<(String, String)>,
 }
 
 impl TestEnv {
@@ -38,7 +40,19 @@ impl TestEnv {
             amqp_url: std::env::var("VOLLEY_AMQP_URL").unwrap_or_else(|_| DEFAULT_AMQP_URL.into()),
             redis_url: std::env::var("VOLLEY_REDIS_URL")
                 .unwrap_or_else(|_| DEFAULT_REDIS_URL.into()),
+            extra_env: Vec::new(),
         })
+    }
+
+    /// Points the env (and every child process) at other servers, e.g. private ones.
+    pub fn with_servers(mut self, amqp_url: Option<String>, redis_url: Option<String>) -> Self {
+        if let Some(url) = amqp_url {
+            self.amqp_url = url;
+        }
+        if let Some(url) = redis_url {
+            self.redis_url = url;
+        }
+        self
     }
 
     /// Environment for child processes.
@@ -49,6 +63,9 @@ impl TestEnv {
             ("VOLLEY_REDIS_URL".into(), self.redis_url.clone()),
             ("RUST_LOG".into(), "info".into()),
         ]
+        .into_iter()
+        .chain(self.extra_env.iter().cloned())
+        .collect()
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -63,7 +80,16 @@ impl TestEnv {
     }
 
     pub fn broker(&self) -> AmqpBroker {
-        AmqpBroker::new(AmqpOptions::new(&self.amqp_url, self.ns.clone()))
+        let mut options = AmqpOptions::new(&self.amqp_url, self.ns.clone());
+        if let Some(limit) = self
+            .extra_env
+            .iter()
+            .find(|(k, _)| k == "VOLLEY_DELIVERY_LIMIT")
+            .and_then(|(_, v)| v.parse().ok())
+        {
+            options.delivery_limit = limit;
+        }
+        AmqpBroker::new(options)
     }
 
     /// Writes a spec calling the mock API; `extra` is appended verbatim.
@@ -134,7 +160,12 @@ pub fn path_str(path: &Path) -> anyhow::Result<&str> {
 
 impl Drop for TestEnv {
     fn drop(&mut self) {
-        // Runs even when the test panicked, so a failing test leaves nothing behind.
+        // Runs even when the test panicked, so a failing test leaves nothing behind (unless
+        // VOLLEY_KEEP_TEST_DIRS is set, to read the logs of a failure).
+        if std::env::var_os("VOLLEY_KEEP_TEST_DIRS").is_some() {
+            eprintln!("kept {} (namespace {})", self.dir.display(), self.ns);
+            return;
+        }
         let broker = self.broker();
         let store = self.store().ok();
         let dir = self.dir.clone();

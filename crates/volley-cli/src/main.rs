@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
-use volley_cli::commands::{demo, hosts, jobs, results, retry, run, status};
+use volley_cli::commands::{dead, demo, hosts, jobs, results, retry, run, status};
 use volley_cli::exit::Failure;
 
 /// Push millions of records through an HTTP API, on one machine or a fleet.
@@ -31,6 +31,8 @@ enum Command {
     Workers(jobs::WorkersArgs),
     /// Show target hosts (limits, pauses, breakers); set fleet-wide host limits.
     Hosts(hosts::HostsArgs),
+    /// Show the dead-letter queue, or send its messages back.
+    Dead(dead::DeadArgs),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +55,7 @@ fn main() -> ExitCode {
             Command::Jobs(args) => jobs::run(args).await,
             Command::Workers(args) => jobs::workers(args).await,
             Command::Hosts(args) => hosts::run(args).await,
+            Command::Dead(args) => dead::run(args).await,
         }
     });
     match result {

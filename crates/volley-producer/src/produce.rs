@@ -297,6 +297,12 @@ async fn publish_batch<B: Broker, S: Store>(
     .await?;
     *published = next_mark;
     volley_core::failpoint::abort_when_reached("producer_abort_after_chunks", published.chunks);
+    // For fault tests that need a producer caught mid-publish.
+    if let Some(ms) =
+        volley_core::failpoint::armed("producer_batch_delay_ms").and_then(|v| v.parse().ok())
+    {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
     Ok(())
 }
 

@@ -22,6 +22,8 @@ pub(crate) struct ChunkContext<S> {
     pub(crate) abort: CancellationToken,
     /// See [`crate::WorkerOptions::settle_poison_at`].
     pub(crate) settle_poison_at: Option<u64>,
+    /// See [`crate::WorkerOptions::max_hold`].
+    pub(crate) max_hold: Duration,
 }
 
 /// Backoff for store retries: 100 ms doubling to 5 s.
@@ -82,6 +84,10 @@ pub(crate) async fn handle_delivery<S: Store, D: ChunkDelivery>(
             tokio::select! {
                 outcomes = run_chunk(processor.clone(), inputs.clone()) => outcomes,
                 () = ctx.abort.cancelled() => None,
+                () = tokio::time::sleep(ctx.max_hold) => {
+                    tracing::warn!(job.id = %job, chunk, held_secs = ctx.max_hold.as_secs(), "chunk held too long (a tight rate limit, long Retry-After or slow API for chunking.size records); returning it before RabbitMQ's consumer_timeout closes the channel");
+                    None
+                }
             }
         }
         JobEntry::Broken(reason) => Some(failed_outcomes(

@@ -29,6 +29,10 @@ struct Args {
     /// Exit 0 once nothing has arrived and nothing is held for this long.
     #[arg(long, value_parser = humantime::parse_duration)]
     exit_when_idle: Option<Duration>,
+    /// Return a chunk to the queue if it is still running after this long; keep it below
+    /// RabbitMQ's consumer_timeout (30 min by default).
+    #[arg(long, env = "VOLLEY_MAX_HOLD", default_value = "25m", value_parser = humantime::parse_duration)]
+    max_hold: Duration,
     /// Address of the health endpoint (GET /health).
     #[arg(long, env = "VOLLEY_HTTP_ADDR")]
     http_addr: Option<String>,
@@ -84,6 +88,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             .clone()
             .unwrap_or_else(volley_worker_default_id),
         settle_poison_at: Some(u64::from(settings.delivery_limit.saturating_sub(1).max(1))),
+        max_hold: args.max_hold,
         ..WorkerOptions::default()
     };
     amqp.connection_name = format!("volley-worker {}", options.worker_id);

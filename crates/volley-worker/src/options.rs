@@ -22,6 +22,10 @@ pub struct WorkerOptions {
     /// and `volley retry JOB --only poison` sends the records again. Set just below the
     /// queue's delivery limit so the broker does not dead-letter the chunk first.
     pub settle_poison_at: Option<u64>,
+    /// A chunk still running after this long is returned to the queue, so no delivery is
+    /// held past RabbitMQ's `consumer_timeout` (30 min by default), which would close the
+    /// channel and return every chunk on it.
+    pub max_hold: Duration,
 }
 
 impl Default for WorkerOptions {
@@ -34,6 +38,7 @@ impl Default for WorkerOptions {
             heartbeat_interval: Duration::from_secs(5),
             worker_id: default_worker_id(),
             settle_poison_at: None,
+            max_hold: Duration::from_secs(25 * 60),
         }
     }
 }

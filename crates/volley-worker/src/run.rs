@@ -62,6 +62,7 @@ pub async fn run_worker<B: Broker, S: Store>(
         state: state.clone(),
         abort: CancellationToken::new(),
         settle_poison_at: options.settle_poison_at,
+        max_hold: options.max_hold,
     });
     let mut consumer = broker.consume(options.prefetch).await?;
     tracing::info!(worker.id = %options.worker_id, concurrency = options.concurrency, prefetch = options.prefetch, "worker consuming");
@@ -84,6 +85,11 @@ pub async fn run_worker<B: Broker, S: Store>(
             biased;
             () = shutdown.cancelled() => break,
             _ = ticker.tick() => {
+                // Time without a broker is not idleness: the queue may be full behind an
+                // outage.
+                if !consumer.is_connected() {
+                    state.touch().await;
+                }
                 if let Some(limit) = options.exit_when_idle
                     && state.idle_for().await >= limit
                 {

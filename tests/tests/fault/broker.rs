@@ -1,0 +1,71 @@
+//! RabbitMQ going away mid-job (T17) on a private broker: producer and workers reconnect on
+//! their own, nothing confirmed is lost, the job completes.
+
+use crate::oracle::oracle;
+use crate::support::wait_exit;
+use std::time::{Duration, Instant};
+use volley_core::{JobId, Store};
+use volley_tests::private::PrivateBroker;
+use volley_tests::{TestEnv, write_jsonl};
+
+#[tokio::test]
+async fn rabbitmq_stopped_mid_job_then_started_again_loses_nothing() -> anyhow::Result<()> {
+    let _serial = crate::serial().await;
+    let pb = PrivateBroker::start("")?;
+    let env = TestEnv::new().await?.with_servers(Some(pb.url()), None);
+    let input = env.path("records.jsonl");
+    let ids = write_jsonl(&input, 20_000)?;
+    let spec = env.write_spec(
+        "outage",
+        "/users/{id}",
+        "[result]\nbody = \"none\"\n[concurrency]\nper_worker = 32\n[chunking]\nsize = 20\n",
+    )?;
+    let mut w1 = env.spawn_worker("w1", &["--exit-when-idle", "8s"])?;
+    let mut w2 = env.spawn_worker("w2", &["--exit-when-idle", "8s"])?;
+    let job_id = "outage-job-1";
+    let input_s = input.to_str().unwrap_or_default().to_string();
+    let spec_s = spec.to_str().unwrap_or_default().to_string();
+    let mut producer = env
+        .command("volley-producer")
+        .args(["--spec", &spec_s, "--input", &input_s, "--job-id", job_id])
+        .env("VOLLEY_FAILPOINTS", "producer_batch_delay_ms=400")
+        .stderr(std::fs::File::create(env.path("producer.log"))?)
+        .stdout(std::process::Stdio::null())
+        .spawn()?;
+    // The moment: the producer part way through publishing.
+    let store = env.store()?;
+    let id = JobId::parse(job_id).map_err(anyhow::Error::msg)?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = store.job_status(&id).await?;
+        if status.as_ref().is_some_and(|s| s.published_chunks >= 128) {
+            break;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "the producer never published");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    pb.stop_app()?;
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    pb.start_app()?;
+    let status = wait_exit(&mut producer, Duration::from_secs(120)).await?;
+    let producer_log = std::fs::read_to_string(env.path("producer.log"))?;
+    assert!(
+        status.success(),
+        "the producer rode out the outage: {producer_log}"
+    );
+    assert!(
+        producer_log.contains("publish not confirmed; republishing the batch"),
+        "the outage hit the producer mid-publish: {producer_log}"
+    );
+    let verdict = oracle(&env, job_id, &ids, 0, Duration::from_secs(180)).await?;
+    assert_eq!(verdict.u64("ok"), 20_000);
+    for (name, w) in [("w1", &mut w1), ("w2", &mut w2)] {
+        assert!(wait_exit(w, Duration::from_secs(60)).await?.success());
+        let log = std::fs::read_to_string(env.path(&format!("{name}.log")))?;
+        assert!(
+            log.contains("reconnect") || log.contains("consuming"),
+            "{log}"
+        );
+    }
+    Ok(())
+}

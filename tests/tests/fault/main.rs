@@ -1,0 +1,23 @@
+//! The fault suite (RELIABILITY.md §2): real processes, real RabbitMQ and Redis, faults fired
+//! on observed progress, and the oracle after every scenario. Scenarios that stop or fill a
+//! server use private instances (`volley_tests::private`) and run one at a time.
+
+#[path = "../e2e/support.rs"]
+#[allow(dead_code)]
+mod support;
+
+mod broker;
+mod input;
+mod oracle;
+mod poison;
+mod security;
+mod store;
+mod workers;
+
+/// Scenarios on private servers run one at a time (a private RabbitMQ costs seconds of both
+/// cores to start). nextest runs each test in its own process, so its `fault` test group
+/// (`.config/nextest.toml`) does the same there.
+pub(crate) async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    SERIAL.lock().await
+}

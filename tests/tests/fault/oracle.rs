@@ -1,0 +1,111 @@
+//! The oracle run after every scenario: the job ends, every record is in the results exactly
+//! once, the counters equal the records, the API saw every record, the queue is drained.
+
+use crate::support::{describe, export};
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+use volley_core::{JobId, Store};
+use volley_tests::{ResultsCheck, TestEnv, check_results};
+
+/// What the oracle saw.
+pub(crate) struct Verdict {
+    pub(crate) status: serde_json::Value,
+    pub(crate) results: ResultsCheck,
+}
+
+impl Verdict {
+    pub(crate) fn u64(&self, key: &str) -> u64 {
+        self.status[key].as_u64().unwrap_or(0)
+    }
+}
+
+/// Waits until the job has done at least `records`, or fails after `within`.
+pub(crate) async fn wait_done(
+    env: &TestEnv,
+    job: &str,
+    records: u64,
+    within: Duration,
+) -> anyhow::Result<()> {
+    let store = env.store()?;
+    let id = JobId::parse(job).map_err(anyhow::Error::msg)?;
+    let deadline = Instant::now() + within;
+    loop {
+        let done = store
+            .job_status(&id)
+            .await
+            .ok()
+            .flatten()
+            .map_or(0, |s| s.done);
+        if done >= records {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "job {job} reached only {done} of {records} records"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// O1–O5: terminal within `within`, exactly-once results, exact counters, every record seen
+/// by the API, nothing left on the queue, `dead` messages in the dead-letter queue.
+pub(crate) async fn oracle(
+    env: &TestEnv,
+    job: &str,
+    ids: &BTreeSet<String>,
+    dead: u32,
+    within: Duration,
+) -> anyhow::Result<Verdict> {
+    let out = tokio::time::timeout(
+        within,
+        env.run("volley", &["status", job, "--wait", "--json"]),
+    )
+    .await
+    .map_err(|_| anyhow::anyhow!("O1: job {job} not terminal within {within:?}"))??;
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| anyhow::anyhow!("O1: status printed no JSON ({e}): {}", describe(&out)))?;
+    let state = status["state"].as_str().unwrap_or_default();
+    anyhow::ensure!(
+        ["completed", "completed_with_failures", "failed"].contains(&state),
+        "O1: job ended {state}"
+    );
+    let expected_code = if state == "failed" { 3 } else { 0 };
+    anyhow::ensure!(
+        out.status.code() == Some(expected_code),
+        "O1: exit {:?} for {state}",
+        out.status.code()
+    );
+    let results = check_results(&export(env, job, &[]).await?, ids)
+        .map_err(|e| anyhow::anyhow!("O2: {e}"))?;
+    let n = ids.len() as u64;
+    let num = |k: &str| status[k].as_u64().unwrap_or(u64::MAX);
+    anyhow::ensure!(
+        num("total") == n && num("done") == n && num("ok") + num("failed") == n,
+        "O3: counters {status} for {n} records"
+    );
+    anyhow::ensure!(
+        results.ok() as u64 == num("ok"),
+        "O3: {} ok lines, counter says {}",
+        results.ok(),
+        num("ok")
+    );
+    anyhow::ensure!(
+        num("chunks_done") == num("total_chunks") + num("redrive_chunks"),
+        "O3: chunks_done {status}"
+    );
+    let per_id = env.mock.stats().per_id;
+    let unseen: Vec<&String> = results
+        .lines
+        .iter()
+        .filter(|l| l.attempts > 0 && !per_id.contains_key(&l.id))
+        .map(|l| &l.id)
+        .take(5)
+        .collect();
+    anyhow::ensure!(unseen.is_empty(), "O5: the API never saw {unseen:?}");
+    let counts = env.broker().queue_counts().await?;
+    anyhow::ensure!(
+        counts.chunks_ready == 0 && counts.dead == dead,
+        "O4: queue not drained: {counts:?} (expected {dead} dead letters)"
+    );
+    Ok(Verdict { status, results })
+}

@@ -1,0 +1,168 @@
+//! Poison (T09, T50): chunks that crash every worker that takes them, and messages that are
+//! not chunks at all. Neither may block the queue or lose a record.
+
+use crate::oracle::oracle;
+use crate::support::{describe, wait_exit};
+use std::time::{Duration, Instant};
+use tokio::process::Child;
+use volley_core::{Broker, OutgoingChunk};
+use volley_tests::{TestEnv, write_jsonl};
+
+fn worker_with_failpoints(env: &TestEnv, label: &str, failpoints: &str) -> anyhow::Result<Child> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(env.path(&format!("{label}.log")))?;
+    Ok(env
+        .command("volley-worker")
+        .args([
+            "--worker-id",
+            label,
+            "--prefetch",
+            "1",
+            "--exit-when-idle",
+            "3s",
+        ])
+        .env("VOLLEY_FAILPOINTS", failpoints)
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()?)
+}
+
+/// T09: a record that kills its worker every time. Its chunk comes back until it nears the
+/// delivery limit, then it is settled: its records fail with `poison`, the job ends, nothing
+/// is dead-lettered, and `volley retry --only poison` sends them again once fixed.
+#[tokio::test]
+async fn a_chunk_that_kills_every_worker_is_settled_as_poison_and_can_be_retried()
+-> anyhow::Result<()> {
+    let mut env = TestEnv::new().await?;
+    env.extra_env
+        .push(("VOLLEY_DELIVERY_LIMIT".into(), "4".into()));
+    let input = env.path("records.jsonl");
+    let ids = write_jsonl(&input, 500)?;
+    let spec = env.write_spec(
+        "poison",
+        "/users/{id}",
+        "[chunking]\nsize = 50\n[result]\nbody = \"none\"\n",
+    )?;
+    let job = env.produce(&spec, &input, &[]).await?;
+    let mut crashes = 0;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut worker = worker_with_failpoints(&env, "crashy", "abort_on_record=r000123")?;
+    loop {
+        match worker.try_wait()? {
+            Some(status) if !status.success() => {
+                crashes += 1;
+                worker = worker_with_failpoints(&env, "crashy", "abort_on_record=r000123")?;
+            }
+            Some(_) => break,
+            None => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the poison chunk was never settled"
+        );
+    }
+    assert!(
+        (2..=4).contains(&crashes),
+        "crashed {crashes} times before the chunk was settled (delivery limit 4)"
+    );
+    let verdict = oracle(&env, &job, &ids, 0, Duration::from_secs(30)).await?;
+    assert_eq!(verdict.status["state"], "failed");
+    let poisoned: Vec<&str> = verdict
+        .results
+        .lines
+        .iter()
+        .filter(|l| !l.ok)
+        .map(|l| l.id.as_str())
+        .collect();
+    assert_eq!(poisoned.len(), 50, "the 50 records of the poison chunk");
+    assert!(poisoned.contains(&"r000123") && poisoned.contains(&"r000100"));
+    assert!(verdict.results.lines.iter().filter(|l| !l.ok).all(|l| {
+        l.error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("poison: chunk delivered"))
+    }));
+    let log = std::fs::read_to_string(env.path("crashy.log"))?;
+    assert!(log.contains("settling its records as poison"), "{log}");
+
+    // Fixed (no failpoint): the records go again and succeed.
+    let out = env
+        .run("volley", &["retry", &job, "--only", "poison"])
+        .await?;
+    assert!(out.status.success(), "{}", describe(&out));
+    let mut fixed = env.spawn_worker("fixed", &["--exit-when-idle", "3s"])?;
+    let verdict = oracle(&env, &job, &ids, 0, Duration::from_secs(60)).await?;
+    assert_eq!(verdict.status["state"], "completed");
+    assert!(
+        wait_exit(&mut fixed, Duration::from_secs(30))
+            .await?
+            .success()
+    );
+    Ok(())
+}
+
+/// T50: messages that are not chunks of a known job are dead-lettered on first delivery,
+/// shown by `volley dead`, and a requeue sends them round once more without a loop.
+#[tokio::test]
+async fn garbage_messages_are_dead_lettered_at_once_and_shown_by_volley_dead() -> anyhow::Result<()>
+{
+    let env = TestEnv::new().await?;
+    let input = env.path("records.jsonl");
+    let ids = write_jsonl(&input, 1_000)?;
+    let spec = env.write_spec("garbage", "/users/{id}", "[result]\nbody = \"none\"\n")?;
+    let job = env.produce(&spec, &input, &[]).await?;
+    let garbage = [
+        b"\xff\xfe not json".to_vec(),
+        Vec::new(),
+        br#"{"v":1,"job":"no-such-job","chunk":0,"records":[]}"#.to_vec(),
+        br#"{"v":99,"job":"x","chunk":0,"records":[]}"#.to_vec(),
+    ];
+    env.broker()
+        .publish_confirmed(
+            garbage
+                .iter()
+                .enumerate()
+                .map(|(i, payload)| OutgoingChunk {
+                    message_id: format!("garbage:{i}"),
+                    payload: payload.clone(),
+                })
+                .collect(),
+        )
+        .await?;
+    let mut worker = env.spawn_worker("w", &["--exit-when-idle", "5s"])?;
+    let verdict = oracle(&env, &job, &ids, 4, Duration::from_secs(60)).await?;
+    assert_eq!(verdict.u64("ok"), 1_000, "garbage did not block the job");
+    let out = env.run("volley", &["dead", "--json"]).await?;
+    assert!(out.status.success(), "{}", describe(&out));
+    let dead: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(dead.len(), 4, "{dead:?}");
+    assert!(dead.iter().all(|d| d["reason"] == "rejected"), "{dead:?}");
+    assert!(
+        dead.iter().any(|d| d["preview"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("\\xff\\xfe"))),
+        "non-printable bytes are escaped: {dead:?}"
+    );
+    // Listing did not consume them.
+    assert_eq!(env.broker().queue_counts().await?.dead, 4);
+    let out = env.run("volley", &["dead", "--requeue"]).await?;
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("moved 4"));
+    // The worker refuses them again, once each.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let counts = env.broker().queue_counts().await?;
+        if counts.dead == 4 && counts.chunks_ready == 0 {
+            break;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "requeued garbage: {counts:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        wait_exit(&mut worker, Duration::from_secs(30))
+            .await?
+            .success()
+    );
+    Ok(())
+}

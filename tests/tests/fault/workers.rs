@@ -1,0 +1,102 @@
+//! Workers dying and being stopped (T01, T06) on the shared services.
+
+use crate::oracle::{oracle, wait_done};
+use crate::support::wait_exit;
+use std::time::{Duration, Instant};
+use volley_tests::{TestEnv, write_jsonl};
+
+fn kill(signal: &str, pid: u32) -> anyhow::Result<()> {
+    let status = std::process::Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()?;
+    anyhow::ensure!(status.success(), "kill {signal} {pid} failed");
+    Ok(())
+}
+
+/// T01: `kill -9` a worker while it holds chunks; its chunks come back and are committed
+/// once; a replacement joins later.
+#[tokio::test]
+async fn a_worker_killed_mid_flight_loses_nothing_and_counts_nothing_twice() -> anyhow::Result<()> {
+    let env = TestEnv::new().await?;
+    let input = env.path("records.jsonl");
+    let ids = write_jsonl(&input, 10_000)?;
+    let spec = env.write_spec(
+        "kill9",
+        "/users/{id}?delay_ms=10",
+        "[result]\nbody = \"none\"\n[concurrency]\nper_worker = 32\n",
+    )?;
+    let job = env.produce(&spec, &input, &[]).await?;
+    let mut victim = env.spawn_worker("victim", &["--prefetch", "4"])?;
+    let mut other = env.spawn_worker("other", &["--prefetch", "4", "--exit-when-idle", "4s"])?;
+    // The moment: a quarter done, the victim busy (it holds up to 4 chunks).
+    wait_done(&env, &job, 2_500, Duration::from_secs(60)).await?;
+    let victim_log = std::fs::read_to_string(env.path("victim.log"))?;
+    anyhow::ensure!(victim_log.contains("worker consuming"), "{victim_log}");
+    kill("-KILL", victim.id().unwrap_or_default())?;
+    let _ = wait_exit(&mut victim, Duration::from_secs(10)).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut replacement = env.spawn_worker("replacement", &["--exit-when-idle", "4s"])?;
+    let verdict = oracle(&env, &job, &ids, 0, Duration::from_secs(120)).await?;
+    assert_eq!(verdict.u64("ok"), 10_000);
+    // HTTP is at least once: only the records the victim held may have been called twice.
+    let requests = env.mock.stats().requests;
+    assert!(
+        (10_000..=10_000 + 4 * 100).contains(&requests),
+        "{requests} requests for 10,000 records: more repeats than the victim held"
+    );
+    for w in [&mut other, &mut replacement] {
+        assert!(wait_exit(w, Duration::from_secs(60)).await?.success());
+    }
+    Ok(())
+}
+
+/// T06: SIGTERM with work that cannot finish within the drain timeout: the worker exits in
+/// time, returns its chunks unfinished (nothing partly committed), and another worker
+/// completes them.
+#[tokio::test]
+async fn sigterm_returns_work_that_cannot_finish_within_the_drain_timeout() -> anyhow::Result<()> {
+    let env = TestEnv::new().await?;
+    let input = env.path("records.jsonl");
+    let ids = write_jsonl(&input, 200)?;
+    let spec = env.write_spec(
+        "drain",
+        "/users/{id}?delay_ms=4000",
+        "[result]\nbody = \"none\"\n[chunking]\nsize = 20\n[concurrency]\nper_worker = 100\n",
+    )?;
+    let job = env.produce(&spec, &input, &[]).await?;
+    let mut first = env.spawn_worker("first", &["--prefetch", "3", "--drain-timeout", "1s"])?;
+    // Wait until the first worker holds chunks and its requests are out.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while env.mock.stats().requests < 40 {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the worker never started calling"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stopped = Instant::now();
+    kill("-TERM", first.id().unwrap_or_default())?;
+    let status = wait_exit(&mut first, Duration::from_secs(10)).await?;
+    let took = stopped.elapsed();
+    assert!(status.success(), "SIGTERM exits 0, got {status}");
+    assert!(
+        took < Duration::from_secs(4),
+        "exit within the 1 s drain timeout plus clean-up, took {took:?}"
+    );
+    let log = std::fs::read_to_string(env.path("first.log"))?;
+    assert!(log.contains("returning unfinished chunk"), "{log}");
+    let store = env.store()?;
+    let id = volley_core::JobId::parse(&job).map_err(anyhow::Error::msg)?;
+    let status_now = volley_core::Store::job_status(&store, &id)
+        .await?
+        .expect("job");
+    assert_eq!(status_now.done, 0, "nothing partly committed");
+    let mut second = env.spawn_worker("second", &["--exit-when-idle", "3s"])?;
+    oracle(&env, &job, &ids, 0, Duration::from_secs(60)).await?;
+    assert!(
+        wait_exit(&mut second, Duration::from_secs(30))
+            .await?
+            .success()
+    );
+    Ok(())
+}
