@@ -6,7 +6,9 @@
 //! on RabbitMQ and Redis, `volley run` on the in-memory adapters.
 
 mod digest;
+mod duplicates;
 mod produce;
 mod reader;
 
+pub use duplicates::{Duplicate, DuplicateReport};
 pub use produce::{ProduceError, ProduceReport, ProduceRequest, produce};

@@ -185,6 +185,9 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 "volley-producer: job {job}: {} records in {} chunks published ({} by this run); state {}",
                 report.total_records, report.total_chunks, report.published_now, report.state
             );
+            if let Some(warning) = report.duplicates.describe() {
+                eprintln!("volley-producer: warning: {warning}");
+            }
             println!("{job}");
             Ok(ExitCode::SUCCESS)
         }

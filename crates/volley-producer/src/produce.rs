@@ -54,6 +54,8 @@ pub struct ProduceReport {
     pub resumed_at_chunk: Option<u64>,
     /// The job's state after publishing.
     pub state: JobState,
+    /// Repeated record ids (processed all the same).
+    pub duplicates: crate::DuplicateReport,
 }
 
 /// Why producing stopped.
@@ -154,6 +156,7 @@ pub async fn produce<B: Broker, S: Store>(
                     published_now: 0,
                     resumed_at_chunk: Some(total_chunks),
                     state,
+                    duplicates: crate::DuplicateReport::default(),
                 });
             }
             tracing::info!(job.id = %job, chunk = mark.chunks, records = mark.records, "resuming at chunk {}", mark.chunks);
@@ -176,11 +179,13 @@ pub async fn produce<B: Broker, S: Store>(
     let mut published_now = 0;
     let mut failure = None;
     let mut batch: Vec<Prepared> = Vec::with_capacity(BATCH_CHUNKS);
+    let mut duplicates = crate::DuplicateReport::default();
     loop {
         let event = rx.recv().await;
         let mut end = event.is_none();
         match event {
             Some(ReadEvent::Chunk(prepared)) => batch.push(prepared),
+            Some(ReadEvent::Duplicates(report)) => duplicates = report,
             Some(ReadEvent::Bad(error)) => {
                 end = true;
                 failure = Some(Failure::Input(error));
@@ -245,6 +250,7 @@ pub async fn produce<B: Broker, S: Store>(
         published_now,
         resumed_at_chunk,
         state,
+        duplicates,
     })
 }
 

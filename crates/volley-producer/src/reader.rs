@@ -26,6 +26,8 @@ pub(crate) enum ReadEvent {
     Bad(InputError),
     /// A chunk would exceed the broker's message size limit.
     TooLarge { chunk: u64, bytes: usize },
+    /// The input ended; these ids were repeated.
+    Duplicates(crate::duplicates::DuplicateReport),
 }
 
 pub(crate) struct ReadPlan {
@@ -51,6 +53,7 @@ pub(crate) fn read_chunks(
     // Created at the first record to encode, so a resumed run numbers its chunks from the
     // resume point.
     let mut encoder: Option<ChunkEncoder> = None;
+    let mut duplicates = crate::duplicates::DuplicateIds::new();
     for record in records {
         let record = match record {
             Ok(r) => r,
@@ -60,6 +63,7 @@ pub(crate) fn read_chunks(
             }
         };
         digest.update(&record.id, &record.data);
+        duplicates.check(&record.id, record.line);
         index += 1;
         let chunk_done = index.is_multiple_of(size);
         if chunk < plan.skip_chunks {
@@ -115,6 +119,7 @@ pub(crate) fn read_chunks(
             digest: digest.hex(),
         }));
     }
+    let _ = tx.blocking_send(ReadEvent::Duplicates(duplicates.report()));
 }
 
 #[cfg(test)]
@@ -151,7 +156,10 @@ mod tests {
         drop(tx);
         let mut out = Vec::new();
         while let Ok(e) = rx.try_recv() {
-            out.push(e);
+            // The duplicate report closes every complete read; tests of it look for it.
+            if !matches!(e, ReadEvent::Duplicates(_)) {
+                out.push(e);
+            }
         }
         out
     }

@@ -2,80 +2,25 @@
 
 use crate::support::describe;
 use std::sync::{Arc, Mutex};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpListener;
+use volley_tests::tiny::{self, Reply};
 use volley_tests::{TestEnv, check_results, write_jsonl};
 
 type Seen = Arc<Mutex<Vec<String>>>;
 
-/// A one-request-per-connection HTTP server that records request lines (and, in `headers`,
-/// each request's lower-cased header lines joined by `|`) and answers each with what `answer`
-/// returns for the request target.
-async fn tiny_server(answer: fn(&str, u16) -> String) -> anyhow::Result<(u16, Seen)> {
-    let (port, seen, _) = tiny_server_with_headers(answer).await?;
-    Ok((port, seen))
+async fn tiny_server(answer: fn(&str, u16) -> Reply) -> anyhow::Result<(u16, Seen)> {
+    let server = tiny::serve(answer).await?;
+    Ok((server.port, server.lines))
 }
 
 async fn tiny_server_with_headers(
-    answer: fn(&str, u16) -> String,
+    answer: fn(&str, u16) -> Reply,
 ) -> anyhow::Result<(u16, Seen, Seen)> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let port = listener.local_addr()?.port();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let headers = Arc::new(Mutex::new(Vec::new()));
-    let (log, header_log) = (seen.clone(), headers.clone());
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let (log, header_log) = (log.clone(), header_log.clone());
-            tokio::spawn(async move {
-                let (read, mut write) = stream.into_split();
-                let mut reader = BufReader::new(read);
-                let mut request_line = String::new();
-                if reader.read_line(&mut request_line).await.unwrap_or(0) == 0 {
-                    return;
-                }
-                let request_line = request_line.trim_end().to_string();
-                let mut all = Vec::new();
-                let mut length = 0usize;
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).await.unwrap_or(0) == 0 {
-                        break;
-                    }
-                    let line = line.trim_end().to_ascii_lowercase();
-                    if line.is_empty() {
-                        break;
-                    }
-                    if let Some(n) = line.strip_prefix("content-length:") {
-                        length = n.trim().parse().unwrap_or(0);
-                    }
-                    all.push(line);
-                }
-                // Read the body so closing the socket does not reset the connection.
-                let mut body = vec![0u8; length];
-                let _ = reader.read_exact(&mut body).await;
-                header_log
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(all.join("|"));
-                let target = request_line
-                    .split_whitespace()
-                    .nth(1)
-                    .unwrap_or_default()
-                    .to_string();
-                log.lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(request_line);
-                let _ = write.write_all(answer(&target, port).as_bytes()).await;
-                let _ = write.shutdown().await;
-            });
-        }
-    });
-    Ok((port, seen, headers))
+    let server = tiny::serve(answer).await?;
+    Ok((server.port, server.lines, server.headers))
 }
 
-fn ok_json(_: &str, _: u16) -> String {
-    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\nconnection: close\r\n\r\n{\"via\":\"p\"}".into()
+fn ok_json(_: &str, _: u16) -> Reply {
+    Reply::Bytes("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\nconnection: close\r\n\r\n{\"via\":\"p\"}".into())
 }
 
 async fn run_job(
@@ -159,7 +104,7 @@ async fn requests_go_through_the_proxy_from_the_environment_unless_no_proxy_says
     Ok(())
 }
 
-fn redirecting(target: &str, port: u16) -> String {
+fn redirecting(target: &str, port: u16) -> Reply {
     let to = if target.starts_with("/away/") {
         // Another origin: a worker must not follow it with the job's headers.
         format!("http://localhost:{port}/landed")
@@ -168,9 +113,9 @@ fn redirecting(target: &str, port: u16) -> String {
     } else {
         return ok_json(target, port);
     };
-    format!(
+    Reply::Bytes(format!(
         "HTTP/1.1 302 Found\r\nlocation: {to}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-    )
+    ))
 }
 
 #[tokio::test]
@@ -202,8 +147,10 @@ async fn redirects_are_followed_within_the_origin_only() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn unavailable(_: &str, _: u16) -> String {
-    "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".into()
+fn unavailable(_: &str, _: u16) -> Reply {
+    Reply::Bytes(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".into(),
+    )
 }
 
 #[tokio::test]
