@@ -8,11 +8,13 @@ mod support;
 
 mod api;
 mod broker;
+mod hold;
 mod input;
 mod oracle;
 mod poison;
 mod security;
 mod store;
+mod tls;
 mod workers;
 
 /// Scenarios on private servers run one at a time (a private RabbitMQ costs seconds of both
