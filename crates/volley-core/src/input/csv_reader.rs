@@ -49,6 +49,12 @@ impl<R: BufRead> CsvReader<R> {
             if !seen.insert(name.to_string()) {
                 return Err(self.error(1, format!("duplicate column name '{name}'")));
             }
+            if name.starts_with("$serde_json::private::") {
+                return Err(self.error(
+                    1,
+                    format!("column name '{name}' is reserved by the JSON parser"),
+                ));
+            }
             if name == self.options.id_field {
                 self.id_column = Some(i);
             }

@@ -179,3 +179,51 @@ fn format_from_extension() {
     );
     assert_eq!(InputFormat::from_path(Path::new("a.txt")), None);
 }
+
+/// Fuzzing found both: records the reader passed but the worker could not parse, which would
+/// have made their whole chunk undecodable. Every accepted record must parse as the worker
+/// parses it.
+#[test]
+fn records_the_worker_could_not_parse_are_refused_with_their_line() {
+    let cases: [(&[u8], &str); 4] = [
+        (
+            b"{\"id\":1}\n{\"id\":2,\"x\":44e3333333}\n",
+            "in.jsonl:2:22: number out of range",
+        ),
+        (
+            b"{\"id\":1,\"deep\":[{\"n\":-1e400}]}\n",
+            "in.jsonl:1:27: number out of range",
+        ),
+        (
+            b"{\"$serde_json::private::RawValue\":\"1\"}\n",
+            "in.jsonl:1:",
+        ),
+        (
+            b"{\"id\":1,\"a\":{\"$serde_json::private::Number\":\"1\"}}\n",
+            "in.jsonl:1:",
+        ),
+    ];
+    for (text, expected) in cases {
+        let got = read_all(InputFormat::Jsonl, text);
+        let err = got
+            .iter()
+            .find_map(|r| r.as_ref().err())
+            .unwrap_or_else(|| panic!("accepted {:?}", String::from_utf8_lossy(text)))
+            .to_string();
+        assert!(err.starts_with(expected), "{err}");
+    }
+    let csv = read_all(
+        InputFormat::Csv,
+        b"$serde_json::private::RawValue,id\n1,2\n",
+    );
+    let err = csv[0].as_ref().unwrap_err().to_string();
+    assert!(err.contains("reserved by the JSON parser"), "{err}");
+    // Whatever the reader accepts parses again.
+    for r in read_all(
+        InputFormat::Jsonl,
+        b"{\"id\":1,\"x\":1e300,\"y\":[1,{\"z\":-0.5}]}\n",
+    ) {
+        let r = r.unwrap();
+        serde_json::from_str::<serde_json::Value>(&r.data).unwrap();
+    }
+}
