@@ -346,6 +346,14 @@ pub trait Store: Clone + Send + Sync + 'static {
         chunks: Range<u64>,
     ) -> impl Future<Output = Result<Vec<Option<Vec<u8>>>, StoreError>> + Send;
 
+    /// Whether a job was ever registered in this namespace. `false` while chunks of jobs
+    /// arrive means the store lost its data (a Redis restart without persistence): workers
+    /// then return those chunks instead of dead-lettering them as strangers.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn has_history(&self) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     /// A page of the failed records' kept inputs; `cursor` 0 starts, a returned cursor of 0
     /// ends.
     ///

@@ -52,3 +52,9 @@ pub(crate) fn workers_index(ns: &Namespace) -> String {
 pub(crate) fn worker_key(ns: &Namespace, id: &str) -> String {
     format!("{ns}:worker:{id}")
 }
+
+/// Set when the first job of a namespace is registered: a namespace with jobs in flight but
+/// without this key is a Redis that lost its data.
+pub(crate) fn namespace_marker(ns: &Namespace) -> String {
+    format!("{ns}:since")
+}

@@ -1,5 +1,5 @@
 use crate::conn::{Connections, RedisOptions};
-use crate::keys::{JobKeys, jobs_index, worker_key, workers_index};
+use crate::keys::{JobKeys, jobs_index, namespace_marker, worker_key, workers_index};
 use crate::scripts::{
     COMMIT, FINISH_PUBLISHING, INPUT_ERROR, PUBLISHED, REDRIVE_ADD, REDRIVE_END, REGISTER,
 };
@@ -182,6 +182,7 @@ impl Store for RedisStore {
     async fn register_job(&self, job: &NewJob) -> Result<Registration, StoreError> {
         let keys = JobKeys::new(&self.ns, &job.id);
         let index = jobs_index(&self.ns);
+        let marker = namespace_marker(&self.ns);
         let reply: Vec<String> = self
             .run(|mut c| async move {
                 let reply: Vec<String> = REGISTER
@@ -197,6 +198,12 @@ impl Store for RedisStore {
                     .await?;
                 if reply.first().map(String::as_str) == Some("created") {
                     let () = c.zadd(&index, job.id.as_str(), job.now_ms).await?;
+                    let () = redis::cmd("SET")
+                        .arg(&marker)
+                        .arg(job.now_ms)
+                        .arg("NX")
+                        .query_async(&mut c)
+                        .await?;
                 }
                 Ok(reply)
             })
@@ -320,6 +327,12 @@ impl Store for RedisStore {
                 None => Err(StoreError::Corrupt(format!("commit reply '{other}'"))),
             },
         }
+    }
+
+    async fn has_history(&self) -> Result<bool, StoreError> {
+        let marker = namespace_marker(&self.ns);
+        self.run(|mut c| async move { c.exists(&marker).await })
+            .await
     }
 
     async fn failed_inputs(

@@ -166,6 +166,10 @@ async fn commit<S: Store>(ctx: &ChunkContext<S>, commit: &ChunkCommit) -> bool {
             }
             Ok(CommitStatus::UnknownJob) => {
                 tracing::error!(job.id = %job, chunk, "store lost state for job (or chunk out of range); not acking");
+                // Forget the cached spec, so the next delivery checks the store first
+                // instead of calling the API again, and slow the loop down.
+                ctx.jobs.forget(job).await;
+                tokio::time::sleep(Duration::from_secs(1)).await;
                 return false;
             }
             Err(e) => {
@@ -207,6 +211,16 @@ async fn requeue_or_dead_letter<S: Store, D: ChunkDelivery>(
     message: &ChunkMessage,
 ) {
     if ctx.abort.is_cancelled() {
+        let _ = delivery.requeue().await;
+        return;
+    }
+    if matches!(ctx.store.has_history().await, Ok(false) | Err(_)) {
+        // No job was ever registered here (or the store cannot say): the store has most
+        // likely lost its data. Dead-lettering would hide the loss; the chunk goes back,
+        // slowly, until someone looks (the delivery limit dead-letters it in the end, and
+        // `volley dead --requeue` restores it).
+        tracing::error!(job.id = %message.job, chunk = message.chunk, "store lost state: Redis knows no job in this namespace (restarted without persistence?); returning the chunk instead of dead-lettering it");
+        tokio::time::sleep(Duration::from_secs(1)).await;
         let _ = delivery.requeue().await;
         return;
     }

@@ -37,6 +37,11 @@ impl JobCache {
     }
 
     /// The job, or `None` when the store does not know it.
+    /// Drops a job whose state the store no longer has, so its next chunk asks again.
+    pub(crate) async fn forget(&self, job: &JobId) {
+        self.jobs.lock().await.remove(job);
+    }
+
     pub(crate) async fn get<S: Store>(
         &self,
         store: &S,

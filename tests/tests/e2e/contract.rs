@@ -189,6 +189,10 @@ async fn redrive_contract<S: Store, B: Broker>(store: S, broker: B) -> anyhow::R
 
 async fn store_contract<S: Store>(store: S) -> anyhow::Result<()> {
     let job = JobId::parse("contract-job-1").map_err(anyhow::Error::msg)?;
+    assert!(
+        !store.has_history().await?,
+        "a fresh namespace has no history"
+    );
     assert_eq!(
         store.register_job(&new_job(&job, "spec-a", 0.0)).await?,
         Registration::Created
@@ -211,6 +215,10 @@ async fn store_contract<S: Store>(store: S) -> anyhow::Result<()> {
         }
     );
     assert_eq!(store.job_spec(&job).await?.as_deref(), Some("spec-a"));
+    assert!(
+        store.has_history().await?,
+        "a registered job leaves history"
+    );
 
     // The commit is applied once: a second commit of the same chunk changes nothing.
     let first = [outcome("a", 200, false), outcome("b", 503, true)];

@@ -46,3 +46,49 @@ async fn redis_down_mid_job_holds_every_ack_until_the_commit_lands() -> anyhow::
     }
     Ok(())
 }
+
+/// T26: Redis restarted without persistence forgets every job. Workers must notice and
+/// keep the chunks (not ack them, not dead-letter them as strangers), and say so.
+#[tokio::test]
+async fn redis_that_lost_its_data_is_noticed_and_no_chunk_is_thrown_away() -> anyhow::Result<()> {
+    let mut pr = PrivateRedis::start(&["--appendonly", "no"])?;
+    let env = TestEnv::new().await?.with_servers(None, Some(pr.url()));
+    let input = env.path("records.jsonl");
+    write_jsonl(&input, 5_000)?;
+    let spec = env.write_spec(
+        "amnesia",
+        "/users/{id}?delay_ms=5",
+        "[result]\nbody = \"none\"\n[concurrency]\nper_worker = 16\n",
+    )?;
+    let job = env.produce(&spec, &input, &[]).await?;
+    let mut w1 = env.spawn_worker("w1", &["--prefetch", "2"])?;
+    wait_done(&env, &job, 500, Duration::from_secs(60)).await?;
+    pr.kill();
+    pr.restart()?;
+    // A new worker has no cached spec: every chunk it takes belongs to a job Redis forgot.
+    let mut w2 = env.spawn_worker("w2", &["--prefetch", "2"])?;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let counts = env.broker().queue_counts().await?;
+    assert_eq!(counts.dead, 0, "nothing dead-lettered as a stranger");
+    assert!(
+        counts.chunks_ready > 0,
+        "the chunks are still queued: {counts:?}"
+    );
+    let logs = std::fs::read_to_string(env.path("w1.log"))?
+        + &std::fs::read_to_string(env.path("w2.log"))?;
+    assert!(
+        logs.contains("store lost state"),
+        "the workers said what happened: {logs}"
+    );
+    let status = env.run("volley", &["status", &job]).await?;
+    assert_ne!(
+        status.status.code(),
+        Some(0),
+        "status does not pretend the job is fine"
+    );
+    for w in [&mut w1, &mut w2] {
+        let _ = w.start_kill();
+        let _ = wait_exit(w, Duration::from_secs(10)).await;
+    }
+    Ok(())
+}

@@ -236,6 +236,10 @@ impl Store for MemoryStore {
         Ok(CommitStatus::Committed(job.state))
     }
 
+    async fn has_history(&self) -> Result<bool, StoreError> {
+        Ok(!self.lock().jobs.is_empty())
+    }
+
     async fn failed_inputs(
         &self,
         job: &JobId,
