@@ -151,23 +151,31 @@ fn write_csv<W: Write>(w: &mut csv::Writer<W>, line: &ResultLine) -> Result<(), 
     ])
 }
 
-/// A file written under a temporary name and renamed into place only when complete.
+/// A file written under a temporary name and renamed into place only when complete. A
+/// target that exists and is not a regular file (`/dev/stdout`, a FIFO, a device) is written
+/// directly: renaming over it would replace the device with a file.
 pub struct AtomicFile {
-    partial: PathBuf,
+    partial: Option<PathBuf>,
     target: PathBuf,
     file: std::io::BufWriter<std::fs::File>,
 }
 
 impl AtomicFile {
-    /// Creates `target.partial`.
+    /// Creates `target.partial` (or opens a non-regular target for writing).
     ///
     /// # Errors
     /// When the file cannot be created.
     pub fn create(target: &Path) -> std::io::Result<Self> {
-        let mut name = target.as_os_str().to_owned();
-        name.push(".partial");
-        let partial = PathBuf::from(name);
-        let file = std::fs::File::create(&partial)?;
+        let special = std::fs::metadata(target).is_ok_and(|m| !m.is_file() && !m.is_dir());
+        let (partial, file) = if special {
+            (None, std::fs::OpenOptions::new().write(true).open(target)?)
+        } else {
+            let mut name = target.as_os_str().to_owned();
+            name.push(".partial");
+            let partial = PathBuf::from(name);
+            let file = std::fs::File::create(&partial)?;
+            (Some(partial), file)
+        };
         Ok(Self {
             partial,
             target: target.to_path_buf(),
@@ -185,20 +193,23 @@ impl AtomicFile {
     /// # Errors
     /// When flushing or renaming fails; the partial file is removed then.
     pub fn commit(self) -> std::io::Result<()> {
-        let result = self
-            .file
-            .into_inner()
-            .map_err(|e| e.into_error())
+        let flushed = self.file.into_inner().map_err(|e| e.into_error());
+        let Some(partial) = self.partial else {
+            return flushed.map(drop);
+        };
+        let result = flushed
             .and_then(|f| f.sync_all())
-            .and_then(|()| std::fs::rename(&self.partial, &self.target));
+            .and_then(|()| std::fs::rename(&partial, &self.target));
         if result.is_err() {
-            let _ = std::fs::remove_file(&self.partial);
+            let _ = std::fs::remove_file(&partial);
         }
         result
     }
 
     /// Removes the partial file.
     pub fn abandon(self) {
-        let _ = std::fs::remove_file(&self.partial);
+        if let Some(partial) = &self.partial {
+            let _ = std::fs::remove_file(partial);
+        }
     }
 }

@@ -152,3 +152,48 @@ async fn missing_and_duplicate_ids_are_handled_as_documented() -> anyhow::Result
     );
     Ok(())
 }
+
+/// T52: exporting to a full disk fails naming the file and leaves no file that looks
+/// complete; a closed pipe ends the export quietly.
+#[tokio::test]
+async fn exports_to_a_full_disk_or_a_closed_pipe_fail_cleanly() -> anyhow::Result<()> {
+    let env = TestEnv::new().await?;
+    let input = env.path("records.jsonl");
+    volley_tests::write_jsonl(&input, 2_000)?;
+    let spec = env.write_spec("export", "/users/{id}", "")?;
+    let job = env.produce(&spec, &input, &[]).await?;
+    let mut worker = env.spawn_worker("w", &["--exit-when-idle", "2s"])?;
+    let out = env.run("volley", &["status", &job, "--wait"]).await?;
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(
+        wait_exit(&mut worker, Duration::from_secs(30))
+            .await?
+            .success()
+    );
+    let out = env
+        .run("volley", &["results", &job, "--out", "/dev/full"])
+        .await?;
+    assert_eq!(out.status.code(), Some(73), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+    // A reader that stops after one line: the export ends without a panic or an error.
+    let mut child = env
+        .command("volley")
+        .args(["results", &job])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut first = [0u8; 64];
+    let _ = tokio::io::AsyncReadExt::read(&mut stdout, &mut first).await?;
+    drop(stdout);
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await??;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "a closed pipe is a quiet end: {stderr}"
+    );
+    Ok(())
+}

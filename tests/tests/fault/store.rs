@@ -92,3 +92,51 @@ async fn redis_that_lost_its_data_is_noticed_and_no_chunk_is_thrown_away() -> an
     }
     Ok(())
 }
+
+/// T30: Redis full (`maxmemory` with `noeviction`): commits are refused with OOM, no chunk
+/// is acked meanwhile, and the job completes once there is room again.
+#[tokio::test]
+async fn a_full_redis_holds_every_ack_until_there_is_room() -> anyhow::Result<()> {
+    let pr = PrivateRedis::start(&["--maxmemory", "4mb", "--maxmemory-policy", "noeviction"])?;
+    let env = TestEnv::new().await?.with_servers(None, Some(pr.url()));
+    let input = env.path("records.jsonl");
+    let ids = write_jsonl(&input, 3_000)?;
+    // Kept bodies fill 4 MB well before the job ends.
+    let spec = env.write_spec(
+        "full",
+        "/users/{id}?body_bytes=4000",
+        "[result]\nbody = \"text\"\n[concurrency]\nper_worker = 32\n",
+    )?;
+    let job = env.produce(&spec, &input, &[]).await?;
+    let mut worker = env.spawn_worker("w", &["--prefetch", "2", "--exit-when-idle", "5s"])?;
+    // Wait until the commits are refused.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let log = std::fs::read_to_string(env.path("w.log")).unwrap_or_default();
+        if log.contains("OOM") {
+            break;
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "Redis never filled up: {log}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let before = env.broker().queue_counts().await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let during = env.broker().queue_counts().await?;
+    assert_eq!(
+        before.chunks_ready, during.chunks_ready,
+        "no ack while Redis refuses writes"
+    );
+    let out = pr.cli(&["CONFIG", "SET", "maxmemory", "0"])?;
+    assert!(out.status.success());
+    let verdict = oracle(&env, &job, &ids, 0, Duration::from_secs(120)).await?;
+    assert_eq!(verdict.u64("ok"), 3_000);
+    assert!(
+        wait_exit(&mut worker, Duration::from_secs(60))
+            .await?
+            .success()
+    );
+    Ok(())
+}

@@ -100,3 +100,47 @@ async fn sigterm_returns_work_that_cannot_finish_within_the_drain_timeout() -> a
     );
     Ok(())
 }
+
+/// T07: a worker frozen (SIGSTOP) long enough for the broker to give its chunks to another
+/// worker, then thawed. Holding an unacked message is not a lease: the zombie finishes its
+/// calls, its commits are no-ops, its acks are refused by its dead channel, and it
+/// reconnects and carries on. Counters stay exact.
+#[tokio::test]
+async fn a_frozen_worker_that_wakes_up_after_its_chunks_moved_on_changes_no_counter()
+-> anyhow::Result<()> {
+    let env = TestEnv::new().await?.with_servers(
+        Some(format!(
+            "{}?heartbeat=2",
+            volley_core::settings::DEFAULT_AMQP_URL
+        )),
+        None,
+    );
+    let input = env.path("records.jsonl");
+    let ids = write_jsonl(&input, 8_000)?;
+    let spec = env.write_spec(
+        "zombie",
+        "/users/{id}?delay_ms=50",
+        "[result]\nbody = \"none\"\n[concurrency]\nper_worker = 32\n",
+    )?;
+    let job = env.produce(&spec, &input, &[]).await?;
+    let mut zombie = env.spawn_worker("zombie", &["--prefetch", "4", "--exit-when-idle", "4s"])?;
+    let mut other = env.spawn_worker("other", &["--prefetch", "4", "--exit-when-idle", "4s"])?;
+    wait_done(&env, &job, 2_000, Duration::from_secs(60)).await?;
+    let pid = zombie.id().unwrap_or_default();
+    kill("-STOP", pid)?;
+    // Heartbeats of 2 s: the broker drops the frozen worker's connection within ~6 s and
+    // requeues what it held.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    kill("-CONT", pid)?;
+    let verdict = oracle(&env, &job, &ids, 0, Duration::from_secs(120)).await?;
+    assert_eq!(verdict.u64("ok"), 8_000);
+    for w in [&mut zombie, &mut other] {
+        assert!(wait_exit(w, Duration::from_secs(60)).await?.success());
+    }
+    let log = std::fs::read_to_string(env.path("zombie.log"))?;
+    assert!(
+        log.contains("consumer lost its channel") || log.contains("ack not delivered"),
+        "the zombie noticed its channel was gone: {log}"
+    );
+    Ok(())
+}
