@@ -69,3 +69,37 @@ async fn rabbitmq_stopped_mid_job_then_started_again_loses_nothing() -> anyhow::
     }
     Ok(())
 }
+
+/// T19: the broker closes every connection again and again while workers hold chunks: old
+/// deliveries are never acked on a new channel, redeliveries are absorbed, counts stay exact.
+#[tokio::test]
+async fn connections_closed_again_and_again_lose_and_double_nothing() -> anyhow::Result<()> {
+    let _serial = crate::serial().await;
+    let pb = PrivateBroker::start("")?;
+    let env = TestEnv::new().await?.with_servers(Some(pb.url()), None);
+    let input = env.path("records.jsonl");
+    let ids = write_jsonl(&input, 10_000)?;
+    let spec = env.write_spec(
+        "forced",
+        "/users/{id}?delay_ms=10",
+        "[result]\nbody = \"none\"\n[concurrency]\nper_worker = 32\n",
+    )?;
+    let job = env.produce(&spec, &input, &[]).await?;
+    let mut w1 = env.spawn_worker("w1", &["--prefetch", "4", "--exit-when-idle", "5s"])?;
+    let mut w2 = env.spawn_worker("w2", &["--prefetch", "4", "--exit-when-idle", "5s"])?;
+    crate::oracle::wait_done(&env, &job, 1_000, Duration::from_secs(60)).await?;
+    for _ in 0..4 {
+        pb.close_all_connections()?;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    let verdict = oracle(&env, &job, &ids, 0, Duration::from_secs(120)).await?;
+    assert_eq!(verdict.u64("ok"), 10_000);
+    for w in [&mut w1, &mut w2] {
+        assert!(wait_exit(w, Duration::from_secs(60)).await?.success());
+    }
+    assert!(
+        !pb.log().contains("unknown delivery tag"),
+        "an old delivery was acked on a new channel"
+    );
+    Ok(())
+}

@@ -197,3 +197,34 @@ async fn exports_to_a_full_disk_or_a_closed_pipe_fail_cleanly() -> anyhow::Resul
     );
     Ok(())
 }
+
+/// T47: stdin that ends in the middle of a record stops the producer at that line instead
+/// of publishing a silently short job.
+#[tokio::test]
+async fn stdin_cut_mid_record_is_an_error_at_its_line() -> anyhow::Result<()> {
+    let env = TestEnv::new().await?;
+    let input = env.path("records.jsonl");
+    volley_tests::write_jsonl(&input, 5_000)?;
+    let bytes = std::fs::read(&input)?;
+    let cut = &bytes[..100_003];
+    let spec = env.write_spec("cut", "/users/{id}", "[input]\nformat = \"jsonl\"\n")?;
+    let mut child = env
+        .command("volley-producer")
+        .args(["--spec", spec.to_str().unwrap_or_default(), "--input", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let mut stdin = child.stdin.take().expect("stdin");
+    tokio::io::AsyncWriteExt::write_all(&mut stdin, cut).await?;
+    drop(stdin);
+    let out = child.wait_with_output().await?;
+    assert_eq!(out.status.code(), Some(65), "{}", describe(&out));
+    let line = cut.iter().filter(|b| **b == b'\n').count() + 1;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("<stdin>:{line}")),
+        "names the cut line {line}: {stderr}"
+    );
+    Ok(())
+}

@@ -140,3 +140,32 @@ async fn a_full_redis_holds_every_ack_until_there_is_room() -> anyhow::Result<()
     );
     Ok(())
 }
+
+/// T29: Redis kills the workers' connections again and again: commands in flight fail,
+/// Volley retries them (redis-rs does not), the pool reconnects, the counts stay exact.
+#[tokio::test]
+async fn killed_redis_connections_are_retried_without_double_counting() -> anyhow::Result<()> {
+    let pr = PrivateRedis::start(&[])?;
+    let env = TestEnv::new().await?.with_servers(None, Some(pr.url()));
+    let input = env.path("records.jsonl");
+    let ids = write_jsonl(&input, 8_000)?;
+    let spec = env.write_spec(
+        "clientkill",
+        "/users/{id}?delay_ms=5",
+        "[result]\nbody = \"none\"\n[chunking]\nsize = 50\n[concurrency]\nper_worker = 32\n",
+    )?;
+    let job = env.produce(&spec, &input, &[]).await?;
+    let mut w1 = env.spawn_worker("w1", &["--exit-when-idle", "4s"])?;
+    let mut w2 = env.spawn_worker("w2", &["--exit-when-idle", "4s"])?;
+    wait_done(&env, &job, 1_000, Duration::from_secs(60)).await?;
+    for _ in 0..5 {
+        pr.cli(&["CLIENT", "KILL", "TYPE", "normal"])?;
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+    let verdict = oracle(&env, &job, &ids, 0, Duration::from_secs(120)).await?;
+    assert_eq!(verdict.u64("ok"), 8_000);
+    for w in [&mut w1, &mut w2] {
+        assert!(wait_exit(w, Duration::from_secs(60)).await?.success());
+    }
+    Ok(())
+}

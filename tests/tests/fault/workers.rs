@@ -144,3 +144,74 @@ async fn a_frozen_worker_that_wakes_up_after_its_chunks_moved_on_changes_no_coun
     );
     Ok(())
 }
+
+/// T08: a second signal during the drain exits at once (130); what the worker held goes
+/// back to the queue, and a new worker completes the job.
+#[tokio::test]
+async fn a_second_signal_exits_at_once_and_loses_nothing() -> anyhow::Result<()> {
+    let env = TestEnv::new().await?;
+    let input = env.path("records.jsonl");
+    let ids = write_jsonl(&input, 400)?;
+    let spec = env.write_spec(
+        "twice",
+        "/users/{id}?delay_ms=3000",
+        "[result]\nbody = \"none\"\n[chunking]\nsize = 20\n[concurrency]\nper_worker = 100\n",
+    )?;
+    let job = env.produce(&spec, &input, &[]).await?;
+    let mut first = env.spawn_worker("first", &["--prefetch", "3", "--drain-timeout", "30s"])?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while env.mock.stats().requests < 40 {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the worker never started calling"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let pid = first.id().unwrap_or_default();
+    kill("-TERM", pid)?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let stopped = Instant::now();
+    kill("-TERM", pid)?;
+    let status = wait_exit(&mut first, Duration::from_secs(10)).await?;
+    assert_eq!(
+        status.code(),
+        Some(130),
+        "the second signal exits at once with 130"
+    );
+    assert!(stopped.elapsed() < Duration::from_secs(3));
+    let mut second = env.spawn_worker("second", &["--exit-when-idle", "3s"])?;
+    oracle(&env, &job, &ids, 0, Duration::from_secs(60)).await?;
+    assert!(
+        wait_exit(&mut second, Duration::from_secs(30))
+            .await?
+            .success()
+    );
+    Ok(())
+}
+
+/// T22: a worker configured with another delivery limit than the queue was declared with
+/// stops with an error naming the argument, instead of looping.
+#[tokio::test]
+async fn a_delivery_limit_mismatch_is_a_clear_error_not_a_crash_loop() -> anyhow::Result<()> {
+    let mut env = TestEnv::new().await?;
+    env.extra_env
+        .push(("VOLLEY_DELIVERY_LIMIT".into(), "10".into()));
+    let input = env.path("records.jsonl");
+    write_jsonl(&input, 10)?;
+    let spec = env.write_spec("limits", "/users/{id}", "")?;
+    env.produce(&spec, &input, &[]).await?;
+    let out = env
+        .command("volley-worker")
+        .args(["--exit-when-idle", "2s"])
+        .env("VOLLEY_DELIVERY_LIMIT", "5")
+        .output()
+        .await?;
+    assert!(!out.status.success(), "{}", crate::support::describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("x-delivery-limit")
+            && stderr.contains("declared earlier with other arguments"),
+        "names the argument: {stderr}"
+    );
+    Ok(())
+}
