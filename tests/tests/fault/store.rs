@@ -169,3 +169,34 @@ async fn killed_redis_connections_are_retried_without_double_counting() -> anyho
     }
     Ok(())
 }
+
+/// T28: Redis stops answering writes for a while (`CLIENT PAUSE … WRITE`): commits wait or
+/// time out, are retried, and land once; nothing is acked before.
+#[tokio::test]
+async fn paused_redis_writes_are_waited_out_without_double_counting() -> anyhow::Result<()> {
+    let pr = PrivateRedis::start(&[])?;
+    let env = TestEnv::new().await?.with_servers(None, Some(pr.url()));
+    let input = env.path("records.jsonl");
+    let ids = write_jsonl(&input, 6_000)?;
+    let spec = env.write_spec(
+        "pause",
+        "/users/{id}?delay_ms=5",
+        "[result]\nbody = \"none\"\n[concurrency]\nper_worker = 32\n",
+    )?;
+    let job = env.produce(&spec, &input, &[]).await?;
+    let mut w1 = env.spawn_worker("w1", &["--prefetch", "2", "--exit-when-idle", "5s"])?;
+    wait_done(&env, &job, 1_000, Duration::from_secs(60)).await?;
+    pr.cli(&["CLIENT", "PAUSE", "6000", "WRITE"])?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = env.broker().queue_counts().await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let during = env.broker().queue_counts().await?;
+    assert_eq!(
+        before.chunks_ready, during.chunks_ready,
+        "no ack while writes are paused"
+    );
+    let verdict = oracle(&env, &job, &ids, 0, Duration::from_secs(120)).await?;
+    assert_eq!(verdict.u64("ok"), 6_000);
+    assert!(wait_exit(&mut w1, Duration::from_secs(60)).await?.success());
+    Ok(())
+}

@@ -215,3 +215,85 @@ async fn a_delivery_limit_mismatch_is_a_clear_error_not_a_crash_loop() -> anyhow
     );
     Ok(())
 }
+
+/// T02: a crash storm: a random worker is killed every 2 s, six times, and restarted. With
+/// the delivery limit at its default no innocent chunk is dead-lettered or settled as
+/// poison, and every record is counted once.
+#[tokio::test]
+async fn a_crash_storm_loses_nothing_and_poisons_nothing() -> anyhow::Result<()> {
+    let env = TestEnv::new().await?;
+    let input = env.path("records.jsonl");
+    let ids = write_jsonl(&input, 12_000)?;
+    let spec = env.write_spec(
+        "storm",
+        "/users/{id}?delay_ms=10",
+        "[result]\nbody = \"none\"\n[concurrency]\nper_worker = 32\n",
+    )?;
+    let job = env.produce(&spec, &input, &[]).await?;
+    let names = ["s1", "s2", "s3"];
+    let mut workers = Vec::new();
+    for name in names {
+        workers.push(env.spawn_worker(name, &["--prefetch", "4", "--exit-when-idle", "5s"])?);
+    }
+    wait_done(&env, &job, 1_000, Duration::from_secs(60)).await?;
+    for round in 0..6 {
+        let victim = fastrand::usize(0..workers.len());
+        kill("-KILL", workers[victim].id().unwrap_or_default())?;
+        let _ = wait_exit(&mut workers[victim], Duration::from_secs(10)).await?;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        workers[victim] = env.spawn_worker(
+            &format!("{}-{round}", names[victim]),
+            &["--prefetch", "4", "--exit-when-idle", "5s"],
+        )?;
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+    }
+    let verdict = oracle(&env, &job, &ids, 0, Duration::from_secs(120)).await?;
+    assert_eq!(verdict.u64("ok"), 12_000, "no record settled as poison");
+    for w in &mut workers {
+        assert!(wait_exit(w, Duration::from_secs(60)).await?.success());
+    }
+    Ok(())
+}
+
+/// T20: the chunk queue is deleted under idle workers (the broker cancels their consumers):
+/// they notice, declare the topology again and consume; a job sent afterwards completes.
+#[tokio::test]
+async fn a_deleted_queue_is_noticed_and_declared_again() -> anyhow::Result<()> {
+    let env = TestEnv::new().await?;
+    let input = env.path("records.jsonl");
+    let ids = write_jsonl(&input, 500)?;
+    let mut worker = env.spawn_worker("w", &["--exit-when-idle", "20s"])?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while env.broker().queue_counts().await?.consumers == 0 {
+        anyhow::ensure!(Instant::now() < deadline, "the worker never consumed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let queue = format!("{}.chunks", env.ns);
+    let out = std::process::Command::new("rabbitmqctl")
+        .args(["delete_queue", &queue])
+        .output()?;
+    anyhow::ensure!(out.status.success(), "delete_queue: {out:?}");
+    // Within a few seconds the worker is consuming again from a fresh queue.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        if env
+            .broker()
+            .queue_counts()
+            .await
+            .is_ok_and(|c| c.consumers > 0)
+        {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the worker never came back to the queue"
+        );
+    }
+    let spec = env.write_spec("again", "/users/{id}", "[result]\nbody = \"none\"\n")?;
+    let job = env.produce(&spec, &input, &[]).await?;
+    oracle(&env, &job, &ids, 0, Duration::from_secs(60)).await?;
+    let _ = worker.start_kill();
+    let _ = wait_exit(&mut worker, Duration::from_secs(10)).await;
+    Ok(())
+}
