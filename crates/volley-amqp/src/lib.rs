@@ -101,6 +101,10 @@ impl AmqpBroker {
 impl Broker for AmqpBroker {
     type Consumer = AmqpConsumer;
 
+    async fn waiting(&self) -> Result<u64, BrokerError> {
+        Ok(u64::from(self.queue_counts().await?.chunks_ready))
+    }
+
     async fn publish_confirmed(&self, batch: Vec<OutgoingChunk>) -> Result<(), BrokerError> {
         self.publisher.publish_confirmed(batch).await
     }

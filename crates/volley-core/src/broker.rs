@@ -48,6 +48,14 @@ pub trait Broker: Send + Sync + 'static {
         batch: Vec<OutgoingChunk>,
     ) -> impl Future<Output = Result<(), BrokerError>> + Send;
 
+    /// Chunk messages waiting in the queue (not counting delivered, unsettled ones), as the
+    /// broker sees it now: a worker about to leave as idle asks first, since a partition
+    /// looks like an empty queue from the consumer's side.
+    ///
+    /// # Errors
+    /// [`BrokerError`] when the broker cannot be asked.
+    fn waiting(&self) -> impl Future<Output = Result<u64, BrokerError>> + Send;
+
     /// Starts consuming with at most `prefetch` unsettled deliveries.
     ///
     /// # Errors

@@ -93,8 +93,22 @@ pub async fn run_worker<B: Broker, S: Store>(
                 if let Some(limit) = options.exit_when_idle
                     && state.idle_for().await >= limit
                 {
-                    tracing::info!(idle_ms = limit.as_millis() as u64, "idle; stopping");
-                    break;
+                    // Silence from the consumer is not proof of an empty queue (a partition
+                    // looks the same): leave only when the broker says so.
+                    match tokio::time::timeout(Duration::from_secs(5), broker.waiting()).await {
+                        Ok(Ok(0)) => {
+                            tracing::info!(idle_ms = limit.as_millis() as u64, "idle; stopping");
+                            break;
+                        }
+                        Ok(Ok(waiting)) => {
+                            tracing::info!(waiting, "idle consumer but chunks are waiting; staying");
+                            state.touch().await;
+                        }
+                        Ok(Err(_)) | Err(_) => {
+                            tracing::warn!("idle consumer and the broker cannot be asked; staying");
+                            state.touch().await;
+                        }
+                    }
                 }
             }
             delivery = consumer.next() => {

@@ -44,5 +44,17 @@ async fn a_partition_from_rabbitmq_is_detected_by_heartbeats_and_healed() -> any
     for w in [&mut w1, &mut w2] {
         assert!(wait_exit(w, Duration::from_secs(60)).await?.success());
     }
+    // Clean up directly, after the proxy has dropped every connection: the env's own drop
+    // would go through the proxy, and a late frame held by the proxy could declare the
+    // queues again.
+    proxy.sever();
+    drop(proxy);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    volley_amqp::AmqpBroker::new(volley_amqp::AmqpOptions::new(
+        volley_core::settings::DEFAULT_AMQP_URL,
+        env.ns.clone(),
+    ))
+    .delete_topology()
+    .await?;
     Ok(())
 }

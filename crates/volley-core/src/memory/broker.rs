@@ -78,6 +78,10 @@ impl MemoryBroker {
 impl Broker for MemoryBroker {
     type Consumer = MemoryConsumer;
 
+    async fn waiting(&self) -> Result<u64, BrokerError> {
+        Ok(self.ready_len() as u64)
+    }
+
     async fn publish_confirmed(&self, batch: Vec<OutgoingChunk>) -> Result<(), BrokerError> {
         {
             let mut q = self.inner.lock();
