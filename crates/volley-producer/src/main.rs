@@ -159,6 +159,8 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let bar = progress_bar();
     let progress = bar.clone();
+    let keeps_bodies = spec.result.body != volley_core::BodyMode::None;
+    let body_cap = spec.result.max_body_bytes as u64;
     let request = ProduceRequest {
         spec_text,
         reader: ReaderOptions {
@@ -187,6 +189,16 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
             );
             if let Some(warning) = report.duplicates.describe() {
                 eprintln!("volley-producer: warning: {warning}");
+            }
+            // Kept bodies live in Redis for every record: say so before it fills up.
+            let worst = report.total_records.saturating_mul(body_cap);
+            if keeps_bodies && worst > 4 << 30 {
+                eprintln!(
+                    "volley-producer: warning: this job may keep up to {:.1} GiB of response bodies in Redis ({} records x result.max_body_bytes {}); keep less with result.select, a smaller max_body_bytes or body = \"none\"",
+                    worst as f64 / f64::from(1u32 << 30),
+                    report.total_records,
+                    body_cap
+                );
             }
             println!("{job}");
             Ok(ExitCode::SUCCESS)
