@@ -113,6 +113,27 @@ impl TestEnv {
         Ok(self.command(name).args(args).output().await?)
     }
 
+    /// Runs a job embedded: `volley run --spec S --input I --out O [extra…]`.
+    pub async fn run_embedded(
+        &self,
+        spec: &Path,
+        input: &Path,
+        out: &Path,
+        extra: &[&str],
+    ) -> anyhow::Result<Output> {
+        let mut args = vec![
+            "run",
+            "--spec",
+            path_str(spec)?,
+            "--input",
+            path_str(input)?,
+            "--out",
+            path_str(out)?,
+        ];
+        args.extend_from_slice(extra);
+        self.run("volley", &args).await
+    }
+
     /// Starts a worker process logging to a file in the scratch directory.
     pub fn spawn_worker(&self, label: &str, args: &[&str]) -> anyhow::Result<Child> {
         let log = std::fs::File::create(self.path(&format!("{label}.log")))?;

@@ -30,19 +30,7 @@ async fn volley_run_accounts_for_every_record_and_fails_bad_ones_with_reasons() 
     )?;
     let out_path = env.path("out.jsonl");
     let out = env
-        .run(
-            "volley",
-            &[
-                "run",
-                "--spec",
-                spec.to_str().unwrap_or_default(),
-                "--input",
-                input.to_str().unwrap_or_default(),
-                "--out",
-                out_path.to_str().unwrap_or_default(),
-                "--json",
-            ],
-        )
+        .run_embedded(&spec, &input, &out_path, &["--json"])
         .await?;
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     let status: serde_json::Value = serde_json::from_slice(&out.stdout)?;
@@ -82,20 +70,7 @@ async fn timeouts_become_classified_failures_and_the_job_fails_beyond_tolerance(
     let text = std::fs::read_to_string(&spec)?.replace("timeout = \"5s\"", "timeout = \"200ms\"");
     std::fs::write(&spec, text)?;
     let out_path = env.path("out.jsonl");
-    let out = env
-        .run(
-            "volley",
-            &[
-                "run",
-                "--spec",
-                spec.to_str().unwrap_or_default(),
-                "--input",
-                input.to_str().unwrap_or_default(),
-                "--out",
-                out_path.to_str().unwrap_or_default(),
-            ],
-        )
-        .await?;
+    let out = env.run_embedded(&spec, &input, &out_path, &[]).await?;
     assert_eq!(
         out.status.code(),
         Some(3),

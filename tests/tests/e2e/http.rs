@@ -21,19 +21,7 @@ async fn run_embedded(
 ) -> anyhow::Result<(std::process::Output, ResultsCheck)> {
     let out_path = env.path("out.jsonl");
     let out = env
-        .run(
-            "volley",
-            &[
-                "run",
-                "--spec",
-                spec.to_str().unwrap_or_default(),
-                "--input",
-                input.to_str().unwrap_or_default(),
-                "--out",
-                out_path.to_str().unwrap_or_default(),
-                "--json",
-            ],
-        )
+        .run_embedded(spec, input, &out_path, &["--json"])
         .await?;
     let text = std::fs::read_to_string(&out_path)
         .map_err(|e| anyhow::anyhow!("no results ({e}): {}", describe(&out)))?;

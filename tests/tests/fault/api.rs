@@ -49,20 +49,7 @@ async fn a_misbehaving_api_gives_classified_failures_and_nothing_hangs() -> anyh
     )?;
     let out_path = env.path("out.jsonl");
     let started = Instant::now();
-    let out = env
-        .run(
-            "volley",
-            &[
-                "run",
-                "--spec",
-                spec.to_str().unwrap_or_default(),
-                "--input",
-                input.to_str().unwrap_or_default(),
-                "--out",
-                out_path.to_str().unwrap_or_default(),
-            ],
-        )
-        .await?;
+    let out = env.run_embedded(&spec, &input, &out_path, &[]).await?;
     assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
     assert!(
         started.elapsed() < Duration::from_secs(20),

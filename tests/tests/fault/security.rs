@@ -171,20 +171,7 @@ async fn hostile_record_values_never_change_where_a_request_goes() -> anyhow::Re
         ),
     )?;
     let out_path = env.path("out.jsonl");
-    let out = env
-        .run(
-            "volley",
-            &[
-                "run",
-                "--spec",
-                spec.to_str().unwrap_or_default(),
-                "--input",
-                input.to_str().unwrap_or_default(),
-                "--out",
-                out_path.to_str().unwrap_or_default(),
-            ],
-        )
-        .await?;
+    let out = env.run_embedded(&spec, &input, &out_path, &[]).await?;
     assert!(
         matches!(out.status.code(), Some(0 | 3)),
         "{}",

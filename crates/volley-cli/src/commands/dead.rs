@@ -3,7 +3,7 @@
 use super::Connection;
 use crate::exit::{self, Failure};
 use crate::render::escape;
-use volley_amqp::{AmqpBroker, AmqpOptions, redact_amqp_url};
+use volley_amqp::redact_amqp_url;
 
 /// Show dead-lettered messages, or send them back to the chunk queue.
 #[derive(Debug, clap::Args)]
@@ -32,13 +32,8 @@ pub struct DeadArgs {
 /// A [`Failure`] with the exit code.
 pub async fn run(args: DeadArgs) -> Result<(), Failure> {
     let settings = args.connection.settings()?;
-    let ns = settings
-        .namespace()
-        .map_err(|e| Failure::new(exit::USAGE, e))?;
-    let mut amqp = AmqpOptions::new(settings.amqp_url(), ns.clone());
-    amqp.delivery_limit = settings.delivery_limit;
-    amqp.connection_name = "volley dead".into();
-    let broker = AmqpBroker::new(amqp);
+    let ns = settings.namespace.clone();
+    let broker = args.connection.broker(&settings, "volley dead")?;
     let unavailable = |e: volley_core::BrokerError| {
         Failure::new(
             exit::UNAVAILABLE,

@@ -38,6 +38,23 @@ impl Connection {
         .map_err(|e| Failure::new(USAGE, e))
     }
 
+    /// The RabbitMQ broker for the settings (namespace, delivery limit), named `role` in the
+    /// broker's connection list.
+    ///
+    /// # Errors
+    /// A usage [`Failure`] for a bad namespace.
+    pub fn broker(
+        &self,
+        settings: &Settings,
+        role: &str,
+    ) -> Result<volley_amqp::AmqpBroker, Failure> {
+        let ns = settings.namespace().map_err(|e| Failure::new(USAGE, e))?;
+        let mut amqp = volley_amqp::AmqpOptions::new(settings.amqp_url(), ns);
+        amqp.delivery_limit = settings.delivery_limit;
+        amqp.connection_name = role.to_string();
+        Ok(volley_amqp::AmqpBroker::new(amqp))
+    }
+
     /// A Redis store for the settings.
     ///
     /// # Errors

@@ -2,7 +2,7 @@
 
 use super::{Connection, job_id, unavailable};
 use crate::exit::{self, Failure};
-use volley_amqp::{AmqpBroker, AmqpOptions, redact_amqp_url};
+use volley_amqp::redact_amqp_url;
 use volley_core::redrive::{RedriveError, RedriveFilter, redrive};
 use volley_core::time::now_ms;
 use volley_core::{JobSpec, Store, StoreError};
@@ -46,12 +46,7 @@ pub async fn run(args: RetryArgs) -> Result<(), Failure> {
         })?;
     let spec = JobSpec::from_toml(&spec_text)
         .map_err(|e| Failure::new(exit::INTERNAL, format!("stored spec of {job}: {e}")))?;
-    let ns = settings
-        .namespace()
-        .map_err(|e| Failure::new(exit::USAGE, e))?;
-    let mut amqp = AmqpOptions::new(settings.amqp_url(), ns);
-    amqp.delivery_limit = settings.delivery_limit;
-    let broker = AmqpBroker::new(amqp);
+    let broker = args.connection.broker(&settings, "volley retry")?;
     let filter = args.only.unwrap_or_default();
     let chunk_size = usize::try_from(spec.chunking.size).unwrap_or(usize::MAX);
     let report = redrive(&store, &broker, &job, &filter, chunk_size, now_ms())
