@@ -66,7 +66,10 @@ pub struct Governor {
     fleet: Arc<dyn FleetState>,
     hosts: Mutex<HashMap<String, Arc<HostState>>>,
     dispensers: Mutex<HashMap<String, Arc<Dispenser>>>,
-    host_limits: tokio::sync::Mutex<(Option<Instant>, HashMap<String, HostLimit>)>,
+    /// Fleet-level host limits and when they were read. Every request looks them up, so the
+    /// read is a shared lock; only a refresh (every `HOST_LIMITS_TTL`) takes `refreshing`.
+    host_limits: std::sync::RwLock<(Option<Instant>, HashMap<String, HostLimit>)>,
+    refreshing: tokio::sync::Mutex<()>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -89,7 +92,8 @@ impl Governor {
             fleet: fleet.clone(),
             hosts: Mutex::new(HashMap::new()),
             dispensers: Mutex::new(HashMap::new()),
-            host_limits: tokio::sync::Mutex::new((None, HashMap::new())),
+            host_limits: std::sync::RwLock::new((None, HashMap::new())),
+            refreshing: tokio::sync::Mutex::new(()),
         });
         tokio::spawn(listen(Arc::downgrade(&governor), fleet));
         governor
@@ -262,9 +266,22 @@ impl Governor {
     }
 
     async fn host_limit(&self, host: &str) -> Option<HostLimit> {
-        let mut cached = self.host_limits.lock().await;
-        if cached.0.is_none_or(|at| at.elapsed() > HOST_LIMITS_TTL) {
-            match self.fleet.host_limits().await {
+        let fresh = |cached: &(Option<Instant>, HashMap<String, HostLimit>)| {
+            cached.0.is_some_and(|at| at.elapsed() <= HOST_LIMITS_TTL)
+        };
+        {
+            // Plain map reads: a poisoned lock still holds usable limits.
+            let cached = self.host_limits.read().unwrap_or_else(|p| p.into_inner());
+            if fresh(&cached) {
+                return cached.1.get(host).copied();
+            }
+        }
+        let _refresh = self.refreshing.lock().await;
+        let stale = !fresh(&self.host_limits.read().unwrap_or_else(|p| p.into_inner()));
+        if stale {
+            let read = self.fleet.host_limits().await;
+            let mut cached = self.host_limits.write().unwrap_or_else(|p| p.into_inner());
+            match read {
                 Ok(limits) => *cached = (Some(Instant::now()), limits),
                 Err(e) => {
                     tracing::debug!(error.message = %e, "host limits not refreshed");
@@ -272,7 +289,12 @@ impl Governor {
                 }
             }
         }
-        cached.1.get(host).copied()
+        self.host_limits
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .1
+            .get(host)
+            .copied()
     }
 
     /// Learns from an attempt: pauses the host fleet-wide on 429/503 with `Retry-After`,
