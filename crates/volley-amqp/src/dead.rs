@@ -29,6 +29,9 @@ pub struct DeadLetter {
     pub bytes: usize,
     /// The start of the body, non-printable bytes escaped (`\xff`).
     pub preview: String,
+    /// The store holds outcomes for this chunk: a poison chunk whose records were settled as
+    /// failed (`poison`). Filled in by callers that can ask the store.
+    pub settled: bool,
 }
 
 fn header_str(headers: &FieldTable, name: &str) -> Option<String> {
@@ -71,6 +74,7 @@ fn describe(data: &[u8], props: &BasicProperties) -> DeadLetter {
         records: chunk.as_ref().map(|c| c.records.len()),
         bytes: data.len(),
         preview,
+        settled: false,
     }
 }
 
@@ -114,7 +118,11 @@ pub(crate) async fn list(
 /// a confirm before it is removed from the dead-letter queue. Returns how many moved. Only
 /// the messages present when it starts are looked at, so a message that dies again at once
 /// is not moved in a loop.
-pub(crate) async fn requeue(options: &AmqpOptions, job: Option<&str>) -> Result<u64, BrokerError> {
+pub(crate) async fn requeue(
+    options: &AmqpOptions,
+    job: Option<&str>,
+    settled: &dyn Fn(&DeadLetter) -> bool,
+) -> Result<RequeueReport, BrokerError> {
     let (conn, channel) = open(options).await?;
     channel
         .confirm_select(ConfirmSelectOptions::default())
@@ -133,7 +141,7 @@ pub(crate) async fn requeue(options: &AmqpOptions, job: Option<&str>) -> Result<
         .await
         .map_err(unavailable)?
         .message_count();
-    let mut moved = 0;
+    let mut report = RequeueReport::default();
     for _ in 0..present {
         let Some(message) = channel
             .basic_get(
@@ -149,6 +157,17 @@ pub(crate) async fn requeue(options: &AmqpOptions, job: Option<&str>) -> Result<
         let dead = describe(&delivery.data, &delivery.properties);
         if job.is_some_and(|j| dead.job.as_deref() != Some(j)) {
             // Not selected: it goes back when the connection closes.
+            continue;
+        }
+        if settled(&dead) {
+            // Its records are accounted for in the store already: sending the chunk again
+            // would only repeat calls whose results are dropped.
+            delivery
+                .acker
+                .ack(BasicAckOptions::default())
+                .await
+                .map_err(unavailable)?;
+            report.settled.push(dead);
             continue;
         }
         let mut props = BasicProperties::default()
@@ -183,8 +202,18 @@ pub(crate) async fn requeue(options: &AmqpOptions, job: Option<&str>) -> Result<
             .ack(BasicAckOptions::default())
             .await
             .map_err(unavailable)?;
-        moved += 1;
+        report.moved += 1;
     }
     let _ = conn.close(200, "requeued".into()).await;
-    Ok(moved)
+    Ok(report)
+}
+
+/// What [`requeue`] did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RequeueReport {
+    /// Messages sent back to the chunk queue.
+    pub moved: u64,
+    /// Messages removed without sending them back, because the store had settled their
+    /// chunk (poison chunks: their records failed with `poison`).
+    pub settled: Vec<DeadLetter>,
 }

@@ -11,7 +11,7 @@ mod publisher;
 mod topology;
 
 pub use consumer::AmqpConsumer;
-pub use dead::DeadLetter;
+pub use dead::{DeadLetter, RequeueReport};
 pub use delivery::AmqpDelivery;
 pub use options::{AmqpOptions, redact_amqp_url};
 pub use topology::{QueueCounts, Topology};
@@ -77,12 +77,17 @@ impl AmqpBroker {
         dead::list(&self.options, limit).await
     }
 
-    /// Moves dead letters (of `job`, or all) back to the chunk queue; returns how many.
+    /// Moves dead letters (of `job`, or all) back to the chunk queue, except those `settled`
+    /// picks: they are removed and returned.
     ///
     /// # Errors
     /// [`BrokerError`].
-    pub async fn requeue_dead(&self, job: Option<&str>) -> Result<u64, BrokerError> {
-        dead::requeue(&self.options, job).await
+    pub async fn requeue_dead(
+        &self,
+        job: Option<&str>,
+        settled: &dyn Fn(&DeadLetter) -> bool,
+    ) -> Result<RequeueReport, BrokerError> {
+        dead::requeue(&self.options, job, settled).await
     }
 
     /// Deletes the namespace's queues and exchange (test clean-up).

@@ -43,7 +43,7 @@ impl FromStr for RedriveFilter {
                     format!(
                         "'{token}' is not an error kind (timeout, connect, dns, tls, status, \
                          status=CODE, body_too_large, decode, template, redirect, request, \
-                         panic, breaker)"
+                         panic, breaker, poison)"
                     )
                 })?;
                 filter.kinds.push(kind);
@@ -57,6 +57,14 @@ impl FromStr for RedriveFilter {
 }
 
 impl RedriveFilter {
+    /// Only failures of these kinds.
+    pub fn kinds(kinds: &[ErrorKind]) -> Self {
+        RedriveFilter {
+            kinds: kinds.to_vec(),
+            statuses: Vec::new(),
+        }
+    }
+
     /// Whether a failed result line is selected.
     pub fn matches(&self, line: &ResultLine) -> bool {
         if line.ok {

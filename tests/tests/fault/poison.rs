@@ -30,8 +30,9 @@ fn worker_with_failpoints(env: &TestEnv, label: &str, failpoints: &str) -> anyho
 }
 
 /// T09: a record that kills its worker every time. Its chunk comes back until it nears the
-/// delivery limit, then it is settled: its records fail with `poison`, the job ends, nothing
-/// is dead-lettered, and `volley retry --only poison` sends them again once fixed.
+/// delivery limit, then it is settled: its records fail with `poison`, the job ends, the
+/// message waits in the dead-letter queue (`volley dead` shows it as settled), and once the
+/// cause is fixed `volley dead --requeue` sends its records again.
 #[tokio::test]
 async fn a_chunk_that_kills_every_worker_is_settled_as_poison_and_can_be_retried()
 -> anyhow::Result<()> {
@@ -67,7 +68,7 @@ async fn a_chunk_that_kills_every_worker_is_settled_as_poison_and_can_be_retried
         (2..=4).contains(&crashes),
         "crashed {crashes} times before the chunk was settled (delivery limit 4)"
     );
-    let verdict = oracle(&env, &job, &ids, 0, Duration::from_secs(30)).await?;
+    let verdict = oracle(&env, &job, &ids, 1, Duration::from_secs(30)).await?;
     assert_eq!(verdict.status["state"], "failed");
     let poisoned: Vec<&str> = verdict
         .results
@@ -86,11 +87,21 @@ async fn a_chunk_that_kills_every_worker_is_settled_as_poison_and_can_be_retried
     let log = std::fs::read_to_string(env.path("crashy.log"))?;
     assert!(log.contains("settling its records as poison"), "{log}");
 
-    // Fixed (no failpoint): the records go again and succeed.
-    let out = env
-        .run("volley", &["retry", &job, "--only", "poison"])
-        .await?;
+    let out = env.run("volley", &["dead", "--json"]).await?;
     assert!(out.status.success(), "{}", describe(&out));
+    let dead: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0]["job"], job.as_str());
+    assert_eq!(dead[0]["chunk"], 2, "r000123 is in chunk 2: {dead:?}");
+    assert_eq!(dead[0]["settled"], true, "{dead:?}");
+
+    // Fixed (no failpoint): requeueing the dead letter sends its records again.
+    let out = env.run("volley", &["dead", "--requeue", "--json"]).await?;
+    assert!(out.status.success(), "{}", describe(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(report["requeued"], 0, "{report}");
+    assert_eq!(report["settled"], 1, "{report}");
+    assert_eq!(report["retried"][0]["records"], 50, "{report}");
     let mut fixed = env.spawn_worker("fixed", &["--exit-when-idle", "3s"])?;
     let verdict = oracle(&env, &job, &ids, 0, Duration::from_secs(60)).await?;
     assert_eq!(verdict.status["state"], "completed");

@@ -1,9 +1,14 @@
 //! `volley dead [--json] [--limit N] [--requeue [--job JOB]]`: the dead-letter queue.
 
-use super::Connection;
+use super::retry::retry_job;
+use super::{Connection, job_id, unavailable};
 use crate::exit::{self, Failure};
 use crate::render::escape;
-use volley_amqp::redact_amqp_url;
+use std::collections::HashSet;
+use volley_amqp::{DeadLetter, redact_amqp_url};
+use volley_core::redrive::RedriveFilter;
+use volley_core::{ErrorKind, JobId, Store};
+use volley_redis::RedisStore;
 
 /// Show dead-lettered messages, or send them back to the chunk queue.
 #[derive(Debug, clap::Args)]
@@ -31,7 +36,7 @@ pub struct DeadArgs {
 /// # Errors
 /// A [`Failure`] with the exit code.
 pub async fn run(args: DeadArgs) -> Result<(), Failure> {
-    let settings = args.connection.settings()?;
+    let (settings, store) = args.connection.store()?;
     let ns = settings.namespace.clone();
     let broker = args.connection.broker(&settings, "volley dead")?;
     let unavailable = |e: volley_core::BrokerError| {
@@ -44,18 +49,80 @@ pub async fn run(args: DeadArgs) -> Result<(), Failure> {
         )
     };
     if args.requeue {
-        let moved = broker
-            .requeue_dead(args.job.as_deref())
+        // Chunks whose records the store already settled (poison) are not sent back as they
+        // are: their failed records are redriven instead, which replaces their outcomes.
+        let listed = broker
+            .dead_letters(REQUEUE_SCAN)
             .await
             .map_err(unavailable)?;
+        let settled = settled_chunks(&settings, &store, &listed).await?;
+        let report = broker
+            .requeue_dead(args.job.as_deref(), &|d| {
+                d.message_id
+                    .as_ref()
+                    .is_some_and(|id| settled.contains(id.as_str()))
+            })
+            .await
+            .map_err(unavailable)?;
+        let mut jobs: Vec<&str> = report
+            .settled
+            .iter()
+            .filter_map(|d| d.job.as_deref())
+            .collect();
+        jobs.sort_unstable();
+        jobs.dedup();
+        let mut retried = Vec::new();
+        for job in jobs {
+            let id = job_id(job)?;
+            let outcome = retry_job(
+                &settings,
+                &store,
+                &broker,
+                &id,
+                &RedriveFilter::kinds(&[ErrorKind::Poison]),
+            )
+            .await;
+            retried.push(match outcome {
+                Ok(r) => serde_json::json!({"job": job, "records": r.records, "state": r.state}),
+                Err(f) => serde_json::json!({"job": job, "error": f.message}),
+            });
+        }
         if args.json {
-            println!("{{\"requeued\":{moved}}}");
+            println!(
+                "{}",
+                serde_json::json!({"requeued": report.moved, "settled": report.settled.len(), "retried": retried})
+            );
         } else {
-            println!("moved {moved} dead letters back to {ns}.chunks");
+            println!(
+                "moved {} dead letters back to {ns}.chunks",
+                report.moved
+            );
+            for r in &retried {
+                match r.get("error") {
+                    Some(e) => println!(
+                        "job {}: poison chunks removed; retrying its poison records failed: {}",
+                        escape(r["job"].as_str().unwrap_or_default()),
+                        e.as_str().unwrap_or_default()
+                    ),
+                    None => println!(
+                        "job {}: poison chunks removed; {} poison records sent again (volley retry), job is {}",
+                        escape(r["job"].as_str().unwrap_or_default()),
+                        r["records"],
+                        r["state"].as_str().unwrap_or_default()
+                    ),
+                }
+            }
         }
         return Ok(());
     }
-    let dead = broker.dead_letters(args.limit).await.map_err(unavailable)?;
+    let mut dead = broker.dead_letters(args.limit).await.map_err(unavailable)?;
+    let settled = settled_chunks(&settings, &store, &dead).await?;
+    for d in &mut dead {
+        d.settled = d
+            .message_id
+            .as_ref()
+            .is_some_and(|id| settled.contains(id.as_str()));
+    }
     if args.json {
         println!(
             "{}",
@@ -69,6 +136,11 @@ pub async fn run(args: DeadArgs) -> Result<(), Failure> {
     }
     for d in &dead {
         let what = match (&d.job, d.chunk) {
+            (Some(job), Some(chunk)) if d.settled => format!(
+                "job {} chunk {chunk} ({} records, counted as failed: poison)",
+                escape(job),
+                d.records.unwrap_or(0)
+            ),
             (Some(job), Some(chunk)) => format!(
                 "job {} chunk {chunk} ({} records)",
                 escape(job),
@@ -83,4 +155,32 @@ pub async fn run(args: DeadArgs) -> Result<(), Failure> {
         dead.len()
     );
     Ok(())
+}
+
+/// How many dead letters `--requeue` looks at to find settled chunks.
+const REQUEUE_SCAN: usize = 100_000;
+
+/// Message ids (`{job}:{chunk}`) of dead letters whose chunk the store has settled.
+async fn settled_chunks(
+    settings: &volley_core::Settings,
+    store: &RedisStore,
+    dead: &[DeadLetter],
+) -> Result<HashSet<String>, Failure> {
+    let mut settled = HashSet::new();
+    for d in dead {
+        let (Some(job), Some(chunk), Some(id)) = (&d.job, d.chunk, &d.message_id) else {
+            continue;
+        };
+        let Ok(job) = JobId::parse(job) else {
+            continue;
+        };
+        if store
+            .is_committed(&job, chunk)
+            .await
+            .map_err(|e| unavailable(settings, e))?
+        {
+            settled.insert(id.clone());
+        }
+    }
+    Ok(settled)
 }

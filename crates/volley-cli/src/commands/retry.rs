@@ -3,9 +3,12 @@
 use super::{Connection, job_id, unavailable};
 use crate::exit::{self, Failure};
 use volley_amqp::redact_amqp_url;
-use volley_core::redrive::{RedriveError, RedriveFilter, redrive};
+use volley_amqp::AmqpBroker;
+use volley_core::redrive::{RedriveError, RedriveFilter, RedriveReport, redrive};
+
 use volley_core::time::now_ms;
-use volley_core::{JobSpec, Store, StoreError};
+use volley_core::{JobId, JobSpec, Settings, Store, StoreError};
+use volley_redis::RedisStore;
 
 /// Send a finished job's failed records again; their new outcomes replace the old ones.
 #[derive(Debug, clap::Args)]
@@ -34,36 +37,9 @@ fn parse_filter(text: &str) -> Result<RedriveFilter, String> {
 pub async fn run(args: RetryArgs) -> Result<(), Failure> {
     let job = job_id(&args.job)?;
     let (settings, store) = args.connection.store()?;
-    let spec_text = store
-        .job_spec(&job)
-        .await
-        .map_err(|e| unavailable(&settings, e))?
-        .ok_or_else(|| {
-            Failure::new(
-                exit::USAGE,
-                format!("no job {job} in namespace {}", settings.namespace),
-            )
-        })?;
-    let spec = JobSpec::from_toml(&spec_text)
-        .map_err(|e| Failure::new(exit::INTERNAL, format!("stored spec of {job}: {e}")))?;
     let broker = args.connection.broker(&settings, "volley retry")?;
     let filter = args.only.unwrap_or_default();
-    let chunk_size = usize::try_from(spec.chunking.size).unwrap_or(usize::MAX);
-    let report = redrive(&store, &broker, &job, &filter, chunk_size, now_ms())
-        .await
-        .map_err(|e| match e {
-            RedriveError::Store(StoreError::Conflict(m)) => Failure::new(exit::USAGE, m),
-            RedriveError::Store(e) => unavailable(&settings, e),
-            RedriveError::Broker(e) => Failure::new(
-                exit::UNAVAILABLE,
-                format!(
-                    "cannot publish to RabbitMQ at {}: {e}; run volley retry {job} again to \
-                     finish",
-                    redact_amqp_url(settings.amqp_url())
-                ),
-            ),
-            other => Failure::new(exit::INTERNAL, other),
-        })?;
+    let report = retry_job(&settings, &store, &broker, &job, &filter).await?;
     if args.json {
         println!(
             "{}",
@@ -86,4 +62,45 @@ pub async fn run(args: RetryArgs) -> Result<(), Failure> {
         );
     }
     Ok(())
+}
+
+/// Redrives `job`'s failed records that `filter` selects, in chunks of the job's size.
+///
+/// # Errors
+/// A [`Failure`]: no such job (usage), the job still running (usage), or a server down.
+pub(crate) async fn retry_job(
+    settings: &Settings,
+    store: &RedisStore,
+    broker: &AmqpBroker,
+    job: &JobId,
+    filter: &RedriveFilter,
+) -> Result<RedriveReport, Failure> {
+    let spec_text = store
+        .job_spec(job)
+        .await
+        .map_err(|e| unavailable(settings, e))?
+        .ok_or_else(|| {
+            Failure::new(
+                exit::USAGE,
+                format!("no job {job} in namespace {}", settings.namespace),
+            )
+        })?;
+    let spec = JobSpec::from_toml(&spec_text)
+        .map_err(|e| Failure::new(exit::INTERNAL, format!("stored spec of {job}: {e}")))?;
+    let chunk_size = usize::try_from(spec.chunking.size).unwrap_or(usize::MAX);
+    redrive(store, broker, job, filter, chunk_size, now_ms())
+        .await
+        .map_err(|e| match e {
+            RedriveError::Store(StoreError::Conflict(m)) => Failure::new(exit::USAGE, m),
+            RedriveError::Store(e) => unavailable(settings, e),
+            RedriveError::Broker(e) => Failure::new(
+                exit::UNAVAILABLE,
+                format!(
+                    "cannot publish to RabbitMQ at {}: {e}; run volley retry {job} again to \
+                     finish",
+                    redact_amqp_url(settings.amqp_url())
+                ),
+            ),
+            other => Failure::new(exit::INTERNAL, other),
+        })
 }
