@@ -12,6 +12,9 @@ pub const USAGE: u8 = 2;
 pub const JOB_FAILED: u8 = 3;
 /// The job stopped at a malformed input record and is not complete.
 pub const JOB_INPUT_ERROR: u8 = 4;
+/// The job cannot finish on its own: chunks RabbitMQ no longer holds have no outcome in
+/// Redis (`volley-producer --job-id JOB --missing` republishes them).
+pub const JOB_STALLED: u8 = 5;
 /// Malformed input data (EX_DATAERR).
 pub const DATA_ERROR: u8 = 65;
 /// The input file cannot be opened (EX_NOINPUT).

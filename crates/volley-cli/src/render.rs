@@ -22,6 +22,10 @@ pub struct StatusView {
     /// The job's target host as the fleet sees it (`volley status` only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub host: Option<crate::commands::hosts::HostView>,
+    /// Chunks neither queued, held by a worker nor committed: acked by RabbitMQ and then
+    /// lost by Redis (`volley status` only; the first 1,000).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub missing_chunks: Option<Vec<u64>>,
 }
 
 impl StatusView {
@@ -53,6 +57,7 @@ impl StatusView {
             eta_secs,
             terminal,
             host: None,
+            missing_chunks: None,
         }
     }
 
@@ -104,6 +109,14 @@ impl StatusView {
         }
         if let Some(error) = &s.error {
             out.push_str(&format!("input     {}\n", escape(error)));
+        }
+        if let Some(missing) = &self.missing_chunks {
+            out.push_str(&format!(
+                "missing   {} chunks ({}): not queued, held by no worker, and without outcome in Redis (Redis lost recent writes?)\n          republish them: volley-producer --spec SPEC --input INPUT --job-id {} --missing\n",
+                missing.len(),
+                volley_core::render_list(missing, 10),
+                escape(&s.job)
+            ));
         }
         out
     }

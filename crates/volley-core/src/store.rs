@@ -312,6 +312,16 @@ pub trait Store: Clone + Send + Sync + 'static {
         chunk: u64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
+    /// The chunks below `total` that are not committed, in order.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn uncommitted_chunks(
+        &self,
+        job: &JobId,
+        total: u64,
+    ) -> impl Future<Output = Result<Vec<u64>, StoreError>> + Send;
+
     /// Commits a chunk atomically and at most once.
     ///
     /// # Errors
@@ -414,4 +424,14 @@ pub trait Store: Clone + Send + Sync + 'static {
         now_ms: u64,
         within_ms: u64,
     ) -> impl Future<Output = Result<Vec<WorkerBeat>, StoreError>> + Send;
+}
+
+/// Chunk indexes for people: `3, 17, 18` or, past `max`, `3, 17, … (250 in all)`.
+pub fn render_list(chunks: &[u64], max: usize) -> String {
+    let shown: Vec<String> = chunks.iter().take(max).map(u64::to_string).collect();
+    if chunks.len() > max {
+        format!("{}, … ({} in all)", shown.join(", "), chunks.len())
+    } else {
+        shown.join(", ")
+    }
 }

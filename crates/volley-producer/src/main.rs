@@ -28,6 +28,11 @@ struct Args {
     /// Resume (or name) this job: a re-run publishes only the chunks not yet confirmed.
     #[arg(long)]
     job_id: Option<String>,
+    /// With --job-id: publish again the chunks of this fully published job that Redis has
+    /// no outcome for (Redis lost its last writes after RabbitMQ saw them acked; `volley
+    /// status` reports them as missing). Checks the input is the one published first.
+    #[arg(long, requires = "job_id")]
+    missing: bool,
     /// Settings file (TOML): amqp_url, redis_url, namespace, delivery_limit, retention.
     #[arg(long, env = "VOLLEY_CONFIG")]
     config: Option<PathBuf>,
@@ -175,10 +180,27 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         input_name,
         retention_secs: settings.retention()?.as_secs(),
         on_progress: Box::new(move |n| progress.set_position(n)),
+        missing: args.missing,
     };
     let result = produce(&broker, &store, request).await;
     bar.finish_and_clear();
     match result {
+        Ok(report) if args.missing => {
+            if report.republished.is_empty() {
+                eprintln!(
+                    "volley-producer: job {job} ({}): no missing chunks, nothing published",
+                    report.state
+                );
+            } else {
+                eprintln!(
+                    "volley-producer: job {job}: republished {} missing chunks: {}",
+                    report.republished.len(),
+                    volley_core::render_list(&report.republished, 20)
+                );
+            }
+            println!("{job}");
+            Ok(ExitCode::SUCCESS)
+        }
         Ok(report) => {
             if let Some(chunk) = report.resumed_at_chunk {
                 eprintln!("volley-producer: resumed job {job} at chunk {chunk}");
@@ -218,6 +240,7 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Err(e @ (ProduceError::InputChanged { .. } | ProduceError::ChunkTooLarge { .. })) => {
             fail(65, e)
         }
+        Err(e @ ProduceError::NotRepublishable { .. }) => fail(2, e),
         Err(ProduceError::Broker(e)) => fail(69, e).context("broker"),
         Err(ProduceError::Store(e)) => fail(69, e),
         Err(e) => fail(1, e),

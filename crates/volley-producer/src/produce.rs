@@ -37,6 +37,9 @@ pub struct ProduceRequest {
     pub retention_secs: u64,
     /// Called with the number of records published so far.
     pub on_progress: Box<dyn Fn(u64) + Send>,
+    /// Republish the chunks of a fully published job that the store has no outcome for
+    /// and the queue no longer holds (Redis lost recent writes), instead of resuming.
+    pub missing: bool,
 }
 
 /// What a producer run did.
@@ -56,6 +59,8 @@ pub struct ProduceReport {
     pub state: JobState,
     /// Repeated record ids (processed all the same).
     pub duplicates: crate::DuplicateReport,
+    /// With `missing`: the chunks published again.
+    pub republished: Vec<u64>,
 }
 
 /// Why producing stopped.
@@ -94,6 +99,14 @@ pub enum ProduceError {
         /// Average bytes per record in it.
         avg: usize,
     },
+    /// `--missing` cannot apply to this job.
+    #[error("cannot republish missing chunks of job {job}: {reason}")]
+    NotRepublishable {
+        /// The job.
+        job: JobId,
+        /// Why.
+        reason: String,
+    },
     /// The broker refused or could not be reached.
     #[error(transparent)]
     Broker(#[from] BrokerError),
@@ -120,7 +133,18 @@ pub async fn produce<B: Broker, S: Store>(
         reader,
         retention_secs,
         on_progress,
+        missing,
     } = request;
+    if missing
+        && patiently("read job", || store.job_status(&job))
+            .await?
+            .is_none()
+    {
+        return Err(ProduceError::NotRepublishable {
+            job,
+            reason: "no such job in this namespace".into(),
+        });
+    }
     let new_job = NewJob {
         id: job.clone(),
         name: spec.name.clone(),
@@ -138,6 +162,9 @@ pub async fn produce<B: Broker, S: Store>(
             records: 0,
             input_digest: String::new(),
         },
+        Registration::Resume { mark, .. } if missing => {
+            return republish_missing(broker, store, job, spec, input, reader, mark).await;
+        }
         Registration::Resume { state, mark } => {
             if matches!(state, JobState::Running) || state.is_terminal() {
                 tracing::info!(job.id = %job, state = %state, "job already fully published; nothing to do");
@@ -157,6 +184,7 @@ pub async fn produce<B: Broker, S: Store>(
                     resumed_at_chunk: Some(total_chunks),
                     state,
                     duplicates: crate::DuplicateReport::default(),
+                    republished: Vec::new(),
                 });
             }
             tracing::info!(job.id = %job, chunk = mark.chunks, records = mark.records, "resuming at chunk {}", mark.chunks);
@@ -170,6 +198,7 @@ pub async fn produce<B: Broker, S: Store>(
         max_chunk_bytes: MAX_CHUNK_BYTES,
         skip_chunks: mark.chunks,
         expected_digest: mark.input_digest.clone(),
+        only: None,
     };
     let (tx, mut rx) = mpsc::channel(BATCH_CHUNKS * 2);
     let reading = tokio::task::spawn_blocking(move || {
@@ -251,6 +280,7 @@ pub async fn produce<B: Broker, S: Store>(
         resumed_at_chunk,
         state,
         duplicates,
+        republished: Vec::new(),
     })
 }
 
@@ -283,20 +313,7 @@ async fn publish_batch<B: Broker, S: Store>(
             payload: p.payload,
         })
         .collect();
-    let started = Instant::now();
-    let mut attempt = 0u32;
-    loop {
-        match broker.publish_confirmed(messages.clone()).await {
-            Ok(()) => break,
-            Err(BrokerError::Unavailable(e)) if started.elapsed() < OUTAGE_PATIENCE => {
-                let delay = backoff(attempt);
-                tracing::warn!(job.id = %job, attempt, error.message = %e, retry_in_ms = delay.as_millis() as u64, "publish not confirmed; republishing the batch");
-                tokio::time::sleep(delay).await;
-                attempt += 1;
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
+    publish_patiently(broker, job, messages).await?;
     patiently("record publish mark", || {
         store.record_published(job, &next_mark)
     })
@@ -310,6 +327,122 @@ async fn publish_batch<B: Broker, S: Store>(
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
     Ok(())
+}
+
+/// Publishes with confirms, republishing the whole batch through broker outages (a
+/// duplicate is absorbed by the commit's done-mark).
+async fn publish_patiently<B: Broker>(
+    broker: &B,
+    job: &JobId,
+    messages: Vec<OutgoingChunk>,
+) -> Result<(), ProduceError> {
+    let started = Instant::now();
+    let mut attempt = 0u32;
+    loop {
+        match broker.publish_confirmed(messages.clone()).await {
+            Ok(()) => return Ok(()),
+            Err(BrokerError::Unavailable(e)) if started.elapsed() < OUTAGE_PATIENCE => {
+                let delay = backoff(attempt);
+                tracing::warn!(job.id = %job, attempt, error.message = %e, retry_in_ms = delay.as_millis() as u64, "publish not confirmed; republishing the batch");
+                tokio::time::sleep(delay).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// `--missing`: a fully published job whose store has no outcome for some chunks the queue
+/// no longer holds (acked, then lost by a Redis that forgot its last writes). Re-reads the
+/// input, checks it is the one published, and publishes those chunks again; the publish
+/// mark does not move.
+async fn republish_missing<B: Broker, S: Store>(
+    broker: &B,
+    store: &S,
+    job: JobId,
+    spec: JobSpec,
+    input: Box<dyn BufRead + Send>,
+    reader: ReaderOptions,
+    mark: PublishMark,
+) -> Result<ProduceReport, ProduceError> {
+    let status = patiently("read job", || store.job_status(&job))
+        .await?
+        .ok_or_else(|| ProduceError::NotRepublishable {
+            job: job.clone(),
+            reason: "no such job in this namespace".into(),
+        })?;
+    let state = JobState::parse(&status.state).unwrap_or(JobState::Publishing);
+    let mut report = ProduceReport {
+        job: job.clone(),
+        total_records: status.total.unwrap_or(status.published_records),
+        total_chunks: status.total_chunks.unwrap_or(status.published_chunks),
+        published_now: 0,
+        resumed_at_chunk: None,
+        state,
+        duplicates: crate::DuplicateReport::default(),
+        republished: Vec::new(),
+    };
+    if state.is_terminal() {
+        return Ok(report);
+    }
+    if state != JobState::Running {
+        return Err(ProduceError::NotRepublishable {
+            job,
+            reason: format!(
+                "it is {state}, not fully published: run without --missing to resume publishing"
+            ),
+        });
+    }
+    let missing = patiently("read committed chunks", || {
+        store.uncommitted_chunks(&job, report.total_chunks)
+    })
+    .await?;
+    if missing.is_empty() {
+        return Ok(report);
+    }
+    let plan = ReadPlan {
+        job: job.clone(),
+        chunk_size: spec.chunking.size,
+        max_chunk_bytes: usize::MAX,
+        skip_chunks: 0,
+        expected_digest: mark.input_digest,
+        only: Some(missing.iter().copied().collect()),
+    };
+    let (tx, mut rx) = mpsc::channel(BATCH_CHUNKS * 2);
+    let reading = tokio::task::spawn_blocking(move || {
+        read_chunks(RecordReader::new(input, reader), &plan, &tx);
+    });
+    let mut batch = Vec::with_capacity(BATCH_CHUNKS);
+    let mut changed = None;
+    while let Some(event) = rx.recv().await {
+        match event {
+            ReadEvent::Chunk(p) => {
+                report.republished.push(p.chunk);
+                batch.push(OutgoingChunk {
+                    message_id: ChunkMessage::message_id(&job, p.chunk),
+                    payload: p.payload,
+                });
+            }
+            // The input was published whole before: a bad record now means it changed.
+            ReadEvent::Changed { chunks } => changed = Some(chunks),
+            ReadEvent::Bad(_) | ReadEvent::TooLarge { .. } => changed = Some(report.total_chunks),
+            ReadEvent::Duplicates(_) => {}
+        }
+        if changed.is_some() {
+            break;
+        }
+        if batch.len() >= BATCH_CHUNKS || (!batch.is_empty() && rx.is_empty()) {
+            publish_patiently(broker, &job, std::mem::take(&mut batch)).await?;
+        }
+    }
+    drop(rx);
+    let _ = reading.await;
+    if let Some(chunks) = changed {
+        return Err(ProduceError::InputChanged { job, chunks });
+    }
+    publish_patiently(broker, &job, batch).await?;
+    report.published_now = report.republished.len() as u64;
+    Ok(report)
 }
 
 fn backoff(attempt: u32) -> Duration {

@@ -2,6 +2,7 @@
 //! channel, so reading and encoding overlap with waiting for confirms.
 
 use crate::digest::InputDigest;
+use std::collections::BTreeSet;
 use tokio::sync::mpsc;
 use volley_core::input::{InputError, InputRecord};
 use volley_core::{ChunkEncoder, JobId};
@@ -36,6 +37,9 @@ pub(crate) struct ReadPlan {
     pub(crate) max_chunk_bytes: usize,
     pub(crate) skip_chunks: u64,
     pub(crate) expected_digest: String,
+    /// Republishing: only these chunks, sent after the whole input matched
+    /// `expected_digest` (a changed input must not be published under the old job).
+    pub(crate) only: Option<BTreeSet<u64>>,
 }
 
 /// Reads every record, skipping the first `skip_chunks` chunks (checking their digest), and
@@ -54,6 +58,7 @@ pub(crate) fn read_chunks(
     // resume point.
     let mut encoder: Option<ChunkEncoder> = None;
     let mut duplicates = crate::duplicates::DuplicateIds::new();
+    let mut held = Vec::new();
     for record in records {
         let record = match record {
             Ok(r) => r,
@@ -76,6 +81,16 @@ pub(crate) fn read_chunks(
             }
             continue;
         }
+        if plan
+            .only
+            .as_ref()
+            .is_some_and(|only| !only.contains(&chunk))
+        {
+            if chunk_done {
+                chunk += 1;
+            }
+            continue;
+        }
         let current = encoder.get_or_insert_with(|| ChunkEncoder::new(&plan.job, chunk, 16 * 1024));
         current.push(&record.id, record.line, &record.data);
         if current.byte_len() > plan.max_chunk_bytes {
@@ -93,7 +108,9 @@ pub(crate) fn read_chunks(
                 payload: full.finish(),
                 digest: digest.hex(),
             });
-            if tx.blocking_send(event).is_err() {
+            if plan.only.is_some() {
+                held.push(event);
+            } else if tx.blocking_send(event).is_err() {
                 return;
             }
             chunk += 1;
@@ -112,12 +129,22 @@ pub(crate) fn read_chunks(
     }
     if let Some(last) = encoder.filter(|e| !e.is_empty()) {
         let records = u64::from(last.len());
-        let _ = tx.blocking_send(ReadEvent::Chunk(Prepared {
+        held.push(ReadEvent::Chunk(Prepared {
             chunk,
             records,
             payload: last.finish(),
             digest: digest.hex(),
         }));
+    }
+    if plan.only.is_some() && digest.hex() != plan.expected_digest {
+        let total = chunk + u64::from(!index.is_multiple_of(size));
+        let _ = tx.blocking_send(ReadEvent::Changed { chunks: total });
+        return;
+    }
+    for event in held {
+        if tx.blocking_send(event).is_err() {
+            return;
+        }
     }
     let _ = tx.blocking_send(ReadEvent::Duplicates(duplicates.report()));
 }
@@ -147,6 +174,7 @@ mod tests {
             max_chunk_bytes: 1 << 20,
             skip_chunks,
             expected_digest,
+            only: None,
         }
     }
 
@@ -248,6 +276,35 @@ mod tests {
         let events = collect(input, &plan(0, String::new()));
         assert_eq!(chunks(&events), vec![(0, 100), (1, 100)]);
         assert!(matches!(events.last(), Some(ReadEvent::Bad(e)) if e.line() == Some(231)));
+    }
+
+    #[test]
+    fn republishing_sends_only_the_chosen_chunks_and_only_from_the_same_input() {
+        let first = collect(records(250), &plan(0, String::new()));
+        let ReadEvent::Chunk(last) = &first[2] else {
+            panic!("chunk expected")
+        };
+        let mut p = plan(0, last.digest.clone());
+        p.only = Some([0, 2].into());
+        let again = collect(records(250), &p);
+        assert_eq!(chunks(&again), vec![(0, 100), (2, 50)]);
+        let ReadEvent::Chunk(zero) = &again[0] else {
+            panic!("chunk expected")
+        };
+        let ReadEvent::Chunk(original) = &first[0] else {
+            panic!("chunk expected")
+        };
+        assert_eq!(zero.payload, original.payload, "the same message as before");
+        let mut changed = records(250);
+        changed[240] = Ok(InputRecord {
+            id: "other".into(),
+            line: 241,
+            data: "{}".into(),
+        });
+        assert!(matches!(
+            collect(changed, &p).as_slice(),
+            [ReadEvent::Changed { chunks: 3 }]
+        ));
     }
 
     #[test]

@@ -292,6 +292,20 @@ impl Store for RedisStore {
             .await
     }
 
+    async fn uncommitted_chunks(&self, job: &JobId, total: u64) -> Result<Vec<u64>, StoreError> {
+        let keys = JobKeys::new(&self.ns, job);
+        let bits: Vec<u8> = self
+            .run(|mut c| async move { c.get(&keys.chunks).await })
+            .await?;
+        // Bit i of the string is chunk i, most significant bit first (SETBIT's order).
+        Ok((0..total)
+            .filter(|&c| {
+                let byte = usize::try_from(c / 8).ok().and_then(|i| bits.get(i));
+                byte.is_none_or(|b| b & (0x80 >> (c % 8)) == 0)
+            })
+            .collect())
+    }
+
     async fn commit_chunk(&self, commit: &ChunkCommit) -> Result<CommitStatus, StoreError> {
         let keys = JobKeys::new(&self.ns, &commit.job);
         let fields = commit.tally.fields();

@@ -250,6 +250,10 @@ async fn store_contract<S: Store>(store: S) -> anyhow::Result<()> {
     assert_eq!(after.by_error.get("status"), Some(&1));
     assert!(store.is_committed(&job, 0).await?);
     assert!(!store.is_committed(&job, 1).await?);
+    assert_eq!(
+        store.uncommitted_chunks(&job, 11).await?,
+        (1..11).collect::<Vec<u64>>()
+    );
 
     // Totals declared, last chunk committed: the job ends, beyond its tolerance here.
     assert_eq!(

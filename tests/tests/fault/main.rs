@@ -6,6 +6,7 @@
 #[allow(dead_code)]
 mod support;
 
+mod amnesia;
 mod api;
 mod broker;
 mod hold;

@@ -93,10 +93,7 @@ pub async fn run(args: DeadArgs) -> Result<(), Failure> {
                 serde_json::json!({"requeued": report.moved, "settled": report.settled.len(), "retried": retried})
             );
         } else {
-            println!(
-                "moved {} dead letters back to {ns}.chunks",
-                report.moved
-            );
+            println!("moved {} dead letters back to {ns}.chunks", report.moved);
             for r in &retried {
                 match r.get("error") {
                     Some(e) => println!(

@@ -2,8 +2,8 @@
 
 use super::{Connection, job_id, unavailable};
 use crate::exit::{self, Failure};
-use volley_amqp::redact_amqp_url;
 use volley_amqp::AmqpBroker;
+use volley_amqp::redact_amqp_url;
 use volley_core::redrive::{RedriveError, RedriveFilter, RedriveReport, redrive};
 
 use volley_core::time::now_ms;

@@ -179,6 +179,14 @@ impl Store for MemoryStore {
             .is_some_and(|j| j.committed.contains(&chunk)))
     }
 
+    async fn uncommitted_chunks(&self, job: &JobId, total: u64) -> Result<Vec<u64>, StoreError> {
+        let state = self.lock();
+        let committed = state.jobs.get(job).map(|j| &j.committed);
+        Ok((0..total)
+            .filter(|c| !committed.is_some_and(|set| set.contains(c)))
+            .collect())
+    }
+
     async fn commit_chunk(&self, commit: &ChunkCommit) -> Result<CommitStatus, StoreError> {
         let mut state = self.lock();
         let Some(job) = state.jobs.get_mut(&commit.job) else {
