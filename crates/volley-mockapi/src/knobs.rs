@@ -15,6 +15,7 @@ use std::time::{Duration, SystemTime};
 /// | `fail_first=N` | the first N requests for an id fail (with `status`, default 503), later ones succeed |
 /// | `body_bytes=N` | a success is a JSON body of exactly N bytes (`{"id":..,"pad":"xxx.."}`) |
 /// | `endless=true` | a success is a chunked 200 whose body never ends (64 KiB pieces) |
+/// | `echo_headers=true` | a success carries the request's headers (`"headers": {name: value}`), as APIs that echo requests do |
 ///
 /// `fail_first` counts per id (the path id, or the `id` field of a POST body) even without
 /// `track_ids`; the count is cleared by `POST /stats/reset`. It combines with `fail_pct`: a
@@ -33,6 +34,8 @@ pub(crate) struct Knobs {
     pub(crate) body_bytes: Option<usize>,
     #[serde(default)]
     pub(crate) endless: bool,
+    #[serde(default)]
+    pub(crate) echo_headers: bool,
 }
 
 impl Knobs {

@@ -3,7 +3,7 @@ use crate::stats::Counters;
 use crate::users::user_json;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -28,16 +28,34 @@ async fn get_user(
     State(counters): State<Arc<Counters>>,
     Path(id): Path<String>,
     Query(knobs): Query<Knobs>,
+    headers: HeaderMap,
 ) -> Response {
     let arrived = counters.count(&id);
-    answer(&counters, arrived, &id, &knobs, None).await
+    let echo = knobs.echo_headers.then(|| echoed(&headers));
+    answer(&counters, arrived, &id, &knobs, None, echo).await
+}
+
+/// The request's headers as a JSON object (lossy for non-UTF-8 values).
+fn echoed(headers: &HeaderMap) -> serde_json::Value {
+    headers
+        .iter()
+        .map(|(name, value)| {
+            (
+                name.to_string(),
+                serde_json::Value::String(String::from_utf8_lossy(value.as_bytes()).into_owned()),
+            )
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into()
 }
 
 async fn post_user(
     State(counters): State<Arc<Counters>>,
     Query(knobs): Query<Knobs>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let echo = knobs.echo_headers.then(|| echoed(&headers));
     let received: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
     let id = received
         .as_ref()
@@ -51,6 +69,7 @@ async fn post_user(
         &id,
         &knobs,
         Some(received.unwrap_or(serde_json::Value::Null)),
+        echo,
     )
     .await
 }
@@ -61,6 +80,7 @@ async fn answer(
     id: &str,
     knobs: &Knobs,
     received: Option<serde_json::Value>,
+    echo: Option<serde_json::Value>,
 ) -> Response {
     if let Some(code) = counters.outage() {
         return failure(code, "mock outage");
@@ -91,6 +111,9 @@ async fn answer(
     let mut user = user_json(id);
     if let (Some(received), Some(map)) = (received, user.as_object_mut()) {
         map.insert("received".into(), received);
+    }
+    if let (Some(echo), Some(map)) = (echo, user.as_object_mut()) {
+        map.insert("headers".into(), echo);
     }
     Json(user).into_response()
 }

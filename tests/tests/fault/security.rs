@@ -1,5 +1,6 @@
-//! Security checks (SEC-1, SEC-2, SEC-5, SEC-6): secrets never reach logs, status, results
-//! or Redis; record values never change where a request goes.
+//! Security checks (SEC-1, SEC-2, SEC-3, SEC-5, SEC-6): secrets never reach logs, status,
+//! results (even when the API echoes them back) or Redis; record values never change where
+//! a request goes.
 
 use crate::support::{describe, export, wait_exit};
 use std::time::Duration;
@@ -14,7 +15,12 @@ async fn secrets_never_reach_logs_status_results_or_redis() -> anyhow::Result<()
     env.extra_env.push(("RUST_LOG".into(), "debug".into()));
     let input = env.path("records.jsonl");
     let ids = write_jsonl(&input, 300)?;
-    let spec = env.write_spec("secret", "/users/{id}", "[request]\n")?;
+    // The API echoes request headers into the bodies Volley keeps (SEC-3).
+    let spec = env.write_spec(
+        "secret",
+        "/users/{id}?echo_headers=true",
+        "[result]\nbody = \"json\"\n[request]\n",
+    )?;
     // The spec's headers: a secret reference, resolved only inside the processes.
     let text = std::fs::read_to_string(&spec)?.replace(
         "timeout = \"5s\"",
@@ -42,6 +48,11 @@ async fn secrets_never_reach_logs_status_results_or_redis() -> anyhow::Result<()
     assert_eq!(status.status.code(), Some(0), "{}", describe(&status));
     let results = export(&env, &job, &[]).await?;
     assert_eq!(results.lines().count(), ids.len());
+    assert!(
+        results.contains("\"authorization\":\"Bearer [redacted]\""),
+        "the echoed header is kept, its secret cut out: {}",
+        results.lines().next().unwrap_or_default()
+    );
     assert!(
         wait_exit(&mut worker, Duration::from_secs(30))
             .await?

@@ -1,6 +1,6 @@
 use super::adaptive::AdaptiveLimit;
 use super::classify::classify;
-use super::response::{BodyRead, keep_body, read_capped};
+use super::response::{BodyRead, Redactor, keep_body, read_capped};
 use crate::governor::{Admission, Governor, JobLimits, Observation, host_key};
 use crate::pipeline::Processor;
 use crate::template::{RecordView, RequestTemplate};
@@ -37,6 +37,8 @@ pub struct HttpProcessor {
     governor: Arc<Governor>,
     limits: JobLimits,
     host: String,
+    /// Keeps `${env:VAR}` values out of stored bodies.
+    redactor: Redactor,
 }
 
 impl std::fmt::Debug for HttpProcessor {
@@ -70,6 +72,7 @@ impl HttpProcessor {
         governor: Arc<Governor>,
     ) -> Result<Self, SpecError> {
         let template = RequestTemplate::compile(&spec.request, env)?;
+        let redactor = Redactor::new(&template.secrets());
         let per_worker = usize::try_from(spec.concurrency.per_worker)
             .unwrap_or(usize::MAX)
             .max(1);
@@ -105,6 +108,7 @@ impl HttpProcessor {
             governor,
             limits,
             host: host_key(&origin),
+            redactor,
         })
     }
 
@@ -183,7 +187,11 @@ impl HttpProcessor {
                 ),
             }),
             Ok(BodyRead::Complete(bytes)) if status.is_success() => {
-                keep_body(self.body_mode, &self.select, &bytes)
+                if self.body_mode == BodyMode::None {
+                    Ok(None)
+                } else {
+                    keep_body(self.body_mode, &self.select, &self.redactor.redact(&bytes))
+                }
             }
             Ok(BodyRead::Complete(_)) if status.is_redirection() => Err(RecordError {
                 kind: ErrorKind::Redirect,

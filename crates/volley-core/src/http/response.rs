@@ -28,6 +28,62 @@ pub(crate) async fn read_capped(
     Ok(BodyRead::Complete(body))
 }
 
+/// What secrets become in a stored body.
+const REDACTED: &[u8] = b"[redacted]";
+/// Shorter secret values are not looked for: they would match ordinary text.
+const MIN_SECRET_LEN: usize = 6;
+
+/// The `${env:VAR}` values of a job, to cut out of response bodies before they are stored
+/// (an API that echoes request headers would otherwise put a token in the results).
+#[derive(Debug, Default)]
+pub(crate) struct Redactor {
+    finders: Vec<memchr::memmem::Finder<'static>>,
+}
+
+impl Redactor {
+    pub(crate) fn new(secrets: &[String]) -> Self {
+        let mut finders: Vec<_> = secrets
+            .iter()
+            .filter(|s| s.len() >= MIN_SECRET_LEN)
+            // JSON bodies carry a secret with `"`, `\` or `/` escaped; look for that too.
+            .flat_map(|s| {
+                let escaped = serde_json::to_string(s).unwrap_or_default();
+                let escaped = escaped.trim_matches('"').to_string();
+                let slashes = escaped.replace('/', "\\/");
+                [s.clone(), escaped, slashes]
+            })
+            .collect();
+        finders.sort_unstable();
+        finders.dedup();
+        Self {
+            finders: finders
+                .into_iter()
+                .map(|s| memchr::memmem::Finder::new(s.as_bytes()).into_owned())
+                .collect(),
+        }
+    }
+
+    /// The body with every secret replaced by `[redacted]`.
+    pub(crate) fn redact<'a>(&self, body: &'a [u8]) -> std::borrow::Cow<'a, [u8]> {
+        let mut out = std::borrow::Cow::Borrowed(body);
+        for finder in &self.finders {
+            if finder.find(&out).is_none() {
+                continue;
+            }
+            let mut next = Vec::with_capacity(out.len());
+            let mut last = 0;
+            for at in finder.find_iter(&out) {
+                next.extend_from_slice(&out[last..at]);
+                next.extend_from_slice(REDACTED);
+                last = at + finder.needle().len();
+            }
+            next.extend_from_slice(&out[last..]);
+            out = std::borrow::Cow::Owned(next);
+        }
+        out
+    }
+}
+
 /// Turns body bytes into what `result.body` keeps.
 pub(crate) fn keep_body(
     mode: BodyMode,
@@ -64,6 +120,22 @@ pub(crate) fn keep_body(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_are_cut_out_of_bodies_in_plain_and_json_escaped_form() {
+        let redactor = Redactor::new(&["s3cr3t/token\"x".to_string(), "abc".to_string()]);
+        let plain = br#"auth: s3cr3t/token"x; abc"#;
+        assert_eq!(&*redactor.redact(plain), br#"auth: [redacted]; abc"#);
+        let json = br#"{"h":"s3cr3t/token\"x","i":"s3cr3t\/token\"x"}"#;
+        assert_eq!(
+            &*redactor.redact(json),
+            br#"{"h":"[redacted]","i":"[redacted]"}"#
+        );
+        assert!(matches!(
+            redactor.redact(b"nothing here"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
 
     #[test]
     fn select_keeps_only_listed_pointers() {

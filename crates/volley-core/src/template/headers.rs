@@ -11,6 +11,8 @@ pub struct HeaderTemplate {
     parts: Vec<Part>,
     fixed: Option<HeaderValue>,
     sensitive: bool,
+    /// The resolved `${env:VAR}` values, to keep them out of stored response bodies.
+    secrets: Vec<String>,
 }
 
 /// A header ready to send.
@@ -34,7 +36,8 @@ impl HeaderTemplate {
     ) -> Result<Self, String> {
         let name = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| format!("'{name}' is not a valid header name"))?;
-        let (resolved, sensitive) = resolve_env(value, env)?;
+        let (resolved, secrets) = resolve_env(value, env)?;
+        let sensitive = !secrets.is_empty();
         let parts = parse_parts(&resolved)?;
         let fixed = match parts.as_slice() {
             [] => Some(HeaderValue::from_static("")),
@@ -53,6 +56,7 @@ impl HeaderTemplate {
             parts,
             fixed,
             sensitive,
+            secrets,
         })
     }
 
@@ -93,20 +97,25 @@ impl HeaderTemplate {
         self.sensitive
     }
 
+    /// The secret values the header holds.
+    pub fn secrets(&self) -> &[String] {
+        &self.secrets
+    }
+
     /// Field names the header reads.
     pub fn fields(&self) -> Vec<String> {
         part_fields(&self.parts).collect()
     }
 }
 
-/// Replaces `${env:VAR}` by the variable's value; reports whether anything was replaced.
+/// Replaces `${env:VAR}` by the variable's value; returns the values it put in.
 fn resolve_env(
     value: &str,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<(String, bool), String> {
+) -> Result<(String, Vec<String>), String> {
     let mut out = String::with_capacity(value.len());
     let mut rest = value;
-    let mut sensitive = false;
+    let mut secrets = Vec::new();
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
@@ -120,9 +129,9 @@ fn resolve_env(
         let secret = env(var).ok_or_else(|| format!("environment variable {var} is not set"))?;
         // Escape braces so a secret is never read as a placeholder.
         out.push_str(&secret.replace('{', "{{").replace('}', "}}"));
-        sensitive = true;
+        secrets.push(secret);
         rest = &after[end + 1..];
     }
     out.push_str(rest);
-    Ok((out, sensitive))
+    Ok((out, secrets))
 }

@@ -52,6 +52,18 @@ pub struct RequestTemplate {
 }
 
 impl RequestTemplate {
+    /// The `${env:VAR}` values its headers hold.
+    pub fn secrets(&self) -> Vec<String> {
+        let mut all: Vec<String> = self
+            .headers
+            .iter()
+            .flat_map(|h| h.secrets().iter().cloned())
+            .collect();
+        all.sort_unstable();
+        all.dedup();
+        all
+    }
+
     /// Compiles the templates of `request`, resolving `${env:VAR}` with `env`.
     ///
     /// # Errors
