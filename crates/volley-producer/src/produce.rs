@@ -191,6 +191,8 @@ pub async fn produce<B: Broker, S: Store>(
             mark
         }
     };
+    // For the fault test of a producer that dies between registering and publishing.
+    volley_core::failpoint::abort_when_reached("producer_abort_after_register", 1);
     let resumed_at_chunk = (mark.chunks > 0).then_some(mark.chunks);
     let plan = ReadPlan {
         job: job.clone(),

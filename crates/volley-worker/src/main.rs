@@ -104,6 +104,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         tracing::warn!("{warning}");
     }
     tracing::info!(namespace = %ns, amqp = %redact_amqp_url(settings.amqp_url()), redis = %redact_url(settings.redis_url()), "starting");
+    raise_open_file_limit(args.concurrency);
     if let Some(proxy) = volley_core::proxy_from_env() {
         tracing::info!(proxy = %proxy, "API requests go through a proxy (from the environment)");
     }
@@ -154,4 +155,29 @@ async fn serve_health(listener: tokio::net::TcpListener, shutdown: CancellationT
     let _ = axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await;
+}
+
+/// Raises the soft open-file limit to the hard one (many systems start processes at 1,024),
+/// and warns when even that is short of what `concurrency` connections need. Running out
+/// is survivable (requests wait for descriptors), but slow.
+fn raise_open_file_limit(concurrency: usize) {
+    let Ok((soft, hard)) = rlimit::Resource::NOFILE.get() else {
+        return;
+    };
+    let limit = if soft < hard && rlimit::Resource::NOFILE.set(hard, hard).is_ok() {
+        hard
+    } else {
+        soft
+    };
+    // A connection per request in flight, the broker and Redis pools, files and slack.
+    let needed = u64::try_from(concurrency)
+        .unwrap_or(u64::MAX)
+        .saturating_add(64);
+    if limit < needed {
+        tracing::warn!(
+            limit,
+            needed,
+            "open-file limit is below --concurrency plus room for the broker and Redis; requests will wait for descriptors: raise ulimit -n"
+        );
+    }
 }

@@ -104,7 +104,11 @@ pub async fn run_worker<B: Broker, S: Store>(
                             tracing::info!(waiting, "idle consumer but chunks are waiting; staying");
                             state.touch().await;
                         }
-                        Ok(Err(_)) | Err(_) => {
+                        Ok(Err(e)) => {
+                            tracing::warn!(error.message = %e, "idle consumer and the broker cannot be asked; staying");
+                            state.touch().await;
+                        }
+                        Err(_) => {
                             tracing::warn!("idle consumer and the broker cannot be asked; staying");
                             state.touch().await;
                         }

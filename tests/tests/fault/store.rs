@@ -141,6 +141,69 @@ async fn a_full_redis_holds_every_ack_until_there_is_room() -> anyhow::Result<()
     Ok(())
 }
 
+/// T31: Redis cannot write its snapshot (a directory sits where `dump.rdb` goes), so with
+/// `stop-writes-on-bgsave-error` it refuses every write with MISCONF. Like a full Redis:
+/// no ack meanwhile, and the job completes once snapshots work again.
+#[tokio::test]
+async fn a_redis_that_cannot_persist_holds_every_ack_until_it_can() -> anyhow::Result<()> {
+    let pr = PrivateRedis::start(&[])?;
+    let env = TestEnv::new().await?.with_servers(None, Some(pr.url()));
+    let out = pr.cli(&["CONFIG", "SET", "save", "3600 1"])?;
+    assert!(out.status.success());
+    let input = env.path("records.jsonl");
+    let ids = write_jsonl(&input, 5_000)?;
+    let spec = env.write_spec(
+        "misconf",
+        "/users/{id}?delay_ms=5",
+        "[result]\nbody = \"none\"\n[concurrency]\nper_worker = 32\n",
+    )?;
+    let job = env.produce(&spec, &input, &[]).await?;
+    let mut worker = env.spawn_worker("w", &["--prefetch", "2", "--exit-when-idle", "5s"])?;
+    wait_done(&env, &job, 1_000, Duration::from_secs(60)).await?;
+    let blocker = pr.dir.join("dump.rdb");
+    std::fs::create_dir(&blocker)?;
+    pr.cli(&["BGSAVE"])?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let log = std::fs::read_to_string(env.path("w.log")).unwrap_or_default();
+        if log.contains("MISCONF") {
+            break;
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "Redis never refused a write: {log}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let before = env.broker().queue_counts().await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let during = env.broker().queue_counts().await?;
+    assert_eq!(
+        before.chunks_ready, during.chunks_ready,
+        "no ack while Redis refuses writes"
+    );
+    std::fs::remove_dir(&blocker)?;
+    let out = pr.cli(&["BGSAVE"])?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let verdict = oracle(&env, &job, &ids, 0, Duration::from_secs(120)).await?;
+    assert_eq!(verdict.u64("ok"), 5_000);
+    let log = std::fs::read_to_string(env.path("w.log"))?;
+    assert!(
+        log.contains("commit failed; retrying, chunk stays unacked"),
+        "{log}"
+    );
+    assert!(
+        wait_exit(&mut worker, Duration::from_secs(60))
+            .await?
+            .success()
+    );
+    Ok(())
+}
+
 /// T29: Redis kills the workers' connections again and again: commands in flight fail,
 /// Volley retries them (redis-rs does not), the pool reconnects, the counts stay exact.
 #[tokio::test]

@@ -32,6 +32,23 @@ pub(crate) fn classify(error: &reqwest::Error) -> RecordError {
     }
 }
 
+/// Whether the attempt failed because this process ran out of file descriptors (EMFILE,
+/// ENFILE): a local shortage, not the host's fault and not the record's.
+pub(crate) fn out_of_descriptors(error: &reqwest::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>()
+            && matches!(io.raw_os_error(), Some(23 | 24))
+        {
+            return true;
+        }
+        source = cause.source();
+    }
+    cause_chain(error)
+        .to_ascii_lowercase()
+        .contains("too many open files")
+}
+
 fn cause_chain(error: &reqwest::Error) -> String {
     // Drop the URL: it can hold record values, and the record id is beside the error anyway.
     let mut text = error.without_url_ref().to_string();

@@ -31,7 +31,10 @@ pub fn build_client(options: &ClientOptions) -> Result<reqwest::Client, reqwest:
         .user_agent(concat!("volley/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(options.connect_timeout)
         .pool_max_idle_per_host(options.max_idle_per_host)
-        .pool_idle_timeout(Duration::from_secs(50))
+        // Shorter than most servers' keep-alive (so the client, not the server, closes an
+        // idle connection, avoiding the reuse race) and short enough that a worker done with a
+        // job soon gives back the descriptors of hundreds of pooled connections.
+        .pool_idle_timeout(Duration::from_secs(15))
         .tcp_nodelay(true)
         .redirect(same_origin_redirects(options.max_redirects))
         .build()

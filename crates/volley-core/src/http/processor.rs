@@ -1,5 +1,5 @@
 use super::adaptive::AdaptiveLimit;
-use super::classify::classify;
+use super::classify::{classify, out_of_descriptors};
 use super::response::{BodyRead, Redactor, keep_body, read_capped};
 use crate::governor::{Admission, Governor, JobLimits, Observation, host_key};
 use crate::pipeline::Processor;
@@ -56,6 +56,8 @@ struct Attempt {
     latency: Duration,
     result: Result<Option<serde_json::Value>, RecordError>,
     retry_after: Option<Duration>,
+    /// The process ran out of file descriptors: neither the host's nor the record's fault.
+    local_shortage: bool,
 }
 
 impl HttpProcessor {
@@ -160,6 +162,7 @@ impl HttpProcessor {
                 return Attempt {
                     status: None,
                     latency: started.elapsed(),
+                    local_shortage: out_of_descriptors(&e),
                     result: Err(classify(&e)),
                     retry_after: None,
                 };
@@ -205,6 +208,7 @@ impl HttpProcessor {
         Attempt {
             status: Some(status.as_u16()),
             latency,
+            local_shortage: false,
             result,
             retry_after,
         }
@@ -270,6 +274,13 @@ impl Processor for HttpProcessor {
                 }
                 self.attempt(this_try).await
             };
+            if attempt.local_shortage {
+                // Not an attempt: the request never left. Wait for descriptors to free up
+                // (other requests finishing) without blaming the host or spending a try.
+                warn_out_of_descriptors();
+                tokio::time::sleep(Duration::from_millis(50 + fastrand::u64(0..200))).await;
+                continue;
+            }
             let kind = attempt.result.as_ref().err().map(|e| e.kind);
             if let JobSlots::Adaptive(a) = &self.job_slots {
                 let congested =
@@ -310,6 +321,27 @@ impl Processor for HttpProcessor {
                 }
             }
         }
+    }
+}
+
+/// Says once a minute at most that the process is out of file descriptors.
+fn warn_out_of_descriptors() {
+    static LAST: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let now = crate::time::now_ms();
+    let last = LAST.load(std::sync::atomic::Ordering::Relaxed);
+    if now.saturating_sub(last) >= 60_000
+        && LAST
+            .compare_exchange(
+                last,
+                now,
+                std::sync::atomic::Ordering::Relaxed,
+                std::sync::atomic::Ordering::Relaxed,
+            )
+            .is_ok()
+    {
+        tracing::warn!(
+            "out of file descriptors (too many open files): requests wait for connections to close; raise the open-file limit (ulimit -n) or lower --concurrency"
+        );
     }
 }
 

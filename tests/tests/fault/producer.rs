@@ -1,0 +1,54 @@
+//! The producer dying between registering a job and publishing its first chunk (T11): the
+//! job is listed as `publishing`, never as finished, and a re-run with `--job-id` publishes
+//! it whole.
+
+use crate::oracle::oracle;
+use crate::support::{describe, wait_exit};
+use std::time::Duration;
+use volley_tests::{TestEnv, write_jsonl};
+
+#[tokio::test]
+async fn a_producer_killed_before_its_first_publish_is_resumed_with_job_id() -> anyhow::Result<()> {
+    let env = TestEnv::new().await?;
+    let input = env.path("records.jsonl");
+    let ids = write_jsonl(&input, 2_000)?;
+    let spec = env.write_spec("early", "/users/{id}", "[result]\nbody = \"none\"\n")?;
+    let args = [
+        "--spec",
+        spec.to_str().unwrap_or_default(),
+        "--input",
+        input.to_str().unwrap_or_default(),
+        "--job-id",
+        "early-death",
+    ];
+    let killed = env
+        .command("volley-producer")
+        .args(args)
+        .env("VOLLEY_FAILPOINTS", "producer_abort_after_register=1")
+        .output()
+        .await?;
+    assert!(!killed.status.success(), "{}", describe(&killed));
+    assert_eq!(env.broker().queue_counts().await?.chunks_ready, 0);
+    let jobs = env.run("volley", &["jobs", "--json"]).await?;
+    assert!(jobs.status.success(), "{}", describe(&jobs));
+    let jobs: serde_json::Value = serde_json::from_slice(&jobs.stdout)?;
+    let listed = jobs
+        .as_array()
+        .and_then(|a| a.iter().find(|j| j["job"] == "early-death"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(listed["state"], "publishing", "{jobs}");
+
+    let resumed = env.run("volley-producer", &args).await?;
+    assert!(resumed.status.success(), "{}", describe(&resumed));
+    let mut worker = env.spawn_worker("w", &["--exit-when-idle", "2s"])?;
+    let verdict = oracle(&env, "early-death", &ids, 0, Duration::from_secs(60)).await?;
+    assert_eq!(verdict.status["state"], "completed");
+    assert_eq!(verdict.u64("total_chunks"), 20);
+    assert!(
+        wait_exit(&mut worker, Duration::from_secs(30))
+            .await?
+            .success()
+    );
+    Ok(())
+}
