@@ -133,6 +133,7 @@ pub struct PrivateBroker {
     pub port: u16,
     pub node: String,
     pub dir: PathBuf,
+    dist_port: u16,
 }
 
 impl PrivateBroker {
@@ -154,12 +155,24 @@ impl PrivateBroker {
             .arg(&dir)
             .status();
         let node = format!("volleyfault-{port}@localhost");
-        let path = |p: &str| dir.join(p).to_string_lossy().into_owned();
+        let broker = Self {
+            port,
+            node,
+            dir,
+            dist_port,
+        };
+        broker.launch()?;
+        Ok(broker)
+    }
+
+    /// Starts the node's Erlang VM on its directory and waits until it accepts connections.
+    fn launch(&self) -> anyhow::Result<()> {
+        let path = |p: &str| self.dir.join(p).to_string_lossy().into_owned();
         let status = Command::new("rabbitmq-server")
             .arg("-detached")
-            .env("RABBITMQ_NODENAME", &node)
-            .env("RABBITMQ_NODE_PORT", port.to_string())
-            .env("RABBITMQ_DIST_PORT", dist_port.to_string())
+            .env("RABBITMQ_NODENAME", &self.node)
+            .env("RABBITMQ_NODE_PORT", self.port.to_string())
+            .env("RABBITMQ_DIST_PORT", self.dist_port.to_string())
             .env("RABBITMQ_MNESIA_BASE", path("mnesia"))
             .env("RABBITMQ_LOG_BASE", path("log"))
             .env("RABBITMQ_CONFIG_FILE", path("rabbitmq"))
@@ -171,9 +184,28 @@ impl PrivateBroker {
             status.success(),
             "rabbitmq-server -detached failed: {status}"
         );
-        let broker = Self { port, node, dir };
-        broker.wait_ready(Duration::from_secs(90))?;
-        Ok(broker)
+        self.wait_ready(Duration::from_secs(90))
+    }
+
+    /// `kill -9` of the node's Erlang VM: no clean shutdown, only what was fsynced survives.
+    pub fn kill_node(&self) -> anyhow::Result<()> {
+        let out = self.ctl(&["eval", "os:getpid()."])?;
+        let pid: String = String::from_utf8_lossy(&out.stdout)
+            .chars()
+            .filter(char::is_ascii_digit)
+            .collect();
+        anyhow::ensure!(!pid.is_empty(), "no pid for {}: {out:?}", self.node);
+        let status = Command::new("kill").args(["-9", &pid]).status()?;
+        anyhow::ensure!(status.success(), "kill -9 {pid} failed");
+        let port = self.port;
+        wait_until("private RabbitMQ gone", Duration::from_secs(20), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+        })
+    }
+
+    /// Starts the node again after [`Self::kill_node`], on the same data.
+    pub fn restart_node(&self) -> anyhow::Result<()> {
+        self.launch()
     }
 
     pub fn url(&self) -> String {

@@ -1,5 +1,5 @@
-//! RabbitMQ going away mid-job (T17) on a private broker: producer and workers reconnect on
-//! their own, nothing confirmed is lost, the job completes.
+//! RabbitMQ going away mid-job on a private broker, stopped (T17) or killed (T18): producer
+//! and workers reconnect on their own, nothing confirmed is lost, the job completes.
 
 use crate::oracle::oracle;
 use crate::support::wait_exit;
@@ -8,8 +8,26 @@ use volley_core::{JobId, Store};
 use volley_tests::private::PrivateBroker;
 use volley_tests::{TestEnv, write_jsonl};
 
+/// How the broker goes away.
+#[derive(Clone, Copy)]
+enum Outage {
+    /// `rabbitmqctl stop_app`, then `start_app` (T17).
+    StopApp,
+    /// `kill -9` of the Erlang VM, then a fresh start on the same data (T18).
+    KillNode,
+}
+
 #[tokio::test]
 async fn rabbitmq_stopped_mid_job_then_started_again_loses_nothing() -> anyhow::Result<()> {
+    broker_outage_mid_publish(Outage::StopApp).await
+}
+
+#[tokio::test]
+async fn rabbitmq_killed_mid_job_then_restarted_loses_nothing() -> anyhow::Result<()> {
+    broker_outage_mid_publish(Outage::KillNode).await
+}
+
+async fn broker_outage_mid_publish(outage: Outage) -> anyhow::Result<()> {
     let _serial = crate::serial().await;
     let pb = PrivateBroker::start("")?;
     let env = TestEnv::new().await?.with_servers(Some(pb.url()), None);
@@ -44,9 +62,15 @@ async fn rabbitmq_stopped_mid_job_then_started_again_loses_nothing() -> anyhow::
         anyhow::ensure!(Instant::now() < deadline, "the producer never published");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    pb.stop_app()?;
+    match outage {
+        Outage::StopApp => pb.stop_app()?,
+        Outage::KillNode => pb.kill_node()?,
+    }
     tokio::time::sleep(Duration::from_secs(8)).await;
-    pb.start_app()?;
+    match outage {
+        Outage::StopApp => pb.start_app()?,
+        Outage::KillNode => pb.restart_node()?,
+    }
     let status = wait_exit(&mut producer, Duration::from_secs(120)).await?;
     let producer_log = std::fs::read_to_string(env.path("producer.log"))?;
     assert!(
@@ -70,8 +94,9 @@ async fn rabbitmq_stopped_mid_job_then_started_again_loses_nothing() -> anyhow::
     Ok(())
 }
 
-/// T19: the broker closes every connection again and again while workers hold chunks: old
-/// deliveries are never acked on a new channel, redeliveries are absorbed, counts stay exact.
+/// T19 and T13: the broker closes every connection again and again while workers hold
+/// chunks and the producer is publishing: old deliveries are never acked on a new channel,
+/// the producer republishes what was not confirmed and never hangs, counts stay exact.
 #[tokio::test]
 async fn connections_closed_again_and_again_lose_and_double_nothing() -> anyhow::Result<()> {
     let _serial = crate::serial().await;
@@ -82,16 +107,38 @@ async fn connections_closed_again_and_again_lose_and_double_nothing() -> anyhow:
     let spec = env.write_spec(
         "forced",
         "/users/{id}?delay_ms=10",
-        "[result]\nbody = \"none\"\n[concurrency]\nper_worker = 32\n",
+        "[result]\nbody = \"none\"\n[concurrency]\nper_worker = 32\n[chunking]\nsize = 10\n",
     )?;
-    let job = env.produce(&spec, &input, &[]).await?;
+    let job = "forced-job-1";
+    let mut producer = env
+        .command("volley-producer")
+        .args([
+            "--spec",
+            spec.to_str().unwrap_or_default(),
+            "--input",
+            input.to_str().unwrap_or_default(),
+            "--job-id",
+            job,
+        ])
+        .env("VOLLEY_FAILPOINTS", "producer_batch_delay_ms=500")
+        .stderr(std::fs::File::create(env.path("producer.log"))?)
+        .stdout(std::process::Stdio::null())
+        .spawn()?;
     let mut w1 = env.spawn_worker("w1", &["--prefetch", "4", "--exit-when-idle", "5s"])?;
     let mut w2 = env.spawn_worker("w2", &["--prefetch", "4", "--exit-when-idle", "5s"])?;
-    crate::oracle::wait_done(&env, &job, 1_000, Duration::from_secs(60)).await?;
+    crate::oracle::wait_done(&env, job, 500, Duration::from_secs(60)).await?;
     for _ in 0..4 {
         pb.close_all_connections()?;
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
+    let status = wait_exit(&mut producer, Duration::from_secs(120)).await?;
+    let producer_log = std::fs::read_to_string(env.path("producer.log"))?;
+    assert!(status.success(), "{producer_log}");
+    assert!(
+        producer_log.matches("CONNECTION_FORCED").count() >= 2,
+        "the closes hit the producer while it was publishing: {producer_log}"
+    );
+    let job = job.to_string();
     let verdict = oracle(&env, &job, &ids, 0, Duration::from_secs(120)).await?;
     assert_eq!(verdict.u64("ok"), 10_000);
     for w in [&mut w1, &mut w2] {
