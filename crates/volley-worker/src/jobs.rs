@@ -42,6 +42,11 @@ impl JobCache {
         self.jobs.lock().await.remove(job);
     }
 
+    /// The jobs this worker has loaded.
+    pub(crate) async fn known(&self) -> Vec<JobId> {
+        self.jobs.lock().await.keys().cloned().collect()
+    }
+
     pub(crate) async fn get<S: Store>(
         &self,
         store: &S,

@@ -5,16 +5,18 @@ use crate::chunk::{ChunkContext, handle_delivery};
 use crate::jobs::JobCache;
 use crate::options::WorkerOptions;
 use crate::state::WorkerState;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use volley_core::governor::{FleetState, Governor};
 use volley_core::time::now_ms;
 use volley_core::{
-    Broker, BrokerError, ChunkConsumer, ClientOptions, Store, WorkerBeat, build_client,
+    Broker, BrokerError, ChunkConsumer, ClientOptions, JobId, JobState, Store, WorkerBeat,
+    build_client,
 };
 
 /// Why a worker could not run.
@@ -80,6 +82,7 @@ pub async fn run_worker<B: Broker, S: Store>(
             (d / 4).max(Duration::from_millis(20))
         });
     let mut ticker = tokio::time::interval(idle_tick);
+    let mut publishers = HashMap::new();
     loop {
         tokio::select! {
             biased;
@@ -97,8 +100,13 @@ pub async fn run_worker<B: Broker, S: Store>(
                     // looks the same): leave only when the broker says so.
                     match tokio::time::timeout(Duration::from_secs(5), broker.waiting()).await {
                         Ok(Ok(0)) => {
-                            tracing::info!(idle_ms = limit.as_millis() as u64, "idle; stopping");
-                            break;
+                            if let Some(job) = still_publishing(&ctx, &mut publishers).await {
+                                tracing::info!(job.id = %job, "idle, but the producer is still publishing a job of this worker's; staying");
+                                state.touch().await;
+                            } else {
+                                tracing::info!(idle_ms = limit.as_millis() as u64, "idle; stopping");
+                                break;
+                            }
                         }
                         Ok(Ok(waiting)) => {
                             tracing::info!(waiting, "idle consumer but chunks are waiting; staying");
@@ -189,4 +197,35 @@ async fn heartbeat_loop<S: Store>(
             tracing::debug!(error.message = %e, "heartbeat not written");
         }
     }
+}
+
+/// How long a `publishing` job may go without a new chunk before an idle worker stops
+/// waiting for its producer (which may have died; a re-run brings workers back).
+const PRODUCER_SILENCE: Duration = Duration::from_secs(60);
+
+/// A job this worker has worked on whose producer is still publishing (an empty queue then
+/// means the producer is slower than the workers, or blocked by a broker alarm, not that
+/// the work is done). `seen` remembers each job's publish mark and when it last moved.
+async fn still_publishing<S: Store>(
+    ctx: &ChunkContext<S>,
+    seen: &mut HashMap<JobId, (u64, Instant)>,
+) -> Option<JobId> {
+    for job in ctx.jobs.known().await {
+        let Ok(Some(status)) = ctx.store.job_status(&job).await else {
+            continue;
+        };
+        if status.state != JobState::Publishing.as_str() {
+            continue;
+        }
+        let mark = seen
+            .entry(job.clone())
+            .or_insert((status.published_chunks, Instant::now()));
+        if mark.0 != status.published_chunks {
+            *mark = (status.published_chunks, Instant::now());
+        }
+        if mark.1.elapsed() < PRODUCER_SILENCE {
+            return Some(job);
+        }
+    }
+    None
 }

@@ -150,3 +150,79 @@ async fn connections_closed_again_and_again_lose_and_double_nothing() -> anyhow:
     );
     Ok(())
 }
+
+/// T15: a memory alarm blocks every publishing connection while the producer publishes.
+/// The producer waits (no error storm) and resumes; workers, on consume-only connections,
+/// keep committing and acking meanwhile; the job completes.
+#[tokio::test]
+async fn a_memory_alarm_blocks_the_producer_but_not_the_workers() -> anyhow::Result<()> {
+    let _serial = crate::serial().await;
+    let pb = PrivateBroker::start("")?;
+    let env = TestEnv::new().await?.with_servers(Some(pb.url()), None);
+    let input = env.path("records.jsonl");
+    let ids = write_jsonl(&input, 20_000)?;
+    let spec = env.write_spec(
+        "alarm",
+        "/users/{id}?delay_ms=10",
+        "[result]\nbody = \"none\"\n[concurrency]\nper_worker = 16\n[chunking]\nsize = 20\n",
+    )?;
+    let job = "alarm-job-1";
+    let mut producer = env
+        .command("volley-producer")
+        .args([
+            "--spec",
+            spec.to_str().unwrap_or_default(),
+            "--input",
+            input.to_str().unwrap_or_default(),
+            "--job-id",
+            job,
+        ])
+        .env("VOLLEY_FAILPOINTS", "producer_batch_delay_ms=300")
+        .stderr(std::fs::File::create(env.path("producer.log"))?)
+        .stdout(std::process::Stdio::null())
+        .spawn()?;
+    let mut w1 = env.spawn_worker("w1", &["--prefetch", "4", "--exit-when-idle", "5s"])?;
+    let store = env.store()?;
+    let id = JobId::parse(job).map_err(anyhow::Error::msg)?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = store.job_status(&id).await?;
+        if status
+            .as_ref()
+            .is_some_and(|s| s.published_chunks >= 200 && s.done >= 1_000)
+        {
+            break;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "the job never got going");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let out = pb.ctl(&["set_vm_memory_high_watermark", "0.000001"])?;
+    assert!(out.status.success(), "{out:?}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = store.job_status(&id).await?.unwrap_or_default();
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let during = store.job_status(&id).await?.unwrap_or_default();
+    let out = pb.ctl(&["set_vm_memory_high_watermark", "0.4"])?;
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        before.published_chunks, during.published_chunks,
+        "publishing is blocked during the alarm"
+    );
+    assert!(
+        during.done > before.done,
+        "workers kept committing and acking during the alarm: {} then {}",
+        before.done,
+        during.done
+    );
+    let status = wait_exit(&mut producer, Duration::from_secs(120)).await?;
+    let producer_log = std::fs::read_to_string(env.path("producer.log"))?;
+    assert!(status.success(), "{producer_log}");
+    assert!(
+        producer_log.matches("WARN").count() + producer_log.matches("ERROR").count() <= 3,
+        "no error storm: {producer_log}"
+    );
+    let verdict = oracle(&env, job, &ids, 0, Duration::from_secs(120)).await?;
+    assert_eq!(verdict.u64("ok"), 20_000);
+    assert!(wait_exit(&mut w1, Duration::from_secs(60)).await?.success());
+    Ok(())
+}

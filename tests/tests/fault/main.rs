@@ -17,6 +17,7 @@ mod oracle;
 mod poison;
 mod producer;
 mod security;
+mod soak;
 mod spec;
 mod store;
 mod tls;
