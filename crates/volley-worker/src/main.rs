@@ -1,5 +1,10 @@
 //! `volley-worker`: consumes chunks from RabbitMQ, calls the API, commits to Redis.
 
+// glibc's allocator took about a fifth of the CPU per record in profiles (many small,
+// short-lived allocations across threads); mimalloc does the same work for less.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::Context as _;
 use clap::Parser;
 use std::path::PathBuf;

@@ -275,15 +275,19 @@ async fn three_workers_share_one_rate_limit() -> anyhow::Result<()> {
         (1_900..=2_100).contains(&steady),
         "10 s in the middle saw {steady} requests, not 2000 ± 5%"
     );
+    // A worker the OS does not schedule for a moment sends the requests whose tokens fell in
+    // that moment together when it runs again: allow a stall of 250 ms on a busy 2-core
+    // machine. Without the limit, three workers send thousands in these windows.
+    let stall = RATE / 4;
     for (w, anywhere, warmed) in report {
-        let allowed = BURST + RATE * w / 1_000 + 3;
+        let allowed = BURST + RATE * w / 1_000 + 3 + stall;
         assert!(
             warmed as u64 <= allowed,
             "{warmed} requests within {w} ms (allowed {allowed})"
         );
         // Start-up: connection set-up compresses the first tokens, but never by more than
         // two extra bursts.
-        let loose = 3 * BURST + RATE * w / 1_000;
+        let loose = 3 * BURST + RATE * w / 1_000 + stall;
         assert!(
             anywhere as u64 <= loose,
             "{anywhere} requests within {w} ms at start-up (allowed {loose})"

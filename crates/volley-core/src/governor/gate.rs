@@ -100,7 +100,12 @@ impl Governor {
     }
 
     fn host(&self, host: &str, spec: &BreakerSpec) -> Arc<HostState> {
-        lock(&self.hosts)
+        let mut hosts = lock(&self.hosts);
+        // Looked up several times per request: no key allocation once the host is known.
+        if let Some(state) = hosts.get(host) {
+            return state.clone();
+        }
+        hosts
             .entry(host.to_string())
             .or_insert_with(|| {
                 Arc::new(HostState {

@@ -39,6 +39,8 @@ pub struct HttpProcessor {
     host: String,
     /// Keeps `${env:VAR}` values out of stored bodies.
     redactor: Redactor,
+    /// The spec's origin, parsed once; each record's path and query are joined to it.
+    base: url::Url,
 }
 
 impl std::fmt::Debug for HttpProcessor {
@@ -111,6 +113,7 @@ impl HttpProcessor {
             limits,
             host: host_key(&origin),
             redactor,
+            base: origin,
         })
     }
 
@@ -128,10 +131,26 @@ impl HttpProcessor {
             kind: ErrorKind::Template,
             message: e.to_string(),
         };
-        let url = self.template.url.render(&view).map_err(template_error)?;
+        let rendered = self.template.url.render(&view).map_err(template_error)?;
+        // The origin is fixed by the spec: parse only the path and query against it, which
+        // skips parsing (and IDNA-mapping) the host on every record.
+        // (`//x` or `/\x` would be read as another host: those take the full parse.)
+        let url = match rendered.strip_prefix(self.template.url.origin()) {
+            Some(rest)
+                if rest.starts_with('/')
+                    && !matches!(rest.as_bytes().get(1), Some(b'/' | b'\\')) =>
+            {
+                self.base.join(rest)
+            }
+            _ => url::Url::parse(&rendered),
+        }
+        .map_err(|e| RecordError {
+            kind: ErrorKind::Template,
+            message: format!("request could not be built: {e}"),
+        })?;
         let mut builder = self
             .client
-            .request(self.method.clone(), &url)
+            .request(self.method.clone(), url)
             .timeout(self.timeout);
         for header in &self.template.headers {
             let h = header.render(&view).map_err(template_error)?;
@@ -226,8 +245,8 @@ impl Processor for HttpProcessor {
             error: None,
             body: None,
         };
-        let request = match self.build(record) {
-            Ok(r) => r,
+        let mut first = match self.build(record) {
+            Ok(r) => Some(r),
             Err(e) => {
                 outcome.error = Some(e);
                 return outcome;
@@ -235,13 +254,17 @@ impl Processor for HttpProcessor {
         };
         let max_attempts = self.retry.max_attempts.max(1);
         loop {
-            // Building from the rendered request again costs a clone, not a render.
-            let Some(this_try) = request.try_clone() else {
-                outcome.error = Some(RecordError {
-                    kind: ErrorKind::Request,
-                    message: "request body cannot be replayed".into(),
-                });
-                return outcome;
+            // Most records take one attempt: the first uses the rendered request as it is,
+            // a retry renders it again (it rendered once, so it renders again).
+            let this_try = match first.take() {
+                Some(request) => request,
+                None => match self.build(record) {
+                    Ok(request) => request,
+                    Err(e) => {
+                        outcome.error = Some(e);
+                        return outcome;
+                    }
+                },
             };
             // Pauses and the breaker are waited out before taking a slot: a record backing
             // off, paused or held by the breaker holds no slot.
