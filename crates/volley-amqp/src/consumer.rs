@@ -15,6 +15,9 @@ struct Live {
     consumer: Consumer,
 }
 
+/// How long closing or cancelling may wait for a broker that may be gone.
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Consumes the chunk queue on a connection of its own, reconnecting with capped backoff
 /// and jitter whenever the connection, the channel or the consumer goes away. Deliveries of
 /// a lost channel are never acked on the new one: their acks report `false` and the broker
@@ -51,7 +54,20 @@ impl AmqpConsumer {
         Ok(consumer)
     }
 
+    /// Connects, declares and starts consuming within one deadline: a node still starting
+    /// can accept a connection and leave a declare unanswered.
     async fn open(&self) -> Result<Live, BrokerError> {
+        let deadline = self.options.connect_timeout.saturating_mul(3);
+        tokio::time::timeout(deadline, self.open_now())
+            .await
+            .unwrap_or_else(|_| {
+                Err(BrokerError::Unavailable(format!(
+                    "consumer not ready within {deadline:?}"
+                )))
+            })
+    }
+
+    async fn open_now(&self) -> Result<Live, BrokerError> {
         let conn = connect(&self.options, "worker").await?;
         let channel = conn.create_channel().await.map_err(unavailable)?;
         Topology::new(&self.options.namespace)
@@ -126,7 +142,10 @@ impl ChunkConsumer for AmqpConsumer {
             }
             self.connected.store(false, Ordering::Relaxed);
             if let Some(old) = self.live.take() {
-                let _ = old.conn.close(200, "reconnecting".into()).await;
+                // A dead peer never answers close: do not wait for it.
+                let _ =
+                    tokio::time::timeout(CLOSE_WAIT, old.conn.close(200, "reconnecting".into()))
+                        .await;
             }
         }
     }
@@ -136,19 +155,25 @@ impl ChunkConsumer for AmqpConsumer {
         if let Some(live) = &self.live {
             // The channel stays open so the deliveries already handed out can still be acked.
             let tag = live.consumer.tag();
-            if let Err(e) = live
-                .channel
-                .basic_cancel(tag, BasicCancelOptions::default())
-                .await
+            match tokio::time::timeout(
+                CLOSE_WAIT,
+                live.channel
+                    .basic_cancel(tag, BasicCancelOptions::default()),
+            )
+            .await
             {
-                tracing::warn!(error.message = %e, "consumer cancel failed");
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error.message = %e, "consumer cancel failed"),
+                Err(_) => tracing::warn!("consumer cancel not answered; the broker may be gone"),
             }
         }
     }
 
     async fn close(mut self) {
         if let Some(live) = self.live.take() {
-            let _ = live.conn.close(200, "worker stopping".into()).await;
+            let _ =
+                tokio::time::timeout(CLOSE_WAIT, live.conn.close(200, "worker stopping".into()))
+                    .await;
         }
     }
 

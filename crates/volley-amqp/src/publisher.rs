@@ -7,6 +7,8 @@ use volley_core::{BrokerError, OutgoingChunk};
 
 /// Persistent delivery mode.
 const PERSISTENT: u8 = 2;
+/// How long closing a failed connection may take.
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The publishing side: its own connection (a memory alarm blocks publishing connections,
 /// and must not stall consumers), one confirm-mode channel, reopened after any failure.
@@ -24,7 +26,21 @@ impl Publisher {
         }
     }
 
+    /// Opens the connection and channel, declares the topology and enables confirms, all
+    /// within one deadline: a node still starting can accept a connection and then leave a
+    /// channel or declare unanswered, and a publish must never hang on that.
     async fn open(&self) -> Result<(Connection, Channel), BrokerError> {
+        let deadline = self.options.connect_timeout.saturating_mul(3);
+        tokio::time::timeout(deadline, self.open_now())
+            .await
+            .unwrap_or_else(|_| {
+                Err(BrokerError::Unavailable(format!(
+                    "publishing channel not ready within {deadline:?}"
+                )))
+            })
+    }
+
+    async fn open_now(&self) -> Result<(Connection, Channel), BrokerError> {
         let conn = connect(&self.options, "producer").await?;
         let channel = conn.create_channel().await.map_err(unavailable)?;
         Topology::new(&self.options.namespace)
@@ -67,7 +83,12 @@ impl Publisher {
         if result.is_err()
             && let Some((conn, _)) = open.take()
         {
-            let _ = conn.close(200, "republishing after a failure".into()).await;
+            // A dead peer never answers close: do not wait for it.
+            let _ = tokio::time::timeout(
+                CLOSE_WAIT,
+                conn.close(200, "republishing after a failure".into()),
+            )
+            .await;
         }
         result
     }

@@ -1,10 +1,5 @@
 //! `volley-producer`: turns a record file into a Volley job on RabbitMQ and Redis.
 
-// glibc's allocator took about a fifth of the CPU per record in profiles (many small,
-// short-lived allocations across threads); mimalloc does the same work for less.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use anyhow::Context as _;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};

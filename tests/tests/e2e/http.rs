@@ -402,10 +402,12 @@ async fn breaker_holds_records_through_an_outage_with_only_probes_reaching_the_a
         "breaker",
         "/users/{id}?delay_ms=2",
         "[concurrency]\nper_worker = 8\n\
-         [retry]\nmax_attempts = 3\nbase_delay = \"20ms\"\nmax_delay = \"200ms\"\n\
+         [retry]\nmax_attempts = 5\nbase_delay = \"20ms\"\nmax_delay = \"200ms\"\n\
          [breaker]\nmin_calls = 10\nfailure_percent = 50\nwindow = \"10s\"\ncooldown = \"1s\"\n\
          ramp = \"1s\"\nmax_wait = \"60s\"\n[result]\nbody = \"none\"\n",
     )?;
+    // max_attempts 5: before a worker's breaker has seen min_calls failures, a record's
+    // first quick retries spend attempts like any failure.
     env.mock.set_outage(Some(503));
     let mut w1 = env.spawn_worker("w1", &["--exit-when-idle", "3s", "--prefetch", "2"])?;
     let mut w2 = env.spawn_worker("w2", &["--exit-when-idle", "3s", "--prefetch", "2"])?;

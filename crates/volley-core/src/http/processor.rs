@@ -253,6 +253,7 @@ impl Processor for HttpProcessor {
             }
         };
         let max_attempts = self.retry.max_attempts.max(1);
+        let mut spent = 0;
         loop {
             // Most records take one attempt: the first uses the rendered request as it is,
             // a retry renders it again (it rendered once, so it renders again).
@@ -319,6 +320,11 @@ impl Processor for HttpProcessor {
                 .observe(&self.host, admission, seen, &self.limits)
                 .await;
             outcome.attempts += 1;
+            // A failed probe tells about the host, not the record: the record that carried
+            // it keeps its tries for when the host is back.
+            if !(admission == Admission::Probe && attempt.result.is_err()) {
+                spent += 1;
+            }
             outcome.status = attempt.status;
             outcome.latency_ms = u32::try_from(attempt.latency.as_millis()).unwrap_or(u32::MAX);
             match attempt.result {
@@ -328,8 +334,8 @@ impl Processor for HttpProcessor {
                     return outcome;
                 }
                 Err(error) => {
-                    let retry = outcome.attempts < max_attempts
-                        && self.retry.is_retryable(error.kind, attempt.status);
+                    let retry =
+                        spent < max_attempts && self.retry.is_retryable(error.kind, attempt.status);
                     outcome.error = Some(error);
                     if !retry {
                         return outcome;
@@ -338,7 +344,7 @@ impl Processor for HttpProcessor {
                     // Retry-After; the computed backoff applies on top only without one.
                     let delay = match attempt.retry_after {
                         Some(_) if matches!(attempt.status, Some(429 | 503)) => Duration::ZERO,
-                        after => self.retry.delay(outcome.attempts + 1, after),
+                        after => self.retry.delay(spent + 1, after),
                     };
                     tokio::time::sleep(delay).await;
                 }
