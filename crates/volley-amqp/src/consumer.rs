@@ -1,5 +1,5 @@
 use crate::delivery::AmqpDelivery;
-use crate::options::{AmqpOptions, connect, reconnect_delay, unavailable};
+use crate::options::{AmqpOptions, CONNECT_FAILED, connect, reconnect_delay, unavailable};
 use crate::topology::Topology;
 use futures_util::StreamExt;
 use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
@@ -49,7 +49,21 @@ impl AmqpConsumer {
             connected: Arc::new(AtomicBool::new(false)),
         };
         // The first connection fails fast, so a wrong URL or topology is reported at start-up.
-        consumer.live = Some(consumer.open().await?);
+        // Once connected, though, a refusal is retried a few times: RabbitMQ can close the
+        // first consume on a quorum queue declared a moment before (`noproc`, 541) when
+        // several workers start together.
+        let mut attempt = 0;
+        consumer.live = Some(loop {
+            match consumer.open().await {
+                Ok(live) => break live,
+                Err(BrokerError::Unavailable(e)) if attempt < 4 && !e.contains(CONNECT_FAILED) => {
+                    attempt += 1;
+                    tracing::warn!(attempt, error.message = %e, "consumer could not start; retrying");
+                    tokio::time::sleep(reconnect_delay(attempt)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        });
         consumer.connected.store(true, Ordering::Relaxed);
         Ok(consumer)
     }

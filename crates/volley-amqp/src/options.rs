@@ -61,6 +61,9 @@ fn with_heartbeat(url: &str) -> String {
     format!("{url}{sep}heartbeat=10")
 }
 
+/// How a failed connect begins its message (what comes after it is lapin's reason).
+pub(crate) const CONNECT_FAILED: &str = "cannot connect to ";
+
 /// Opens a connection with a deadline.
 pub(crate) async fn connect(options: &AmqpOptions, role: &str) -> Result<Connection, BrokerError> {
     let props = ConnectionProperties::default()
@@ -69,11 +72,11 @@ pub(crate) async fn connect(options: &AmqpOptions, role: &str) -> Result<Connect
     match tokio::time::timeout(options.connect_timeout, Connection::connect(&url, props)).await {
         Ok(Ok(conn)) => Ok(conn),
         Ok(Err(e)) => Err(BrokerError::Unavailable(format!(
-            "cannot connect to {}: {e}",
+            "{CONNECT_FAILED}{}: {e}",
             redact_amqp_url(&options.url)
         ))),
         Err(_) => Err(BrokerError::Unavailable(format!(
-            "cannot connect to {}: no answer within {:?}",
+            "{CONNECT_FAILED}{}: no answer within {:?}",
             redact_amqp_url(&options.url),
             options.connect_timeout
         ))),
