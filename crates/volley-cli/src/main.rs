@@ -1,7 +1,9 @@
 //! `volley`: run jobs embedded, and watch and export jobs of a fleet.
 
 // glibc's allocator took about a fifth of the CPU per record in profiles (many small,
-// short-lived allocations across threads); mimalloc does the same work for less.
+// short-lived allocations across threads); mimalloc does the same work for less. Built
+// with `no_thp`: with transparent huge pages on, its arenas were backed by 2 MiB pages and
+// an idle worker held 41 MiB instead of 29.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
