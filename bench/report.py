@@ -305,9 +305,9 @@ def main() -> int:
                      ("wrk", "wrk")]:
         md.append(f"| {label} | {env.get(k, '?')} |")
     md.append("")
-    md.append("The machine is shared: a test suite (RabbitMQ, Redis, many processes) ran on the "
-              "same 2 cores during these runs, so every figure is noisy; the mock API, the "
-              "broker and Redis share the same cores as the contender being measured.")
+    md.append("The machine may be shared with other work (a test suite, other sessions on the "
+              "host), so figures are noisy, W2 most of all; the mock API, the broker and Redis "
+              "share the same 2 cores as the contender being measured.")
     md.append("")
 
     md.append("## Targets")
@@ -444,8 +444,8 @@ def main() -> int:
         md.append(f"{w['records']:,} records, 0 ms, {w['workers']} workers × "
                   f"{w['per_worker']} in flight, `result.body = \"none\"`. `used_memory` "
                   "(INFO memory) read before the producer starts and after the job finished; "
-                  "the Redis is shared with the test suite, so the delta also carries other "
-                  "tenants' churn. The namespace's own keys summed with `MEMORY USAGE key "
+                  "Redis may be shared with other users, so the delta can carry their "
+                  "churn. The namespace's own keys summed with `MEMORY USAGE key "
                   "SAMPLES 0` are shown as a cross-check.")
         md.append("")
         md.append("| valid runs | bytes/record (used_memory delta) | bytes/record (namespace "

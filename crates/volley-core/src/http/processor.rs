@@ -193,7 +193,10 @@ impl HttpProcessor {
             .get(http::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, SystemTime::now()));
-        let body = read_capped(&mut response, self.max_body_bytes).await;
+        // A successful body nobody keeps is only read to free the connection for reuse: no
+        // buffer, no copy. Failure bodies are read the usual way (and dropped).
+        let discard = self.body_mode == BodyMode::None && status.is_success();
+        let body = read_capped(&mut response, self.max_body_bytes, discard).await;
         let latency = started.elapsed();
         let result = match body {
             Err(e) => Err(classify(&e)),

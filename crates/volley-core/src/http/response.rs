@@ -10,20 +10,26 @@ pub(crate) enum BodyRead {
 }
 
 /// Reads the body, never holding more than `cap` bytes: an announced length above the cap is
-/// refused before reading, and a streamed body is cut as soon as it passes the cap.
+/// refused before reading, and a streamed body is cut as soon as it passes the cap. With
+/// `discard` the bytes are counted and dropped as they come (`Complete` holds nothing).
 pub(crate) async fn read_capped(
     response: &mut reqwest::Response,
     cap: usize,
+    discard: bool,
 ) -> Result<BodyRead, reqwest::Error> {
     if response.content_length().is_some_and(|n| n > cap as u64) {
         return Ok(BodyRead::TooLarge);
     }
     let mut body = Vec::new();
+    let mut seen = 0usize;
     while let Some(chunk) = response.chunk().await? {
-        if body.len() + chunk.len() > cap {
+        seen += chunk.len();
+        if seen > cap {
             return Ok(BodyRead::TooLarge);
         }
-        body.extend_from_slice(&chunk);
+        if !discard {
+            body.extend_from_slice(&chunk);
+        }
     }
     Ok(BodyRead::Complete(body))
 }
