@@ -2,7 +2,7 @@
 //! and workers reconnect on their own, nothing confirmed is lost, the job completes.
 
 use crate::oracle::oracle;
-use crate::support::wait_exit;
+use crate::support::{spawn_producer, wait_exit};
 use std::time::{Duration, Instant};
 use volley_core::{JobId, Store};
 use volley_tests::private::PrivateBroker;
@@ -41,15 +41,7 @@ async fn broker_outage_mid_publish(outage: Outage) -> anyhow::Result<()> {
     let mut w1 = env.spawn_worker("w1", &["--exit-when-idle", "8s"])?;
     let mut w2 = env.spawn_worker("w2", &["--exit-when-idle", "8s"])?;
     let job_id = "outage-job-1";
-    let input_s = input.to_str().unwrap_or_default().to_string();
-    let spec_s = spec.to_str().unwrap_or_default().to_string();
-    let mut producer = env
-        .command("volley-producer")
-        .args(["--spec", &spec_s, "--input", &input_s, "--job-id", job_id])
-        .env("VOLLEY_FAILPOINTS", "producer_batch_delay_ms=400")
-        .stderr(std::fs::File::create(env.path("producer.log"))?)
-        .stdout(std::process::Stdio::null())
-        .spawn()?;
+    let mut producer = spawn_producer(&env, &spec, &input, job_id, "producer_batch_delay_ms=400")?;
     // The moment: the producer part way through publishing.
     let store = env.store()?;
     let id = JobId::parse(job_id).map_err(anyhow::Error::msg)?;
@@ -110,20 +102,7 @@ async fn connections_closed_again_and_again_lose_and_double_nothing() -> anyhow:
         "[result]\nbody = \"none\"\n[concurrency]\nper_worker = 32\n[chunking]\nsize = 10\n",
     )?;
     let job = "forced-job-1";
-    let mut producer = env
-        .command("volley-producer")
-        .args([
-            "--spec",
-            spec.to_str().unwrap_or_default(),
-            "--input",
-            input.to_str().unwrap_or_default(),
-            "--job-id",
-            job,
-        ])
-        .env("VOLLEY_FAILPOINTS", "producer_batch_delay_ms=500")
-        .stderr(std::fs::File::create(env.path("producer.log"))?)
-        .stdout(std::process::Stdio::null())
-        .spawn()?;
+    let mut producer = spawn_producer(&env, &spec, &input, job, "producer_batch_delay_ms=500")?;
     let mut w1 = env.spawn_worker("w1", &["--prefetch", "4", "--exit-when-idle", "5s"])?;
     let mut w2 = env.spawn_worker("w2", &["--prefetch", "4", "--exit-when-idle", "5s"])?;
     crate::oracle::wait_done(&env, job, 500, Duration::from_secs(60)).await?;
@@ -167,20 +146,7 @@ async fn a_memory_alarm_blocks_the_producer_but_not_the_workers() -> anyhow::Res
         "[result]\nbody = \"none\"\n[concurrency]\nper_worker = 16\n[chunking]\nsize = 20\n",
     )?;
     let job = "alarm-job-1";
-    let mut producer = env
-        .command("volley-producer")
-        .args([
-            "--spec",
-            spec.to_str().unwrap_or_default(),
-            "--input",
-            input.to_str().unwrap_or_default(),
-            "--job-id",
-            job,
-        ])
-        .env("VOLLEY_FAILPOINTS", "producer_batch_delay_ms=300")
-        .stderr(std::fs::File::create(env.path("producer.log"))?)
-        .stdout(std::process::Stdio::null())
-        .spawn()?;
+    let mut producer = spawn_producer(&env, &spec, &input, job, "producer_batch_delay_ms=300")?;
     let mut w1 = env.spawn_worker("w1", &["--prefetch", "4", "--exit-when-idle", "5s"])?;
     let store = env.store()?;
     let id = JobId::parse(job).map_err(anyhow::Error::msg)?;

@@ -2,7 +2,7 @@
 //! unacked and retry the commit; nothing is acked before it is in Redis.
 
 use crate::oracle::{oracle, wait_done};
-use crate::support::wait_exit;
+use crate::support::{wait_exit, wait_for_log};
 use std::time::Duration;
 use volley_tests::private::PrivateRedis;
 use volley_tests::{TestEnv, write_jsonl};
@@ -110,18 +110,7 @@ async fn a_full_redis_holds_every_ack_until_there_is_room() -> anyhow::Result<()
     let job = env.produce(&spec, &input, &[]).await?;
     let mut worker = env.spawn_worker("w", &["--prefetch", "2", "--exit-when-idle", "5s"])?;
     // Wait until the commits are refused.
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let log = std::fs::read_to_string(env.path("w.log")).unwrap_or_default();
-        if log.contains("OOM") {
-            break;
-        }
-        anyhow::ensure!(
-            std::time::Instant::now() < deadline,
-            "Redis never filled up: {log}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_for_log(&env, "w.log", "OOM", Duration::from_secs(60)).await?;
     let before = env.broker().queue_counts().await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let during = env.broker().queue_counts().await?;
@@ -163,18 +152,7 @@ async fn a_redis_that_cannot_persist_holds_every_ack_until_it_can() -> anyhow::R
     let blocker = pr.dir.join("dump.rdb");
     std::fs::create_dir(&blocker)?;
     pr.cli(&["BGSAVE"])?;
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let log = std::fs::read_to_string(env.path("w.log")).unwrap_or_default();
-        if log.contains("MISCONF") {
-            break;
-        }
-        anyhow::ensure!(
-            std::time::Instant::now() < deadline,
-            "Redis never refused a write: {log}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_for_log(&env, "w.log", "MISCONF", Duration::from_secs(60)).await?;
     let before = env.broker().queue_counts().await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let during = env.broker().queue_counts().await?;
