@@ -1,8 +1,9 @@
 //! RabbitMQ going away mid-job on a private broker, stopped (T17) or killed (T18): producer
 //! and workers reconnect on their own, nothing confirmed is lost, the job completes.
 
+use crate::kit::spawn_producer;
 use crate::oracle::oracle;
-use crate::support::{spawn_producer, wait_exit};
+use crate::support::wait_exit;
 use std::time::{Duration, Instant};
 use volley_core::{JobId, Store};
 use volley_tests::private::PrivateBroker;

@@ -11,6 +11,7 @@ mod api;
 mod broker;
 mod hold;
 mod input;
+mod kit;
 mod limits;
 mod network;
 mod oracle;

@@ -1,8 +1,9 @@
 //! Redis going away mid-job (T25) on a private Redis with AOF: workers keep their chunks
 //! unacked and retry the commit; nothing is acked before it is in Redis.
 
+use crate::kit::wait_for_log;
 use crate::oracle::{oracle, wait_done};
-use crate::support::{wait_exit, wait_for_log};
+use crate::support::wait_exit;
 use std::time::Duration;
 use volley_tests::private::PrivateRedis;
 use volley_tests::{TestEnv, write_jsonl};

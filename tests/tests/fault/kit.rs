@@ -1,0 +1,51 @@
+//! Helpers only the fault scenarios use.
+
+use std::time::Duration;
+use volley_tests::TestEnv;
+
+/// Waits until a process's log (a file in the test's directory) contains `needle`.
+pub(crate) async fn wait_for_log(
+    env: &TestEnv,
+    file: &str,
+    needle: &str,
+    within: Duration,
+) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let log = std::fs::read_to_string(env.path(file)).unwrap_or_default();
+        if log.contains(needle) {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "{file} never said {needle:?} within {within:?}: {log}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Starts `volley-producer` for `job` in the background with failpoints armed (e.g.
+/// `producer_batch_delay_ms=300` to catch it mid-publish); its stderr goes to
+/// `producer.log`.
+pub(crate) fn spawn_producer(
+    env: &TestEnv,
+    spec: &std::path::Path,
+    input: &std::path::Path,
+    job: &str,
+    failpoints: &str,
+) -> anyhow::Result<tokio::process::Child> {
+    Ok(env
+        .command("volley-producer")
+        .args([
+            "--spec",
+            spec.to_str().unwrap_or_default(),
+            "--input",
+            input.to_str().unwrap_or_default(),
+            "--job-id",
+            job,
+        ])
+        .env("VOLLEY_FAILPOINTS", failpoints)
+        .stderr(std::fs::File::create(env.path("producer.log"))?)
+        .stdout(std::process::Stdio::null())
+        .spawn()?)
+}
