@@ -167,10 +167,20 @@ impl TestEnv {
 
     /// Deletes the namespace's queues and keys.
     pub async fn cleanup(&self) -> anyhow::Result<()> {
-        self.broker().delete_topology().await?;
-        self.store()?.delete_namespace().await?;
+        // Each part is cleaned even when another fails (a private broker already gone must
+        // not leave the namespace's Redis keys behind).
+        let broker = self.broker().delete_topology().await;
+        let store = match self.store() {
+            Ok(store) => store
+                .delete_namespace()
+                .await
+                .map(drop)
+                .map_err(anyhow::Error::from),
+            Err(e) => Err(e),
+        };
         let _ = std::fs::remove_dir_all(&self.dir);
-        Ok(())
+        broker?;
+        store
     }
 }
 
