@@ -141,7 +141,11 @@ async fn missing_chunks(
     if JobState::parse(&status.state) != Some(JobState::Running) || status.chunks_done >= total {
         return None;
     }
-    let counts = broker.queue_counts().await.ok()?;
+    // A view, not a verdict: a broker that does not answer quickly leaves it out.
+    let counts = tokio::time::timeout(Duration::from_secs(2), broker.queue_counts())
+        .await
+        .ok()?
+        .ok()?;
     if counts.chunks_ready > 0 {
         return None;
     }
