@@ -109,20 +109,21 @@ pub(crate) async fn handle_delivery<S: Store, D: ChunkDelivery>(
         None => false,
     };
     ctx.state.records_held.fetch_sub(records, Ordering::Relaxed);
-    if committed && poisoned.is_some() {
-        // Accounted for in the store (every record failed with `poison`); the message goes
-        // to the dead-letter queue so `volley dead` shows what crashed the workers, and
-        // `volley dead --requeue` sends its records again.
+    if committed {
         ctx.state.records_done.fetch_add(records, Ordering::Relaxed);
-        tracing::warn!(job.id = %job, chunk, "poison chunk settled and dead-lettered");
-        dead_letter(&ctx, &delivery).await;
-    } else if committed {
-        ctx.state.records_done.fetch_add(records, Ordering::Relaxed);
+        if poisoned.is_some() {
+            // Accounted for in the store (every record failed with `poison`); the message
+            // goes to the dead-letter queue so `volley dead` shows what crashed the workers,
+            // and `volley dead --requeue` sends its records again.
+            tracing::warn!(job.id = %job, chunk, "poison chunk settled and dead-lettered");
+            dead_letter(&ctx, &delivery).await;
+            return;
+        }
         volley_core::failpoint::abort_when_reached(
             "worker_abort_after_commits",
             ctx.state.chunks_committed.load(Ordering::Relaxed),
         );
-        ack_delivery(&ctx, &delivery, &job.to_string(), chunk).await;
+        ack_delivery(&ctx, &delivery, job.as_str(), chunk).await;
     } else {
         tracing::info!(job.id = %job, chunk, "returning unfinished chunk to the queue");
         let _ = delivery.requeue().await;

@@ -85,21 +85,17 @@ async fn chunks_acked_then_forgotten_by_redis_are_reported_and_republished() -> 
         100,
         "every other chunk is committed: {status}"
     );
+    let republish = [
+        "--spec",
+        spec.to_str().unwrap_or_default(),
+        "--input",
+        input.to_str().unwrap_or_default(),
+        "--job-id",
+        &job,
+        "--missing",
+    ];
 
-    let out = env
-        .run(
-            "volley-producer",
-            &[
-                "--spec",
-                spec.to_str().unwrap_or_default(),
-                "--input",
-                input.to_str().unwrap_or_default(),
-                "--job-id",
-                &job,
-                "--missing",
-            ],
-        )
-        .await?;
+    let out = env.run("volley-producer", &republish).await?;
     assert!(out.status.success(), "{}", describe(&out));
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -113,20 +109,7 @@ async fn chunks_acked_then_forgotten_by_redis_are_reported_and_republished() -> 
     assert!(wait_exit(&mut w3, Duration::from_secs(60)).await?.success());
 
     // Nothing is missing any more: a second run publishes nothing.
-    let out = env
-        .run(
-            "volley-producer",
-            &[
-                "--spec",
-                spec.to_str().unwrap_or_default(),
-                "--input",
-                input.to_str().unwrap_or_default(),
-                "--job-id",
-                &job,
-                "--missing",
-            ],
-        )
-        .await?;
+    let out = env.run("volley-producer", &republish).await?;
     assert!(out.status.success(), "{}", describe(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("nothing published"));
     Ok(())

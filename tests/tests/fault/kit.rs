@@ -49,3 +49,15 @@ pub(crate) fn spawn_producer(
         .stdout(std::process::Stdio::null())
         .spawn()?)
 }
+
+/// The chunk queue's ready count, read now and again after `over`: a count that does not
+/// move means no chunk was acked (nor a new one taken) meanwhile.
+pub(crate) async fn ready_before_and_after(
+    env: &TestEnv,
+    over: Duration,
+) -> anyhow::Result<(u32, u32)> {
+    let before = env.broker().queue_counts().await?.chunks_ready;
+    tokio::time::sleep(over).await;
+    let after = env.broker().queue_counts().await?.chunks_ready;
+    Ok((before, after))
+}

@@ -1,7 +1,7 @@
 //! Redis going away mid-job (T25) on a private Redis with AOF: workers keep their chunks
 //! unacked and retry the commit; nothing is acked before it is in Redis.
 
-use crate::kit::wait_for_log;
+use crate::kit::{ready_before_and_after, wait_for_log};
 use crate::oracle::{oracle, wait_done};
 use crate::support::wait_exit;
 use std::time::Duration;
@@ -26,11 +26,9 @@ async fn redis_down_mid_job_holds_every_ack_until_the_commit_lands() -> anyhow::
     pr.kill();
     // Give the workers time to finish what they hold and fail to commit it.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let before = env.broker().queue_counts().await?;
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    let during = env.broker().queue_counts().await?;
+    let (before, during) = ready_before_and_after(&env, Duration::from_secs(4)).await?;
     assert_eq!(
-        before.chunks_ready, during.chunks_ready,
+        before, during,
         "no chunk was acked (and no new one taken) while Redis was down"
     );
     pr.restart()?;
@@ -112,13 +110,8 @@ async fn a_full_redis_holds_every_ack_until_there_is_room() -> anyhow::Result<()
     let mut worker = env.spawn_worker("w", &["--prefetch", "2", "--exit-when-idle", "5s"])?;
     // Wait until the commits are refused.
     wait_for_log(&env, "w.log", "OOM", Duration::from_secs(60)).await?;
-    let before = env.broker().queue_counts().await?;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let during = env.broker().queue_counts().await?;
-    assert_eq!(
-        before.chunks_ready, during.chunks_ready,
-        "no ack while Redis refuses writes"
-    );
+    let (before, during) = ready_before_and_after(&env, Duration::from_secs(3)).await?;
+    assert_eq!(before, during, "no ack while Redis refuses writes");
     let out = pr.cli(&["CONFIG", "SET", "maxmemory", "0"])?;
     assert!(out.status.success());
     let verdict = oracle(&env, &job, &ids, 0, Duration::from_secs(120)).await?;
@@ -154,13 +147,8 @@ async fn a_redis_that_cannot_persist_holds_every_ack_until_it_can() -> anyhow::R
     std::fs::create_dir(&blocker)?;
     pr.cli(&["BGSAVE"])?;
     wait_for_log(&env, "w.log", "MISCONF", Duration::from_secs(60)).await?;
-    let before = env.broker().queue_counts().await?;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let during = env.broker().queue_counts().await?;
-    assert_eq!(
-        before.chunks_ready, during.chunks_ready,
-        "no ack while Redis refuses writes"
-    );
+    let (before, during) = ready_before_and_after(&env, Duration::from_secs(3)).await?;
+    assert_eq!(before, during, "no ack while Redis refuses writes");
     std::fs::remove_dir(&blocker)?;
     let out = pr.cli(&["BGSAVE"])?;
     assert!(
@@ -230,13 +218,8 @@ async fn paused_redis_writes_are_waited_out_without_double_counting() -> anyhow:
     wait_done(&env, &job, 1_000, Duration::from_secs(60)).await?;
     pr.cli(&["CLIENT", "PAUSE", "6000", "WRITE"])?;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let before = env.broker().queue_counts().await?;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let during = env.broker().queue_counts().await?;
-    assert_eq!(
-        before.chunks_ready, during.chunks_ready,
-        "no ack while writes are paused"
-    );
+    let (before, during) = ready_before_and_after(&env, Duration::from_secs(3)).await?;
+    assert_eq!(before, during, "no ack while writes are paused");
     let verdict = oracle(&env, &job, &ids, 0, Duration::from_secs(120)).await?;
     assert_eq!(verdict.u64("ok"), 6_000);
     assert!(wait_exit(&mut w1, Duration::from_secs(60)).await?.success());

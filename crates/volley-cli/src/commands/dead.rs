@@ -83,8 +83,18 @@ pub async fn run(args: DeadArgs) -> Result<(), Failure> {
             )
             .await;
             retried.push(match outcome {
-                Ok(r) => serde_json::json!({"job": job, "records": r.records, "state": r.state}),
-                Err(f) => serde_json::json!({"job": job, "error": f.message}),
+                Ok(r) => Retried {
+                    job: job.to_string(),
+                    records: Some(r.records),
+                    state: Some(r.state),
+                    error: None,
+                },
+                Err(f) => Retried {
+                    job: job.to_string(),
+                    records: None,
+                    state: None,
+                    error: Some(f.message),
+                },
             });
         }
         if args.json {
@@ -95,17 +105,16 @@ pub async fn run(args: DeadArgs) -> Result<(), Failure> {
         } else {
             println!("moved {} dead letters back to {ns}.chunks", report.moved);
             for r in &retried {
-                match r.get("error") {
+                match &r.error {
                     Some(e) => println!(
-                        "job {}: poison chunks removed; retrying its poison records failed: {}",
-                        escape(r["job"].as_str().unwrap_or_default()),
-                        e.as_str().unwrap_or_default()
+                        "job {}: poison chunks removed; retrying its poison records failed: {e}",
+                        escape(&r.job)
                     ),
                     None => println!(
                         "job {}: poison chunks removed; {} poison records sent again (volley retry), job is {}",
-                        escape(r["job"].as_str().unwrap_or_default()),
-                        r["records"],
-                        r["state"].as_str().unwrap_or_default()
+                        escape(&r.job),
+                        r.records.unwrap_or(0),
+                        r.state.as_deref().unwrap_or_default()
                     ),
                 }
             }
@@ -152,6 +161,18 @@ pub async fn run(args: DeadArgs) -> Result<(), Failure> {
         dead.len()
     );
     Ok(())
+}
+
+/// A job whose settled poison chunks `--requeue` redrove.
+#[derive(serde::Serialize)]
+struct Retried {
+    job: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    records: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
 }
 
 /// How many dead letters `--requeue` looks at to find settled chunks.
