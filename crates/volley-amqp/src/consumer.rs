@@ -1,5 +1,8 @@
 use crate::delivery::AmqpDelivery;
-use crate::options::{AmqpOptions, CONNECT_FAILED, connect, reconnect_delay, unavailable};
+use crate::options::{
+    AmqpOptions, CLOSE_WAIT, CONNECT_FAILED, connect, reconnect_delay, unavailable,
+    within_open_deadline,
+};
 use crate::topology::Topology;
 use futures_util::StreamExt;
 use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
@@ -14,9 +17,6 @@ struct Live {
     channel: Channel,
     consumer: Consumer,
 }
-
-/// How long closing or cancelling may wait for a broker that may be gone.
-const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Consumes the chunk queue on a connection of its own, reconnecting with capped backoff
 /// and jitter whenever the connection, the channel or the consumer goes away. Deliveries of
@@ -68,17 +68,9 @@ impl AmqpConsumer {
         Ok(consumer)
     }
 
-    /// Connects, declares and starts consuming within one deadline: a node still starting
-    /// can accept a connection and leave a declare unanswered.
+    /// Connects, declares and starts consuming, within one deadline.
     async fn open(&self) -> Result<Live, BrokerError> {
-        let deadline = self.options.connect_timeout.saturating_mul(3);
-        tokio::time::timeout(deadline, self.open_now())
-            .await
-            .unwrap_or_else(|_| {
-                Err(BrokerError::Unavailable(format!(
-                    "consumer not ready within {deadline:?}"
-                )))
-            })
+        within_open_deadline(&self.options, "consumer", self.open_now()).await
     }
 
     async fn open_now(&self) -> Result<Live, BrokerError> {

@@ -61,6 +61,28 @@ fn with_heartbeat(url: &str) -> String {
     format!("{url}{sep}heartbeat=10")
 }
 
+/// How long closing a connection or cancelling a consumer may wait: a dead peer never
+/// answers.
+pub(crate) const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+/// Runs the steps that open a connection for use (connect, channel, declare, qos or confirm
+/// mode) under one deadline of three connect timeouts: a node still starting can accept a
+/// connection and then leave a channel or a declare unanswered.
+pub(crate) async fn within_open_deadline<T>(
+    options: &AmqpOptions,
+    what: &str,
+    steps: impl std::future::Future<Output = Result<T, BrokerError>>,
+) -> Result<T, BrokerError> {
+    let deadline = options.connect_timeout.saturating_mul(3);
+    tokio::time::timeout(deadline, steps)
+        .await
+        .unwrap_or_else(|_| {
+            Err(BrokerError::Unavailable(format!(
+                "{what} not ready within {deadline:?}"
+            )))
+        })
+}
+
 /// How a failed connect begins its message (what comes after it is lapin's reason).
 pub(crate) const CONNECT_FAILED: &str = "cannot connect to ";
 

@@ -1,4 +1,4 @@
-use crate::options::{AmqpOptions, connect, unavailable};
+use crate::options::{AmqpOptions, CLOSE_WAIT, connect, unavailable, within_open_deadline};
 use crate::topology::{CHUNK_KEY, Topology};
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::{BasicProperties, Channel, Connection};
@@ -7,8 +7,6 @@ use volley_core::{BrokerError, OutgoingChunk};
 
 /// Persistent delivery mode.
 const PERSISTENT: u8 = 2;
-/// How long closing a failed connection may take.
-const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The publishing side: its own connection (a memory alarm blocks publishing connections,
 /// and must not stall consumers), one confirm-mode channel, reopened after any failure.
@@ -26,18 +24,10 @@ impl Publisher {
         }
     }
 
-    /// Opens the connection and channel, declares the topology and enables confirms, all
-    /// within one deadline: a node still starting can accept a connection and then leave a
-    /// channel or declare unanswered, and a publish must never hang on that.
+    /// Opens the connection and channel, declares the topology and enables confirms, within
+    /// one deadline: a publish must never hang on a broker that is still starting.
     async fn open(&self) -> Result<(Connection, Channel), BrokerError> {
-        let deadline = self.options.connect_timeout.saturating_mul(3);
-        tokio::time::timeout(deadline, self.open_now())
-            .await
-            .unwrap_or_else(|_| {
-                Err(BrokerError::Unavailable(format!(
-                    "publishing channel not ready within {deadline:?}"
-                )))
-            })
+        within_open_deadline(&self.options, "publishing channel", self.open_now()).await
     }
 
     async fn open_now(&self) -> Result<(Connection, Channel), BrokerError> {

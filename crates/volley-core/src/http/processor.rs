@@ -258,8 +258,8 @@ impl Processor for HttpProcessor {
         let max_attempts = self.retry.max_attempts.max(1);
         let mut spent = 0;
         loop {
-            // Most records take one attempt: the first uses the rendered request as it is,
-            // a retry renders it again (it rendered once, so it renders again).
+            // Most records take one attempt: the first sends the rendered request as it is,
+            // and only a retry renders it again (cheaper than cloning every first attempt).
             let this_try = match first.take() {
                 Some(request) => request,
                 None => match self.build(record) {
