@@ -175,7 +175,7 @@ pub fn encode_chunk_results(outcomes: &[RecordOutcome]) -> Vec<u8> {
     out
 }
 
-/// One exported result line, as DESIGN.md fixes it.
+/// One exported result line, in the format the README documents (a stable interface).
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct ResultLine {
     /// The record id.

@@ -1,4 +1,4 @@
-//! The fault suite (RELIABILITY.md §2): real processes, real RabbitMQ and Redis, faults fired
+//! The fault suite (docs/faults.md): real processes, real RabbitMQ and Redis, faults fired
 //! on observed progress, and the oracle after every scenario. Scenarios that stop or fill a
 //! server use private instances (`volley_tests::private`) and run one at a time.
 
