@@ -23,6 +23,10 @@ pub const NO_INPUT: u8 = 66;
 pub const UNAVAILABLE: u8 = 69;
 /// The output cannot be written (EX_CANTCREAT).
 pub const CANT_CREATE: u8 = 73;
+/// `volley run` was stopped by SIGINT or SIGTERM: the results of every finished record are
+/// written and the summary says how to run the rest (`--skip-done`). (A second signal exits
+/// at once, as the signal would, with 128 + its number: 130 or 143, writing nothing.)
+pub const INTERRUPTED: u8 = 130;
 
 /// An error that carries its exit code.
 #[derive(Debug)]

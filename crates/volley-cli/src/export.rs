@@ -26,6 +26,8 @@ pub struct ExportSummary {
     pub chunks: u64,
     /// Chunks not committed yet (skipped).
     pub missing_chunks: u64,
+    /// The input lines of the first and the last record written.
+    pub lines: Option<(u64, u64)>,
 }
 
 /// Why an export stopped.
@@ -99,6 +101,10 @@ pub async fn export<S: Store, W: Write>(
             );
         }
         summary.written += lines.len() as u64;
+        if let (Some(first), Some(last)) = (lines.first(), lines.last()) {
+            let (from, to) = summary.lines.unwrap_or((first.line, last.line));
+            summary.lines = Some((from.min(first.line), to.max(last.line)));
+        }
         match format {
             ResultFormat::Csv => {
                 let mut w = csv::WriterBuilder::new()
@@ -124,12 +130,23 @@ pub async fn export<S: Store, W: Write>(
     Ok(summary)
 }
 
+/// The first characters that make a spreadsheet run a cell as a formula.
+const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
 /// A cell a spreadsheet would run as a formula gets a leading apostrophe.
 fn guard(cell: &str) -> std::borrow::Cow<'_, str> {
-    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+    if cell.starts_with(FORMULA_STARTS) {
         format!("'{cell}").into()
     } else {
         cell.into()
+    }
+}
+
+/// The cell [`guard`] was given, from the cell it wrote.
+pub fn unguard(cell: &str) -> &str {
+    match cell.strip_prefix('\'') {
+        Some(rest) if rest.starts_with(FORMULA_STARTS) => rest,
+        _ => cell,
     }
 }
 

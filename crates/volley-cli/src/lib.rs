@@ -2,6 +2,7 @@
 //! (the embedded pipeline, result export, status rendering, exit codes) has its own module.
 
 pub mod commands;
+pub mod done;
 pub mod embedded;
 pub mod exit;
 pub mod export;

@@ -192,8 +192,9 @@ pub struct ResultLine {
     pub latency_ms: u32,
     /// `kind: message` for failures.
     pub error: Option<String>,
-    /// The kept response body.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
+    /// The kept response body; `null` when none is kept (every line has the same keys, as
+    /// the README shows them).
+    #[serde(default)]
     pub body: Option<Value>,
 }
 

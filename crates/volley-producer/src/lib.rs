@@ -9,6 +9,8 @@ mod digest;
 mod duplicates;
 mod produce;
 mod reader;
+mod skip;
 
 pub use duplicates::{Duplicate, DuplicateReport};
 pub use produce::{ProduceError, ProduceReport, ProduceRequest, produce};
+pub use skip::DoneRecords;

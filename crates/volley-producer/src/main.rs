@@ -181,6 +181,7 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         retention_secs: settings.retention()?.as_secs(),
         on_progress: Box::new(move |n| progress.set_position(n)),
         missing: args.missing,
+        skip_done: None,
     };
     let result = produce(&broker, &store, request).await;
     bar.finish_and_clear();
@@ -228,6 +229,7 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Err(ProduceError::Input {
             error,
             published_chunks,
+            ..
         }) => {
             println!("{job}");
             fail(

@@ -2,7 +2,10 @@
 //! confirmed batch the job's publish mark advances in the store.
 
 use crate::reader::{Prepared, ReadEvent, ReadPlan, read_chunks};
+use crate::skip::{DoneRecords, counted};
 use std::io::BufRead;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use volley_core::input::{InputError, ReaderOptions, RecordReader};
@@ -40,6 +43,8 @@ pub struct ProduceRequest {
     /// Republish the chunks of a fully published job that the store has no outcome for
     /// and the queue no longer holds (Redis lost recent writes), instead of resuming.
     pub missing: bool,
+    /// Records not to publish: an earlier run has their results (`volley run --skip-done`).
+    pub skip_done: Option<Arc<DoneRecords>>,
 }
 
 /// What a producer run did.
@@ -74,6 +79,8 @@ pub enum ProduceError {
         error: InputError,
         /// Chunks published before it.
         published_chunks: u64,
+        /// Records read before it (published or in the incomplete chunk that was not).
+        records_before: u64,
     },
     /// A resumed run found another input than the one published before.
     #[error(
@@ -134,6 +141,7 @@ pub async fn produce<B: Broker, S: Store>(
         retention_secs,
         on_progress,
         missing,
+        skip_done,
     } = request;
     if missing
         && patiently("read job", || store.job_status(&job))
@@ -203,8 +211,15 @@ pub async fn produce<B: Broker, S: Store>(
         only: None,
     };
     let (tx, mut rx) = mpsc::channel(BATCH_CHUNKS * 2);
+    let records_read = Arc::new(AtomicU64::new(0));
+    let count = records_read.clone();
     let reading = tokio::task::spawn_blocking(move || {
-        read_chunks(RecordReader::new(input, reader), &plan, &tx);
+        let source = reader.source_name.clone();
+        let records = RecordReader::new(input, reader);
+        match skip_done {
+            Some(done) => read_chunks(counted(done.filter(records, source), count), &plan, &tx),
+            None => read_chunks(counted(records, count), &plan, &tx),
+        }
     });
     let mut published = mark.clone();
     let mut published_now = 0;
@@ -255,6 +270,7 @@ pub async fn produce<B: Broker, S: Store>(
             return Err(ProduceError::Input {
                 error,
                 published_chunks: published.chunks,
+                records_before: records_read.load(Ordering::Relaxed),
             });
         }
         Some(Failure::Changed(chunks)) => return Err(ProduceError::InputChanged { job, chunks }),

@@ -58,3 +58,30 @@ pub(crate) async fn wait_exit(
 ) -> anyhow::Result<std::process::ExitStatus> {
     Ok(tokio::time::timeout(within, child.wait()).await??)
 }
+
+/// Sends `signal` (`-INT`, `-TERM`) to a process.
+pub(crate) fn send_signal(signal: &str, pid: u32) -> anyhow::Result<()> {
+    let status = std::process::Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()?;
+    anyhow::ensure!(status.success(), "kill {signal} {pid} failed");
+    Ok(())
+}
+
+/// Polls the mock until it has seen at least `n` requests.
+pub(crate) async fn wait_for_requests(
+    env: &TestEnv,
+    n: u64,
+    within: Duration,
+) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + within;
+    while env.mock.stats().requests < n {
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "the API saw {} requests, not {n}, within {within:?}",
+            env.mock.stats().requests
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}

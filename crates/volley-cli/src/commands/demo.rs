@@ -93,10 +93,12 @@ pub async fn run(args: DemoArgs) -> Result<(), Failure> {
         spec,
         input: Box::new(std::io::Cursor::new(records)),
         input_name: "demo.jsonl".into(),
-        concurrency: None,
+        drain_timeout: volley_worker::WorkerOptions::default().drain_timeout,
+        skip_done: None,
     };
     let bar = progress_bar("records");
-    let finished = run_embedded(job, &bar)
+    // The demo is not interruptible: Ctrl-C ends it as any program (nothing to keep).
+    let finished = run_embedded(job, &bar, &tokio_util::sync::CancellationToken::new())
         .await
         .map_err(|e| Failure::new(exit::INTERNAL, e))?;
     bar.finish_and_clear();

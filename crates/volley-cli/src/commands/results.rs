@@ -43,7 +43,7 @@ pub async fn run(args: ResultsArgs) -> Result<(), Failure> {
             )
         })?;
     let chunks = status.total_chunks.unwrap_or(status.published_chunks);
-    write_results(
+    let summary = write_results(
         &store,
         &job,
         chunks,
@@ -52,6 +52,12 @@ pub async fn run(args: ResultsArgs) -> Result<(), Failure> {
         args.failed,
     )
     .await?;
+    if summary.missing_chunks > 0 {
+        eprintln!(
+            "volley: {} of {} chunks are not committed yet; their records are not in this export",
+            summary.missing_chunks, chunks
+        );
+    }
     Ok(())
 }
 
@@ -126,11 +132,5 @@ pub async fn write_results<S: Store>(
             }
         }
     };
-    if summary.missing_chunks > 0 {
-        eprintln!(
-            "volley: {} of {} chunks are not committed yet; their records are not in this export",
-            summary.missing_chunks, chunks
-        );
-    }
     Ok(summary)
 }
