@@ -4,6 +4,7 @@
 use crate::chunk::{ChunkContext, handle_delivery};
 use crate::jobs::JobCache;
 use crate::options::WorkerOptions;
+use crate::startup::{NotUp, WaitFailed, wait_until_up};
 use crate::state::WorkerState;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,6 +30,9 @@ pub enum WorkerError {
     /// The HTTP client could not be built.
     #[error("HTTP client: {0}")]
     Http(String),
+    /// The broker was still not reachable when the start-up timeout passed.
+    #[error(transparent)]
+    NotUp(#[from] NotUp),
 }
 
 /// What a worker did, returned when it stops.
@@ -66,7 +70,16 @@ pub async fn run_worker<B: Broker, S: Store>(
         settle_poison_at: options.settle_poison_at,
         max_hold: options.max_hold,
     });
-    let mut consumer = broker.consume(options.prefetch).await?;
+    let Some(mut consumer) = consume_when_up(&broker, &options, &shutdown).await? else {
+        tracing::info!("stopped while waiting for the broker");
+        return Ok(WorkerReport {
+            chunks_committed: 0,
+            records_done: 0,
+            drained: true,
+        });
+    };
+    // Time spent waiting for the broker is not idleness (`--exit-when-idle`).
+    state.touch().await;
     tracing::info!(worker.id = %options.worker_id, concurrency = options.concurrency, prefetch = options.prefetch, "worker consuming");
     let heartbeat_stop = shutdown.child_token();
     let heartbeat = tokio::spawn(heartbeat_loop(
@@ -170,6 +183,27 @@ pub async fn run_worker<B: Broker, S: Store>(
         "worker stopped"
     );
     Ok(report)
+}
+
+/// Starts consuming once the broker is up (see [`crate::startup`]); `None` when stopped
+/// first. A topology mismatch is not "not up yet": it fails at once.
+async fn consume_when_up<B: Broker>(
+    broker: &B,
+    options: &WorkerOptions,
+    shutdown: &CancellationToken,
+) -> Result<Option<B::Consumer>, WorkerError> {
+    wait_until_up(
+        &options.broker_name,
+        options.startup_timeout,
+        shutdown,
+        |e| matches!(e, BrokerError::Topology(_)),
+        || broker.consume(options.prefetch),
+    )
+    .await
+    .map_err(|failed| match failed {
+        WaitFailed::Refused(e) => WorkerError::Broker(e),
+        WaitFailed::NotUp(not_up) => WorkerError::NotUp(not_up),
+    })
 }
 
 async fn heartbeat_loop<S: Store>(
