@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use volley_amqp::{AmqpBroker, AmqpOptions, redact_amqp_url};
 use volley_core::{Settings, StoreError};
 use volley_redis::{RedisFleet, RedisOptions, RedisStore, redact_url};
-use volley_worker::startup::{WaitFailed, wait_until_up};
+use volley_worker::startup::wait_until_up;
 use volley_worker::{DEFAULT_STARTUP_TIMEOUT, WorkerOptions, run_worker};
 
 /// Consume chunks of Volley jobs and call their APIs.
@@ -93,20 +93,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut amqp = AmqpOptions::new(settings.amqp_url(), ns.clone());
     amqp.delivery_limit = settings.delivery_limit;
     let startup_limit = Some(Duration::from(args.startup_timeout)).filter(|d| !d.is_zero());
-    let mut options = WorkerOptions {
-        concurrency: args.concurrency,
-        prefetch: args.prefetch,
-        drain_timeout: args.drain_timeout,
-        exit_when_idle: args.exit_when_idle,
-        worker_id: args
-            .worker_id
-            .clone()
-            .unwrap_or_else(volley_worker_default_id),
-        settle_poison_at: Some(u64::from(settings.delivery_limit.saturating_sub(1).max(1))),
-        max_hold: args.max_hold,
-        broker_name: format!("RabbitMQ at {}", redact_amqp_url(settings.amqp_url())),
-        ..WorkerOptions::default()
-    };
+    let mut options = worker_options(&args, &settings);
     amqp.connection_name = format!("volley-worker {}", options.worker_id);
     let broker = AmqpBroker::new(amqp);
     let redis = RedisOptions::new(settings.redis_url());
@@ -144,6 +131,23 @@ async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn worker_options(args: &Args, settings: &Settings) -> WorkerOptions {
+    WorkerOptions {
+        concurrency: args.concurrency,
+        prefetch: args.prefetch,
+        drain_timeout: args.drain_timeout,
+        exit_when_idle: args.exit_when_idle,
+        worker_id: args
+            .worker_id
+            .clone()
+            .unwrap_or_else(volley_worker_default_id),
+        settle_poison_at: Some(u64::from(settings.delivery_limit.saturating_sub(1).max(1))),
+        max_hold: args.max_hold,
+        broker_name: format!("RabbitMQ at {}", redact_amqp_url(settings.amqp_url())),
+        ..WorkerOptions::default()
+    }
+}
+
 /// Waits until Redis answers the start-up check; its warnings, or `None` when stopped first.
 async fn wait_for_redis(
     store: &RedisStore,
@@ -151,21 +155,16 @@ async fn wait_for_redis(
     limit: Option<Duration>,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Option<Vec<String>>> {
-    match wait_until_up(
+    wait_until_up(
         name,
         limit,
         shutdown,
+        // Any answer short of a PING may be a Redis not up yet (refused, still `LOADING`).
         |_: &StoreError| false,
         || store.check_server(),
     )
     .await
-    {
-        Ok(warnings) => Ok(warnings),
-        Err(WaitFailed::NotUp(not_up)) => Err(not_up.into()),
-        Err(WaitFailed::Refused(e)) => {
-            Err(anyhow::Error::new(e).context(format!("cannot reach {name}")))
-        }
-    }
+    .map_err(anyhow::Error::new)
 }
 
 fn volley_worker_default_id() -> String {

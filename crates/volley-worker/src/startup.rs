@@ -29,11 +29,14 @@ pub struct NotUp {
 }
 
 /// Why waiting for a service ended without it.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum WaitFailed<E> {
     /// The service answered with a refusal that waiting cannot cure.
+    #[error(transparent)]
     Refused(E),
     /// The start-up timeout passed.
+    #[error(transparent)]
     NotUp(NotUp),
 }
 
