@@ -4,7 +4,7 @@
 use crate::chunk::{ChunkContext, handle_delivery};
 use crate::jobs::JobCache;
 use crate::options::WorkerOptions;
-use crate::startup::{NotUp, WaitFailed, wait_until_up};
+use crate::startup::{NotUp, consume_when_up};
 use crate::state::WorkerState;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -49,7 +49,9 @@ pub struct WorkerReport {
 /// Runs a worker until `shutdown` fires (or it has been idle for `exit_when_idle`).
 ///
 /// # Errors
-/// [`WorkerError`] when it cannot start; once running it survives broker and store outages.
+/// [`WorkerError`] when it cannot start (a broker still down after
+/// [`WorkerOptions::startup_timeout`] is waited for first); once running it survives broker
+/// and store outages.
 pub async fn run_worker<B: Broker, S: Store>(
     broker: B,
     store: S,
@@ -183,27 +185,6 @@ pub async fn run_worker<B: Broker, S: Store>(
         "worker stopped"
     );
     Ok(report)
-}
-
-/// Starts consuming once the broker is up (see [`crate::startup`]); `None` when stopped
-/// first. A topology mismatch is not "not up yet": it fails at once.
-async fn consume_when_up<B: Broker>(
-    broker: &B,
-    options: &WorkerOptions,
-    shutdown: &CancellationToken,
-) -> Result<Option<B::Consumer>, WorkerError> {
-    wait_until_up(
-        &options.broker_name,
-        options.startup_timeout,
-        shutdown,
-        |e| matches!(e, BrokerError::Topology(_)),
-        || broker.consume(options.prefetch),
-    )
-    .await
-    .map_err(|failed| match failed {
-        WaitFailed::Refused(e) => WorkerError::Broker(e),
-        WaitFailed::NotUp(not_up) => WorkerError::NotUp(not_up),
-    })
 }
 
 async fn heartbeat_loop<S: Store>(

@@ -5,10 +5,13 @@
 //! queue declared with other arguments) ends the wait at once.
 
 use crate::chunk::store_backoff;
+use crate::options::WorkerOptions;
+use crate::run::WorkerError;
 use std::fmt::Display;
 use std::future::Future;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
+use volley_core::{Broker, BrokerError};
 
 /// How often a worker still waiting says so.
 const STILL_WAITING_EVERY: Duration = Duration::from_secs(30);
@@ -60,8 +63,8 @@ where
 {
     let started = Instant::now();
     let deadline = limit.map(|limit| tokio::time::Instant::from_std(started + limit));
+    let mut log = WaitLog::new(service, limit, started);
     let mut last: Option<String> = None;
-    let mut last_said = started;
     let mut failures: u32 = 0;
     loop {
         let result = tokio::select! {
@@ -72,26 +75,13 @@ where
         };
         let error = match result {
             Ok(up) => {
-                if failures > 0 {
-                    tracing::info!(
-                        service,
-                        waited_secs = started.elapsed().as_secs(),
-                        "{service} is up"
-                    );
-                }
+                log.up(failures);
                 return Ok(Some(up));
             }
             Err(e) if permanent(&e) => return Err(WaitFailed::Refused(e)),
             Err(e) => e.to_string(),
         };
-        if failures == 0 {
-            let limit = limit.map_or_else(|| "none".into(), shown);
-            tracing::warn!(service, error.message = %error, limit = %limit, "{service} not reachable yet; waiting for it");
-            last_said = Instant::now();
-        } else if last_said.elapsed() >= STILL_WAITING_EVERY {
-            tracing::warn!(service, error.message = %error, waited_secs = started.elapsed().as_secs(), "still waiting for {service}");
-            last_said = Instant::now();
-        }
+        log.failed(failures, &error);
         last = Some(error);
         tokio::select! {
             biased;
@@ -100,6 +90,50 @@ where
             () = tokio::time::sleep(store_backoff(failures)) => {}
         }
         failures = failures.saturating_add(1);
+    }
+}
+
+/// What a wait says: the first failure at once, then a line every
+/// [`STILL_WAITING_EVERY`], and when the service is up after all.
+struct WaitLog<'a> {
+    service: &'a str,
+    limit: Option<Duration>,
+    started: Instant,
+    last_said: Instant,
+}
+
+impl<'a> WaitLog<'a> {
+    fn new(service: &'a str, limit: Option<Duration>, started: Instant) -> Self {
+        Self {
+            service,
+            limit,
+            started,
+            last_said: started,
+        }
+    }
+
+    fn failed(&mut self, failures_before: u32, error: &str) {
+        let service = self.service;
+        if failures_before == 0 {
+            let limit = self.limit.map_or_else(|| "none".into(), shown);
+            tracing::warn!(service, error.message = %error, limit = %limit, "{service} not reachable yet; waiting for it");
+        } else if self.last_said.elapsed() >= STILL_WAITING_EVERY {
+            tracing::warn!(service, error.message = %error, waited_secs = self.started.elapsed().as_secs(), "still waiting for {service}");
+        } else {
+            return;
+        }
+        self.last_said = Instant::now();
+    }
+
+    fn up(&self, failures: u32) {
+        if failures > 0 {
+            let service = self.service;
+            tracing::info!(
+                service,
+                waited_secs = self.started.elapsed().as_secs(),
+                "{service} is up"
+            );
+        }
     }
 }
 
@@ -112,6 +146,27 @@ fn shown(d: Duration) -> String {
         Duration::from_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
     };
     humantime::format_duration(d).to_string()
+}
+
+/// Starts consuming once the broker is up (see above); `None` when stopped
+/// first. A topology mismatch is not "not up yet": it fails at once.
+pub(crate) async fn consume_when_up<B: Broker>(
+    broker: &B,
+    options: &WorkerOptions,
+    shutdown: &CancellationToken,
+) -> Result<Option<B::Consumer>, WorkerError> {
+    wait_until_up(
+        &options.broker_name,
+        options.startup_timeout,
+        shutdown,
+        |e| matches!(e, BrokerError::Topology(_)),
+        || broker.consume(options.prefetch),
+    )
+    .await
+    .map_err(|failed| match failed {
+        WaitFailed::Refused(e) => WorkerError::Broker(e),
+        WaitFailed::NotUp(not_up) => WorkerError::NotUp(not_up),
+    })
 }
 
 /// Resolves at `deadline`, never without one.
