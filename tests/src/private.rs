@@ -43,7 +43,11 @@ pub struct PrivateRedis {
 impl PrivateRedis {
     /// Starts one; `extra` are more `redis-server` arguments (`--maxmemory`, `2mb`, …).
     pub fn start(extra: &[&str]) -> anyhow::Result<Self> {
-        let port = free_port()?;
+        Self::start_on(free_port()?, extra)
+    }
+
+    /// Starts one on `port` (a port a client was already pointed at, see [`free_port`]).
+    pub fn start_on(port: u16, extra: &[&str]) -> anyhow::Result<Self> {
         let dir = scratch("redis", port)?;
         let mut args: Vec<String> = [
             "--port",

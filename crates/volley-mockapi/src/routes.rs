@@ -30,6 +30,7 @@ async fn get_user(
     Query(knobs): Query<Knobs>,
     headers: HeaderMap,
 ) -> Response {
+    let _in_flight = counters.enter();
     let arrived = counters.count(&id);
     let echo = knobs.echo_headers.then(|| echoed(&headers));
     answer(&counters, arrived, &id, &knobs, None, echo).await
@@ -55,6 +56,7 @@ async fn post_user(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let _in_flight = counters.enter();
     let echo = knobs.echo_headers.then(|| echoed(&headers));
     let received: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
     let id = received

@@ -21,14 +21,23 @@ pub struct Stats {
     /// Arrival times per id, in arrival order (only with both `track_ids` and `track_times`).
     #[serde(default)]
     pub per_id_times_ms: BTreeMap<String, Vec<u64>>,
+    /// User-route requests being answered right now.
+    #[serde(default)]
+    pub in_flight: u64,
+    /// The most user-route requests answered at once since the start (or the last reset):
+    /// what a client's concurrency bound looks like from the API's side.
+    #[serde(default)]
+    pub in_flight_max: u64,
 }
 
-/// Live counters. The total is one atomic add; per-id counts and arrival times take a lock
+/// Live counters. The total and the in-flight gauge are atomics; per-id counts and arrival times take a lock
 /// and are off unless asked for, so the benchmark path stays lock-free. The `fail_first`
 /// counts take a lock only for requests that carry the knob.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     requests: AtomicU64,
+    in_flight: AtomicU64,
+    in_flight_max: AtomicU64,
     per_id: Option<Mutex<HashMap<String, u64>>>,
     /// Arrival times per id, when ids and times are both tracked.
     per_id_times: Option<Mutex<HashMap<String, Vec<u64>>>>,
@@ -54,6 +63,8 @@ impl Counters {
     pub(crate) fn new(track_ids: bool, track_times: bool) -> Self {
         Self {
             requests: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
+            in_flight_max: AtomicU64::new(0),
             per_id: track_ids.then(|| Mutex::new(HashMap::new())),
             per_id_times: (track_ids && track_times).then(|| Mutex::new(HashMap::new())),
             times: track_times.then(|| Mutex::new(Vec::new())),
@@ -61,6 +72,17 @@ impl Counters {
             fail_first: Mutex::new(HashMap::new()),
             outage: AtomicU16::new(0),
         }
+    }
+
+    /// Notes a user-route request being answered until the guard drops (also when the
+    /// client hangs up and the handler is dropped mid-way).
+    pub(crate) fn enter(&self) -> InFlight<'_> {
+        let now = self.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        // A load first: the read-modify-write happens only when the maximum moves.
+        if now > self.in_flight_max.load(Ordering::Relaxed) {
+            self.in_flight_max.fetch_max(now, Ordering::Relaxed);
+        }
+        InFlight(self)
     }
 
     /// Counts a user-route request; returns its arrival time when times are tracked.
@@ -142,11 +164,16 @@ impl Counters {
             times_ms,
             failures_ms,
             per_id_times_ms,
+            in_flight: self.in_flight.load(Ordering::Relaxed),
+            in_flight_max: self.in_flight_max.load(Ordering::Relaxed),
         }
     }
 
     pub(crate) fn reset(&self) {
         self.requests.store(0, Ordering::Relaxed);
+        // The gauge itself is live; its maximum starts again from what is in flight now.
+        self.in_flight_max
+            .store(self.in_flight.load(Ordering::Relaxed), Ordering::Relaxed);
         if let Some(map) = &self.per_id {
             lock(map).clear();
         }
@@ -157,5 +184,14 @@ impl Counters {
             lock(list).clear();
         }
         lock(&self.fail_first).clear();
+    }
+}
+
+/// One user-route request in flight; see [`Counters::enter`].
+pub(crate) struct InFlight<'a>(&'a Counters);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }

@@ -157,3 +157,44 @@ async fn endless_body_keeps_coming() {
         .unwrap();
     assert_eq!(ok.status().as_u16(), 200);
 }
+
+#[tokio::test]
+async fn in_flight_gauge_sees_concurrent_requests_and_restarts_its_maximum_on_reset() {
+    let m = mock(false).await;
+    let c = reqwest::Client::new();
+    let url = format!("{}/users/a?delay_ms=300", m.base_url());
+    let calls: Vec<_> = (0..5)
+        .map(|_| tokio::spawn(status_owned(c.clone(), url.clone())))
+        .collect();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while m.stats().in_flight < 5 {
+        assert!(tokio::time::Instant::now() < deadline, "{:?}", m.stats());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for call in calls {
+        assert_eq!(call.await.unwrap(), 200);
+    }
+    let stats = m.stats();
+    assert_eq!((stats.in_flight, stats.in_flight_max), (0, 5));
+    let text = c
+        .get(format!("{}/stats", m.base_url()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        (json["in_flight"].as_u64(), json["in_flight_max"].as_u64()),
+        (Some(0), Some(5))
+    );
+    m.reset();
+    assert_eq!(m.stats().in_flight_max, 0);
+    assert_eq!(status(&c, &url).await, 200);
+    assert_eq!(m.stats().in_flight_max, 1);
+}
+
+async fn status_owned(client: reqwest::Client, url: String) -> u16 {
+    status(&client, &url).await
+}

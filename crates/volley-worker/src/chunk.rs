@@ -26,8 +26,8 @@ pub(crate) struct ChunkContext<S> {
     pub(crate) max_hold: Duration,
 }
 
-/// Backoff for store retries: 100 ms doubling to 5 s.
-fn store_backoff(attempt: u32) -> Duration {
+/// Backoff for store retries (and start-up waits): 100 ms doubling to 5 s.
+pub(crate) fn store_backoff(attempt: u32) -> Duration {
     Duration::from_millis(100)
         .saturating_mul(1 << attempt.min(6))
         .min(Duration::from_secs(5))

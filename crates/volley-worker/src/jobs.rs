@@ -1,6 +1,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
-use tokio::sync::{Mutex, Semaphore};
+use tokio::sync::{Mutex, OnceCell, Semaphore};
 use volley_core::governor::Governor;
 use volley_core::template::process_env;
 use volley_core::{HttpProcessor, JobId, JobSpec, Store, StoreError};
@@ -14,12 +14,25 @@ pub(crate) enum JobEntry {
     Broken(String),
 }
 
+/// One job's slot in the cache: filled once, by the first delivery of the job to get here;
+/// the deliveries arriving meanwhile wait for that load instead of building processors
+/// (and semaphores) of their own, so the job's `per_worker` bound is one bound.
+type JobSlot = Arc<OnceCell<Arc<JobEntry>>>;
+
+/// Why a job was not loaded. Neither outcome is kept: the next delivery asks the store again.
+enum NotLoaded {
+    /// The store does not know the job.
+    Unknown,
+    /// The store could not be asked.
+    Store(StoreError),
+}
+
 /// Compiled jobs, loaded from the store once per job.
 pub(crate) struct JobCache {
     client: reqwest::Client,
     worker_slots: Arc<Semaphore>,
     governor: Arc<Governor>,
-    jobs: Mutex<HashMap<JobId, Arc<JobEntry>>>,
+    jobs: Mutex<HashMap<JobId, JobSlot>>,
 }
 
 impl JobCache {
@@ -36,7 +49,6 @@ impl JobCache {
         }
     }
 
-    /// The job, or `None` when the store does not know it.
     /// Drops a job whose state the store no longer has, so its next chunk asks again.
     pub(crate) async fn forget(&self, job: &JobId) {
         self.jobs.lock().await.remove(job);
@@ -44,19 +56,66 @@ impl JobCache {
 
     /// The jobs this worker has loaded.
     pub(crate) async fn known(&self) -> Vec<JobId> {
-        self.jobs.lock().await.keys().cloned().collect()
+        self.jobs
+            .lock()
+            .await
+            .iter()
+            .filter(|(_, slot)| slot.initialized())
+            .map(|(job, _)| job.clone())
+            .collect()
     }
 
+    /// The job, or `None` when the store does not know it. Concurrent first deliveries of a
+    /// job share one load and one processor.
     pub(crate) async fn get<S: Store>(
         &self,
         store: &S,
         job: &JobId,
     ) -> Result<Option<Arc<JobEntry>>, StoreError> {
-        if let Some(entry) = self.jobs.lock().await.get(job) {
-            return Ok(Some(entry.clone()));
+        let slot = self.slot(job).await;
+        match slot.get_or_try_init(|| self.load(store, job)).await {
+            Ok(entry) => Ok(Some(entry.clone())),
+            Err(not_loaded) => {
+                self.drop_if_unused(job, &slot).await;
+                match not_loaded {
+                    NotLoaded::Unknown => Ok(None),
+                    NotLoaded::Store(e) => Err(e),
+                }
+            }
         }
-        let Some(spec_text) = store.job_spec(job).await? else {
-            return Ok(None);
+    }
+
+    /// The job's slot, made empty if the job is new here.
+    async fn slot(&self, job: &JobId) -> JobSlot {
+        self.jobs
+            .lock()
+            .await
+            .entry(job.clone())
+            .or_default()
+            .clone()
+    }
+
+    /// Removes a slot left empty by a failed load, unless another delivery holds it (that
+    /// one is loading or about to: removing it then would let a third build a second
+    /// processor). Slots are handed out only under the map's lock, so the count is exact.
+    async fn drop_if_unused(&self, job: &JobId, slot: &JobSlot) {
+        let mut jobs = self.jobs.lock().await;
+        if let Some(held) = jobs.get(job)
+            && Arc::ptr_eq(held, slot)
+            && !held.initialized()
+            && Arc::strong_count(held) == 2
+        {
+            jobs.remove(job);
+        }
+    }
+
+    /// Reads the job's spec and compiles it; a spec that cannot run here is a `Broken`
+    /// entry (kept: it will not start working by itself).
+    async fn load<S: Store>(&self, store: &S, job: &JobId) -> Result<Arc<JobEntry>, NotLoaded> {
+        let spec_text = match store.job_spec(job).await {
+            Ok(Some(text)) => text,
+            Ok(None) => return Err(NotLoaded::Unknown),
+            Err(e) => return Err(NotLoaded::Store(e)),
         };
         let entry = match JobSpec::from_toml(&spec_text).and_then(|spec| {
             HttpProcessor::new(
@@ -74,8 +133,76 @@ impl JobCache {
                 JobEntry::Broken(e.to_string())
             }
         };
-        let entry = Arc::new(entry);
-        self.jobs.lock().await.insert(job.clone(), entry.clone());
-        Ok(Some(entry))
+        Ok(Arc::new(entry))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use volley_core::NewJob;
+    use volley_core::governor::MemoryFleet;
+    use volley_core::memory::MemoryStore;
+
+    fn cache() -> JobCache {
+        JobCache::new(
+            reqwest::Client::new(),
+            Arc::new(Semaphore::new(8)),
+            Governor::start(Arc::new(MemoryFleet::new())),
+        )
+    }
+
+    async fn register(store: &MemoryStore, job: &JobId) {
+        let spec = "name = \"j\"\n[request]\nurl = \"http://127.0.0.1:9/users/{id}\"\n";
+        store
+            .register_job(&NewJob {
+                id: job.clone(),
+                name: "j".into(),
+                spec_toml: spec.into(),
+                input: "in.jsonl".into(),
+                chunk_size: 10,
+                tolerated_failure_percent: 0.0,
+                retention_secs: 60,
+                now_ms: 1,
+            })
+            .await
+            .expect("memory store registers");
+    }
+
+    fn ready(entry: &Option<Arc<JobEntry>>) -> Arc<JobEntry> {
+        let entry = entry.clone().expect("job known");
+        assert!(matches!(entry.as_ref(), JobEntry::Ready(_)));
+        entry
+    }
+
+    #[tokio::test]
+    async fn an_unknown_job_is_asked_again_and_loaded_once_known() {
+        let (cache, store) = (cache(), MemoryStore::new());
+        let job = JobId::parse("later-1").expect("valid id");
+        assert!(
+            cache
+                .get(&store, &job)
+                .await
+                .expect("no store error")
+                .is_none()
+        );
+        assert!(cache.known().await.is_empty(), "nothing kept for it");
+        register(&store, &job).await;
+        let first = ready(&cache.get(&store, &job).await.expect("no store error"));
+        let again = ready(&cache.get(&store, &job).await.expect("no store error"));
+        assert!(Arc::ptr_eq(&first, &again), "one processor per job");
+        assert_eq!(cache.known().await, vec![job]);
+    }
+
+    #[tokio::test]
+    async fn a_forgotten_job_is_loaded_again() {
+        let (cache, store) = (cache(), MemoryStore::new());
+        let job = JobId::parse("lost-1").expect("valid id");
+        register(&store, &job).await;
+        let first = ready(&cache.get(&store, &job).await.expect("no store error"));
+        cache.forget(&job).await;
+        assert!(cache.known().await.is_empty());
+        let reloaded = ready(&cache.get(&store, &job).await.expect("no store error"));
+        assert!(!Arc::ptr_eq(&first, &reloaded));
     }
 }

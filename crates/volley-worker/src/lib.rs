@@ -9,8 +9,9 @@ mod chunk;
 mod jobs;
 mod options;
 mod run;
+pub mod startup;
 mod state;
 
-pub use options::WorkerOptions;
+pub use options::{DEFAULT_STARTUP_TIMEOUT, WorkerOptions};
 pub use run::{WorkerError, WorkerReport, run_worker};
 pub use state::WorkerState;

@@ -11,12 +11,13 @@ use anyhow::Context as _;
 use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use volley_amqp::{AmqpBroker, AmqpOptions, redact_amqp_url};
-use volley_core::Settings;
+use volley_core::{Settings, StoreError};
 use volley_redis::{RedisFleet, RedisOptions, RedisStore, redact_url};
-use volley_worker::{WorkerOptions, run_worker};
+use volley_worker::startup::wait_until_up;
+use volley_worker::{DEFAULT_STARTUP_TIMEOUT, WorkerOptions, run_worker};
 
 /// Consume chunks of Volley jobs and call their APIs.
 #[derive(Debug, Parser)]
@@ -52,6 +53,11 @@ struct Args {
     /// Worker id in heartbeats and logs (default host-pid-random).
     #[arg(long)]
     worker_id: Option<String>,
+    /// How long to wait at start for Redis and RabbitMQ (together) when they are not up
+    /// yet, retrying with backoff; then exit 69 naming the one still down. 0 waits for as
+    /// long as it takes.
+    #[arg(long, env = "VOLLEY_STARTUP_TIMEOUT", default_value_t = DEFAULT_STARTUP_TIMEOUT.into())]
+    startup_timeout: humantime::Duration,
 }
 
 fn main() -> ExitCode {
@@ -78,6 +84,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
+    let started = Instant::now();
     let settings = Settings::load(
         args.config.as_deref(),
         &[("namespace", args.namespace.clone())],
@@ -85,7 +92,47 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let ns = settings.namespace()?;
     let mut amqp = AmqpOptions::new(settings.amqp_url(), ns.clone());
     amqp.delivery_limit = settings.delivery_limit;
-    let options = WorkerOptions {
+    let startup_limit = Some(Duration::from(args.startup_timeout)).filter(|d| !d.is_zero());
+    let mut options = worker_options(&args, &settings);
+    amqp.connection_name = format!("volley-worker {}", options.worker_id);
+    let broker = AmqpBroker::new(amqp);
+    let redis = RedisOptions::new(settings.redis_url());
+    let store = RedisStore::new(&redis, ns.clone())?;
+    let fleet = RedisFleet::start(store.clone(), &redis)?;
+    tracing::info!(namespace = %ns, amqp = %redact_amqp_url(settings.amqp_url()), redis = %redact_url(settings.redis_url()), "starting");
+    raise_open_file_limit(args.concurrency);
+    if let Some(proxy) = volley_core::proxy_from_env() {
+        tracing::info!(proxy = %proxy, "API requests go through a proxy (from the environment)");
+    }
+    // Signals and the health endpoint come first: a stop while waiting for a service ends
+    // the wait, and a liveness probe must not restart a worker that is only waiting.
+    let shutdown = CancellationToken::new();
+    tokio::spawn(watch_signals(shutdown.clone()));
+    if let Some(addr) = &args.http_addr {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        tokio::spawn(serve_health(listener, shutdown.clone()));
+    }
+    let redis_name = format!("Redis at {}", redact_url(settings.redis_url()));
+    let Some(warnings) = wait_for_redis(&store, &redis_name, startup_limit, &shutdown).await?
+    else {
+        tracing::info!("stopped while waiting for Redis");
+        return Ok(());
+    };
+    for warning in warnings {
+        tracing::warn!("{warning}");
+    }
+    // One start-up timeout for both: what is left of it is the broker's.
+    options.startup_timeout = startup_limit.map(|limit| limit.saturating_sub(started.elapsed()));
+    run_worker(broker, store, options, fleet, shutdown, None)
+        .await
+        .context("worker could not start")?;
+    Ok(())
+}
+
+fn worker_options(args: &Args, settings: &Settings) -> WorkerOptions {
+    WorkerOptions {
         concurrency: args.concurrency,
         prefetch: args.prefetch,
         drain_timeout: args.drain_timeout,
@@ -96,37 +143,28 @@ async fn run(args: Args) -> anyhow::Result<()> {
             .unwrap_or_else(volley_worker_default_id),
         settle_poison_at: Some(u64::from(settings.delivery_limit.saturating_sub(1).max(1))),
         max_hold: args.max_hold,
+        broker_name: format!("RabbitMQ at {}", redact_amqp_url(settings.amqp_url())),
         ..WorkerOptions::default()
-    };
-    amqp.connection_name = format!("volley-worker {}", options.worker_id);
-    let broker = AmqpBroker::new(amqp);
-    let redis = RedisOptions::new(settings.redis_url());
-    let store = RedisStore::new(&redis, ns.clone())?;
-    let fleet = RedisFleet::start(store.clone(), &redis)?;
-    for warning in store
-        .check_server()
-        .await
-        .with_context(|| format!("cannot reach Redis at {}", redact_url(settings.redis_url())))?
-    {
-        tracing::warn!("{warning}");
     }
-    tracing::info!(namespace = %ns, amqp = %redact_amqp_url(settings.amqp_url()), redis = %redact_url(settings.redis_url()), "starting");
-    raise_open_file_limit(args.concurrency);
-    if let Some(proxy) = volley_core::proxy_from_env() {
-        tracing::info!(proxy = %proxy, "API requests go through a proxy (from the environment)");
-    }
-    let shutdown = CancellationToken::new();
-    tokio::spawn(watch_signals(shutdown.clone()));
-    if let Some(addr) = &args.http_addr {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen on {addr}"))?;
-        tokio::spawn(serve_health(listener, shutdown.clone()));
-    }
-    run_worker(broker, store, options, fleet, shutdown, None)
-        .await
-        .context("worker could not start")?;
-    Ok(())
+}
+
+/// Waits until Redis answers the start-up check; its warnings, or `None` when stopped first.
+async fn wait_for_redis(
+    store: &RedisStore,
+    name: &str,
+    limit: Option<Duration>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Option<Vec<String>>> {
+    wait_until_up(
+        name,
+        limit,
+        shutdown,
+        // Any answer short of a PING may be a Redis not up yet (refused, still `LOADING`).
+        |_: &StoreError| false,
+        || store.check_server(),
+    )
+    .await
+    .map_err(anyhow::Error::new)
 }
 
 fn volley_worker_default_id() -> String {

@@ -26,6 +26,11 @@ pub struct WorkerOptions {
     /// held past RabbitMQ's `consumer_timeout` (30 min by default), which would close the
     /// channel and return every chunk on it.
     pub max_hold: Duration,
+    /// How long to wait at start for a broker that is not up yet (`None`: as long as it
+    /// takes); see [`crate::startup`].
+    pub startup_timeout: Option<Duration>,
+    /// The broker, named for people in the start-up wait's messages (with a redacted URL).
+    pub broker_name: String,
 }
 
 impl Default for WorkerOptions {
@@ -39,9 +44,16 @@ impl Default for WorkerOptions {
             worker_id: default_worker_id(),
             settle_poison_at: None,
             max_hold: Duration::from_secs(25 * 60),
+            startup_timeout: Some(DEFAULT_STARTUP_TIMEOUT),
+            broker_name: "the broker".into(),
         }
     }
 }
+
+/// How long a worker waits at start for RabbitMQ and Redis by default: long enough for a
+/// broker or a Redis started at the same time (a RabbitMQ node can take a minute to boot on
+/// a busy host), short enough that a wrong address is reported within minutes.
+pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 
 /// `host-pid-xxxx`.
 pub(crate) fn default_worker_id() -> String {

@@ -4,6 +4,7 @@
 use crate::chunk::{ChunkContext, handle_delivery};
 use crate::jobs::JobCache;
 use crate::options::WorkerOptions;
+use crate::startup::{NotUp, consume_when_up};
 use crate::state::WorkerState;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,6 +30,9 @@ pub enum WorkerError {
     /// The HTTP client could not be built.
     #[error("HTTP client: {0}")]
     Http(String),
+    /// The broker was still not reachable when the start-up timeout passed.
+    #[error(transparent)]
+    NotUp(#[from] NotUp),
 }
 
 /// What a worker did, returned when it stops.
@@ -45,7 +49,9 @@ pub struct WorkerReport {
 /// Runs a worker until `shutdown` fires (or it has been idle for `exit_when_idle`).
 ///
 /// # Errors
-/// [`WorkerError`] when it cannot start; once running it survives broker and store outages.
+/// [`WorkerError`] when it cannot start (a broker still down after
+/// [`WorkerOptions::startup_timeout`] is waited for first); once running it survives broker
+/// and store outages.
 pub async fn run_worker<B: Broker, S: Store>(
     broker: B,
     store: S,
@@ -66,7 +72,16 @@ pub async fn run_worker<B: Broker, S: Store>(
         settle_poison_at: options.settle_poison_at,
         max_hold: options.max_hold,
     });
-    let mut consumer = broker.consume(options.prefetch).await?;
+    let Some(mut consumer) = consume_when_up(&broker, &options, &shutdown).await? else {
+        tracing::info!("stopped while waiting for the broker");
+        return Ok(WorkerReport {
+            chunks_committed: 0,
+            records_done: 0,
+            drained: true,
+        });
+    };
+    // Time spent waiting for the broker is not idleness (`--exit-when-idle`).
+    state.touch().await;
     tracing::info!(worker.id = %options.worker_id, concurrency = options.concurrency, prefetch = options.prefetch, "worker consuming");
     let heartbeat_stop = shutdown.child_token();
     let heartbeat = tokio::spawn(heartbeat_loop(

@@ -20,6 +20,7 @@ mod producer;
 mod security;
 mod soak;
 mod spec;
+mod startup;
 mod store;
 mod tls;
 mod workers;
