@@ -90,6 +90,8 @@ pub async fn run_embedded(
             }
         }),
         missing: false,
+        resume_only: false,
+        on_start: Box::new(|_| {}),
     };
     let produced = produce(&broker, &store, request).await;
     let input_error = match produced {

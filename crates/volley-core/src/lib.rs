@@ -5,6 +5,7 @@
 
 mod broker;
 mod chunk;
+pub mod exit;
 pub mod failpoint;
 pub mod governor;
 mod http;
@@ -12,6 +13,7 @@ pub mod input;
 mod job;
 pub mod memory;
 mod outcome;
+pub mod output;
 mod pipeline;
 pub mod preview;
 pub mod redrive;

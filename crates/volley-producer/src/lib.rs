@@ -11,4 +11,4 @@ mod produce;
 mod reader;
 
 pub use duplicates::{Duplicate, DuplicateReport};
-pub use produce::{ProduceError, ProduceReport, ProduceRequest, produce};
+pub use produce::{JobStart, ProduceError, ProduceReport, ProduceRequest, produce};

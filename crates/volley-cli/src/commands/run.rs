@@ -136,7 +136,7 @@ fn dry_run(
 fn report(finished: &EmbeddedRun, args: &RunArgs, out: &std::path::Path) -> Result<(), Failure> {
     let view = StatusView::new(finished.status.clone(), now_ms());
     if args.json {
-        println!(
+        volley_core::outln!(
             "{}",
             serde_json::to_string(&view).map_err(anyhow::Error::from)?
         );
