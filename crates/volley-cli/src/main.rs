@@ -1,5 +1,10 @@
 //! `volley`: run jobs embedded, and watch and export jobs of a fleet.
 
+#![warn(
+    clippy::print_stdout,
+    reason = "stdout goes through volley_core::outln!, which ends quietly on a closed pipe"
+)]
+
 // glibc's allocator took about a fifth of the CPU per record in profiles (many small,
 // short-lived allocations across threads); mimalloc does the same work for less. Built
 // with `no_thp`: with transparent huge pages on, its arenas were backed by 2 MiB pages and

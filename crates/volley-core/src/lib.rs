@@ -3,6 +3,11 @@
 //! drives records through it, and the [`Broker`] and [`Store`] capabilities with in-memory
 //! implementations (the embedded default).
 
+#![warn(
+    clippy::print_stdout,
+    reason = "stdout goes through volley_core::outln!, which ends quietly on a closed pipe"
+)]
+
 mod broker;
 mod chunk;
 pub mod exit;

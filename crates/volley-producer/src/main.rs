@@ -1,5 +1,10 @@
 //! `volley-producer`: turns a record file into a Volley job on RabbitMQ and Redis.
 
+#![warn(
+    clippy::print_stdout,
+    reason = "stdout goes through volley_core::outln!, which ends quietly on a closed pipe"
+)]
+
 use anyhow::Context as _;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
