@@ -19,7 +19,7 @@ use volley_core::input::{InputFormat, ReaderOptions, open_input};
 use volley_core::preview::DryRun;
 use volley_core::template::process_env;
 use volley_core::time::now_ms;
-use volley_core::{BrokerError, JobId, JobSpec, Settings};
+use volley_core::{BrokerError, JobId, JobSpec, Settings, StoreError};
 use volley_producer::{JobStart, ProduceError, ProduceRequest, produce};
 use volley_redis::{RedisOptions, RedisStore, redact_url};
 
@@ -292,6 +292,8 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
             ),
         ),
         Err(ProduceError::Broker(e)) => broker_failure(e).context("broker"),
+        // Another spec under this id: a matter of arguments, not of an unreachable store.
+        Err(ProduceError::Store(StoreError::Conflict(e))) => fail(USAGE, e),
         Err(ProduceError::Store(e)) => fail(UNAVAILABLE, e),
         Err(e) => fail(INTERNAL, e),
     }

@@ -189,6 +189,27 @@ async fn resume_of_a_job_that_does_not_exist_registers_nothing() -> anyhow::Resu
     );
     let counts = env.broker().queue_counts().await?;
     assert_eq!(counts.chunks_ready, 3, "each of the 3 chunks queued once");
+    // Another spec under the same id is an argument error, not an unreachable store.
+    let other = env.write_spec("other", "/users/{id}?delay_ms=1", "")?;
+    let out = env
+        .run(
+            "volley-producer",
+            &[
+                "--spec",
+                path_str(&other)?,
+                "--input",
+                input,
+                "--resume",
+                "j-1",
+            ],
+        )
+        .await?;
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("exists with a different spec"),
+        "{}",
+        describe(&out)
+    );
     env.cleanup().await
 }
 
