@@ -66,6 +66,23 @@ pub const MEANINGS: &[(u8, &str)] = &[
     (INTERRUPTED, "a second stop signal: left at once"),
 ];
 
+/// The constants by name, for tests that read the binaries' source for the codes they use.
+pub const NAMES: &[(&str, u8)] = &[
+    ("OK", OK),
+    ("INTERNAL", INTERNAL),
+    ("USAGE", USAGE),
+    ("JOB_FAILED", JOB_FAILED),
+    ("JOB_INPUT_ERROR", JOB_INPUT_ERROR),
+    ("JOB_STALLED", JOB_STALLED),
+    ("DATA_ERROR", DATA_ERROR),
+    ("NO_INPUT", NO_INPUT),
+    ("UNAVAILABLE", UNAVAILABLE),
+    ("SOFTWARE", SOFTWARE),
+    ("CANT_CREATE", CANT_CREATE),
+    ("CONFIG", CONFIG),
+    ("INTERRUPTED", INTERRUPTED),
+];
+
 /// What `code` means, if it is one of Volley's.
 pub fn meaning(code: u8) -> Option<&'static str> {
     MEANINGS.iter().find(|(c, _)| *c == code).map(|(_, m)| *m)
@@ -94,5 +111,9 @@ mod tests {
             );
         }
         assert!(help(&[OK, CONFIG]).contains("\n  78  a setting contradicts"));
+        assert_eq!(NAMES.len(), MEANINGS.len(), "each code has a name");
+        for (name, code) in NAMES {
+            assert!(meaning(*code).is_some(), "{name} has no meaning");
+        }
     }
 }

@@ -333,3 +333,35 @@ fn progress_bar() -> ProgressBar {
     bar.enable_steady_tick(std::time::Duration::from_millis(200));
     bar
 }
+
+#[cfg(test)]
+mod tests {
+    use super::EXIT_CODES;
+
+    /// Every code this file returns (`fail(CODE, …)`, `ExitCode::from(CODE)`) is in the
+    /// table `--help` shows, and none is a bare number that would escape this check.
+    #[test]
+    fn every_code_the_producer_returns_is_in_its_help() {
+        let source: String = include_str!("main.rs")
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        for (name, code) in volley_core::exit::NAMES {
+            let used = source.contains(&format!("fail({name},"))
+                || source.contains(&format!("ExitCode::from({name})"));
+            assert!(
+                !used || EXIT_CODES.contains(code),
+                "volley-producer can exit {name} ({code}), but EXIT_CODES does not list it"
+            );
+        }
+        for call in ["fail(", "ExitCode::from("] {
+            for (at, _) in source.match_indices(call) {
+                let next = source[at + call.len()..].chars().next();
+                assert!(
+                    !next.is_some_and(|c| c.is_ascii_digit()),
+                    "a bare exit code after {call}"
+                );
+            }
+        }
+    }
+}
