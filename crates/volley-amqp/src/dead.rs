@@ -2,7 +2,7 @@
 //! messages back to the chunk queue.
 
 use crate::options::{AmqpOptions, connect, unavailable};
-use crate::topology::{CHUNK_KEY, Topology};
+use crate::topology::{CHUNK_KEY, Topology, passive_declare};
 use lapin::options::{BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel};
@@ -93,9 +93,16 @@ pub(crate) async fn list(
     options: &AmqpOptions,
     limit: usize,
 ) -> Result<Vec<DeadLetter>, BrokerError> {
-    let (conn, channel) = open(options).await?;
+    // Listing only reads: a passive declare, so a reader whose delivery_limit differs from
+    // the fleet's still lists (see `Topology::counts`).
+    let conn = connect(options, "dead-letters").await?;
+    let channel = conn.create_channel().await.map_err(unavailable)?;
     let queue = Topology::new(&options.namespace).dead;
     let mut out = Vec::new();
+    if passive_declare(&channel, &queue).await?.is_none() {
+        let _ = conn.close(200, "no queue".into()).await;
+        return Ok(out);
+    }
     while out.len() < limit {
         let Some(message) = channel
             .basic_get(queue.as_str().into(), BasicGetOptions { no_ack: false })

@@ -61,10 +61,7 @@ impl AmqpBroker {
     pub async fn queue_counts(&self) -> Result<QueueCounts, BrokerError> {
         let conn = options::connect(&self.options, "admin").await?;
         let channel = conn.create_channel().await.map_err(options::unavailable)?;
-        let counts = self
-            .topology()
-            .counts(&channel, self.options.delivery_limit)
-            .await;
+        let counts = self.topology().counts(&channel).await;
         let _ = conn.close(200, "done".into()).await;
         counts
     }

@@ -121,41 +121,32 @@ impl Topology {
     fn mismatch(&self, e: lapin::Error) -> BrokerError {
         let text = e.to_string();
         if text.contains("PRECONDITION_FAILED") || text.contains("inequivalent") {
-            BrokerError::Topology(format!(
-                "{text}: queue {} was declared earlier with other arguments; use the same settings (delivery limit) or migrate the queue",
-                self.chunks
-            ))
+            BrokerError::Topology(describe_mismatch(&text, &self.chunks))
         } else {
             BrokerError::Unavailable(text)
         }
     }
 
-    /// Counts messages with passive declares.
+    /// Counts messages with passive declares. A read-only look declares nothing with
+    /// arguments: the reader's `delivery_limit` need not match the fleet's to count (a
+    /// declare with another `x-delivery-limit` would fail with `PRECONDITION_FAILED`), and
+    /// a mistyped namespace must not create queues. Queues nobody declared yet count zero.
     ///
     /// # Errors
     /// [`BrokerError`].
-    pub async fn counts(
-        &self,
-        channel: &Channel,
-        delivery_limit: u32,
-    ) -> Result<QueueCounts, BrokerError> {
-        self.declare(channel, delivery_limit).await?;
-        let passive = QueueDeclareOptions {
-            passive: true,
-            ..QueueDeclareOptions::default()
+    pub async fn counts(&self, channel: &Channel) -> Result<QueueCounts, BrokerError> {
+        let Some(chunks) = passive_declare(channel, &self.chunks).await? else {
+            return Ok(QueueCounts {
+                chunks_ready: 0,
+                consumers: 0,
+                dead: 0,
+            });
         };
-        let chunks = channel
-            .queue_declare(self.chunks.as_str().into(), passive, FieldTable::default())
-            .await
-            .map_err(|e| BrokerError::Unavailable(e.to_string()))?;
-        let dead = channel
-            .queue_declare(self.dead.as_str().into(), passive, FieldTable::default())
-            .await
-            .map_err(|e| BrokerError::Unavailable(e.to_string()))?;
+        let dead = passive_declare(channel, &self.dead).await?;
         Ok(QueueCounts {
             chunks_ready: chunks.message_count(),
             consumers: chunks.consumer_count(),
-            dead: dead.message_count(),
+            dead: dead.map_or(0, |q| q.message_count()),
         })
     }
 
@@ -178,5 +169,72 @@ impl Topology {
             .await
             .map_err(|e| BrokerError::Unavailable(e.to_string()))?;
         Ok(())
+    }
+}
+
+/// Declares `queue` passively: its state, or `None` when it does not exist (the broker then
+/// closes the channel).
+///
+/// # Errors
+/// [`BrokerError::Unavailable`].
+pub(crate) async fn passive_declare(
+    channel: &Channel,
+    queue: &str,
+) -> Result<Option<lapin::Queue>, BrokerError> {
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..QueueDeclareOptions::default()
+    };
+    match channel
+        .queue_declare(queue.into(), passive, FieldTable::default())
+        .await
+    {
+        Ok(q) => Ok(Some(q)),
+        Err(e) if e.to_string().contains("NOT_FOUND") => Ok(None),
+        Err(e) => Err(BrokerError::Unavailable(e.to_string())),
+    }
+}
+
+/// One line for a queue that exists with other arguments than these settings declare,
+/// naming the setting to change. `text` is the broker's refusal: `PRECONDITION_FAILED -
+/// inequivalent arg 'x-delivery-limit' for queue 'ns.chunks' in vhost '/': received '7' but
+/// current is '20'`.
+fn describe_mismatch(text: &str, default_queue: &str) -> String {
+    let quoted = |after: &str| {
+        let start = text.find(after)? + after.len();
+        let len = text[start..].find('\'')?;
+        Some(&text[start..start + len])
+    };
+    let queue = quoted("for queue '").unwrap_or(default_queue);
+    let (Some(arg), Some(ours), Some(theirs)) = (
+        quoted("inequivalent arg '"),
+        quoted("received '"),
+        quoted("current is '"),
+    ) else {
+        return format!(
+            "queue {queue} was declared earlier with other arguments than these settings declare ({text}); use the fleet's settings (delivery_limit / VOLLEY_DELIVERY_LIMIT) or delete the queue when it is empty"
+        );
+    };
+    if arg == "x-delivery-limit" {
+        format!(
+            "queue {queue} was declared with x-delivery-limit {theirs}, but delivery_limit (VOLLEY_DELIVERY_LIMIT) is {ours} here: set VOLLEY_DELIVERY_LIMIT={theirs} (or delivery_limit = {theirs} in the settings file) as the rest of the fleet has it, or delete the queue when it is empty to change the limit"
+        )
+    } else {
+        format!(
+            "queue {queue} exists with {arg} {theirs}, where Volley declares {ours}: it was not declared by Volley; delete it or use another namespace (VOLLEY_NAMESPACE)"
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe_mismatch;
+
+    #[test]
+    fn delivery_limit_mismatch_names_the_setting_and_the_queue_value() {
+        let text = "protocol error: AMQP soft error: PRECONDITION-FAILED: PRECONDITION_FAILED - inequivalent arg 'x-delivery-limit' for queue 'ns.chunks' in vhost '/': received '7' but current is '20'";
+        let line = describe_mismatch(text, "fallback.chunks");
+        assert!(line.starts_with("queue ns.chunks was declared with x-delivery-limit 20, but delivery_limit (VOLLEY_DELIVERY_LIMIT) is 7 here: set VOLLEY_DELIVERY_LIMIT=20"), "{line}");
+        assert!(!line.contains("PRECONDITION"), "{line}");
     }
 }

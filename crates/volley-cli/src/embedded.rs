@@ -127,6 +127,8 @@ pub async fn run_embedded(
         }),
         missing: false,
         skip_done: job.skip_done,
+        resume_only: false,
+        on_start: Box::new(|_| {}),
     };
     // Dropping the producer at the interrupt is clean: on the in-memory broker and store it
     // publishes a batch and records its mark without waiting in between, so it only ever

@@ -1,32 +1,88 @@
-//! Exit codes, one meaning each (sysexits where one fits).
+//! Exit codes (defined in `volley_core::exit`, shared with the producer and the worker),
+//! which of them each command can return, and the failure that carries one.
 
 use std::process::ExitCode;
 
-/// Success; for a job: completed, or completed with failures within the tolerated percentage.
-pub const OK: u8 = 0;
-/// An unexpected error.
-pub const INTERNAL: u8 = 1;
-/// Bad arguments or a bad spec; nothing was done.
-pub const USAGE: u8 = 2;
-/// The job ended `failed`: more failures than `result.tolerated_failure_percent`.
-pub const JOB_FAILED: u8 = 3;
-/// The job stopped at a malformed input record and is not complete.
-pub const JOB_INPUT_ERROR: u8 = 4;
-/// The job cannot finish on its own: chunks RabbitMQ no longer holds have no outcome in
-/// Redis (`volley-producer --job-id JOB --missing` republishes them).
-pub const JOB_STALLED: u8 = 5;
-/// Malformed input data (EX_DATAERR).
-pub const DATA_ERROR: u8 = 65;
-/// The input file cannot be opened (EX_NOINPUT).
-pub const NO_INPUT: u8 = 66;
-/// RabbitMQ or Redis cannot be reached (EX_UNAVAILABLE).
-pub const UNAVAILABLE: u8 = 69;
-/// The output cannot be written (EX_CANTCREAT).
-pub const CANT_CREATE: u8 = 73;
-/// `volley run` was stopped by SIGINT or SIGTERM: the results of every finished record are
-/// written and the summary says how to run the rest (`--skip-done`). (A second signal exits
-/// at once, as the signal would, with 128 + its number: 130 or 143, writing nothing.)
-pub const INTERRUPTED: u8 = 130;
+pub use volley_core::exit::{
+    CANT_CREATE, CONFIG, DATA_ERROR, INTERNAL, INTERRUPTED, JOB_FAILED, JOB_INPUT_ERROR,
+    JOB_STALLED, NO_INPUT, OK, SOFTWARE, UNAVAILABLE, USAGE, help,
+};
+
+/// The codes each command can return, for its `--help` (`exit::help`). Every command can
+/// exit 0, 1 (unexpected), 2 (arguments), 70 (no runtime) and 73 (stdout cannot be
+/// written); the unit test below checks each command's source against its list.
+pub mod codes {
+    use super::*;
+
+    /// `volley run`.
+    pub const RUN: &[u8] = &[
+        OK,
+        INTERNAL,
+        USAGE,
+        JOB_FAILED,
+        JOB_INPUT_ERROR,
+        DATA_ERROR,
+        NO_INPUT,
+        SOFTWARE,
+        CANT_CREATE,
+        INTERRUPTED,
+    ];
+    /// `volley demo`.
+    pub const DEMO: &[u8] = &[
+        OK,
+        INTERNAL,
+        USAGE,
+        JOB_FAILED,
+        JOB_INPUT_ERROR,
+        UNAVAILABLE,
+        SOFTWARE,
+        CANT_CREATE,
+    ];
+    /// `volley status`.
+    pub const STATUS: &[u8] = &[
+        OK,
+        INTERNAL,
+        USAGE,
+        JOB_FAILED,
+        JOB_INPUT_ERROR,
+        JOB_STALLED,
+        UNAVAILABLE,
+        SOFTWARE,
+        CANT_CREATE,
+    ];
+    /// `volley results`.
+    pub const RESULTS: &[u8] = &[OK, INTERNAL, USAGE, UNAVAILABLE, SOFTWARE, CANT_CREATE];
+    /// `volley retry` (it publishes: the queue's arguments must match the settings).
+    pub const RETRY: &[u8] = &[
+        OK,
+        INTERNAL,
+        USAGE,
+        UNAVAILABLE,
+        SOFTWARE,
+        CANT_CREATE,
+        CONFIG,
+    ];
+    /// `volley jobs`, `volley workers`, `volley hosts`.
+    pub const LISTS: &[u8] = &[OK, INTERNAL, USAGE, UNAVAILABLE, SOFTWARE, CANT_CREATE];
+    /// `volley dead` (`--requeue` publishes: the queue's arguments must match the settings).
+    pub const DEAD: &[u8] = RETRY;
+    /// Every code of the `volley` binary.
+    pub const VOLLEY: &[u8] = &[
+        OK,
+        INTERNAL,
+        USAGE,
+        JOB_FAILED,
+        JOB_INPUT_ERROR,
+        JOB_STALLED,
+        DATA_ERROR,
+        NO_INPUT,
+        UNAVAILABLE,
+        SOFTWARE,
+        CANT_CREATE,
+        CONFIG,
+        INTERRUPTED,
+    ];
+}
 
 /// An error that carries its exit code.
 #[derive(Debug)]
@@ -67,5 +123,80 @@ pub fn for_state(state: &str) -> u8 {
         "completed" | "completed_with_failures" => OK,
         "input_error" => JOB_INPUT_ERROR,
         _ => JOB_FAILED,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use volley_core::exit::NAMES;
+
+    /// Shared helpers a command calls, and the codes they return.
+    const HELPERS: &[(&str, &[u8])] = &[
+        ("for_state(", &[OK, JOB_FAILED, JOB_INPUT_ERROR]),
+        ("write_results(", &[CANT_CREATE]),
+        ("retry_job(", &[USAGE, INTERNAL, UNAVAILABLE, CONFIG]),
+        ("broker_failure(", &[UNAVAILABLE, CONFIG]),
+        ("unavailable(", &[UNAVAILABLE]),
+        ("job_id(", &[USAGE]),
+        ("connection.store()", &[USAGE, UNAVAILABLE]),
+        ("connection.settings()", &[USAGE]),
+        ("open_fleet(", &[USAGE, UNAVAILABLE]),
+        ("anyhow::Error::from", &[INTERNAL]),
+    ];
+
+    /// Each command's source and the codes its `--help` lists.
+    const COMMANDS: &[(&str, &str, &[u8])] = &[
+        ("run", include_str!("commands/run.rs"), codes::RUN),
+        ("demo", include_str!("commands/demo.rs"), codes::DEMO),
+        ("status", include_str!("commands/status.rs"), codes::STATUS),
+        (
+            "results",
+            include_str!("commands/results.rs"),
+            codes::RESULTS,
+        ),
+        ("retry", include_str!("commands/retry.rs"), codes::RETRY),
+        ("jobs", include_str!("commands/jobs.rs"), codes::LISTS),
+        ("hosts", include_str!("commands/hosts.rs"), codes::LISTS),
+        ("dead", include_str!("commands/dead.rs"), codes::DEAD),
+    ];
+
+    /// The codes a command's source names: `exit::NAME` and the helpers it calls.
+    fn codes_in(source: &str) -> Vec<u8> {
+        let mut found = Vec::new();
+        for (at, _) in source.match_indices("exit::") {
+            let name: String = source[at + 6..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            // `exit::Failure`, `exit::for_state`: not constants.
+            if name.is_empty() || name.chars().any(|c| c.is_ascii_lowercase()) {
+                continue;
+            }
+            let code = NAMES.iter().find(|(n, _)| *n == name).map(|(_, c)| *c);
+            found.push(code.unwrap_or_else(|| {
+                panic!("exit::{name} is not in NAMES: add it there, to MEANINGS and to codes::*")
+            }));
+        }
+        for (call, codes) in HELPERS {
+            if source.contains(call) {
+                found.extend_from_slice(codes);
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn every_code_a_command_returns_is_in_its_help() {
+        for (command, source, listed) in COMMANDS {
+            for code in codes_in(source) {
+                assert!(
+                    listed.contains(&code),
+                    "volley {command} can exit {code}, but codes::* does not list it"
+                );
+                assert!(codes::VOLLEY.contains(&code), "codes::VOLLEY lacks {code}");
+            }
+        }
     }
 }

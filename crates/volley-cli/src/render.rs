@@ -112,7 +112,7 @@ impl StatusView {
         }
         if let Some(missing) = &self.missing_chunks {
             out.push_str(&format!(
-                "missing   {} chunks ({}): not queued, held by no worker, and without outcome in Redis (Redis lost recent writes?)\n          republish them: volley-producer --spec SPEC --input INPUT --job-id {} --missing\n",
+                "missing   {} chunks ({}): not queued, held by no worker, and without outcome in Redis (Redis lost recent writes?)\n          republish them: volley-producer --spec SPEC --input INPUT --resume {} --missing\n",
                 missing.len(),
                 volley_core::render_list(missing, 10),
                 escape(&s.job)

@@ -151,7 +151,7 @@ pub enum JobState {
     /// Every chunk is published; workers are processing.
     Running,
     /// The producer stopped at a malformed record; published chunks still run. Fix the input
-    /// and re-run the producer with the same `--job-id` to continue.
+    /// and re-run the producer with `--resume JOB` to continue.
     InputError,
     /// Every record succeeded.
     Completed,

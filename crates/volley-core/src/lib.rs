@@ -3,8 +3,14 @@
 //! drives records through it, and the [`Broker`] and [`Store`] capabilities with in-memory
 //! implementations (the embedded default).
 
+#![warn(
+    clippy::print_stdout,
+    reason = "stdout goes through volley_core::outln!, which ends quietly on a closed pipe"
+)]
+
 mod broker;
 mod chunk;
+pub mod exit;
 pub mod failpoint;
 pub mod governor;
 mod http;
@@ -12,6 +18,7 @@ pub mod input;
 mod job;
 pub mod memory;
 mod outcome;
+pub mod output;
 mod pipeline;
 pub mod preview;
 pub mod redrive;

@@ -103,9 +103,9 @@ impl DryRun {
     pub fn print(&self, json: bool) -> Result<(), String> {
         for p in &self.previews {
             if json {
-                println!("{}", serde_json::to_string(p).unwrap_or_default());
+                crate::outln!("{}", serde_json::to_string(p).unwrap_or_default());
             } else {
-                println!("{}", p.text());
+                crate::outln!("{}", p.text());
             }
         }
         if let Some(e) = &self.input_error {

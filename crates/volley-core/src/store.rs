@@ -42,6 +42,9 @@ pub struct NewJob {
     pub retention_secs: u64,
     /// Registration time.
     pub now_ms: u64,
+    /// Only find an existing job (`volley-producer --resume`): an unknown id is
+    /// [`Registration::Unknown`] and nothing is written.
+    pub resume_only: bool,
 }
 
 /// Where a re-run producer continues.
@@ -67,6 +70,8 @@ pub enum Registration {
         /// Its publish mark.
         mark: PublishMark,
     },
+    /// No such job, and [`NewJob::resume_only`] was asked: nothing was written.
+    Unknown,
 }
 
 /// One chunk's commit: outcomes, counter deltas and the done mark, applied atomically and at

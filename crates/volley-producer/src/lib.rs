@@ -5,6 +5,11 @@
 //! [`produce`] is generic over the broker and the store: the `volley-producer` binary runs it
 //! on RabbitMQ and Redis, `volley run` on the in-memory adapters.
 
+#![warn(
+    clippy::print_stdout,
+    reason = "stdout goes through volley_core::outln!, which ends quietly on a closed pipe"
+)]
+
 mod digest;
 mod duplicates;
 mod produce;
@@ -12,5 +17,5 @@ mod reader;
 mod skip;
 
 pub use duplicates::{Duplicate, DuplicateReport};
-pub use produce::{ProduceError, ProduceReport, ProduceRequest, produce};
+pub use produce::{JobStart, ProduceError, ProduceReport, ProduceRequest, produce};
 pub use skip::DoneRecords;

@@ -1,5 +1,10 @@
 //! `volley-producer`: turns a record file into a Volley job on RabbitMQ and Redis.
 
+#![warn(
+    clippy::print_stdout,
+    reason = "stdout goes through volley_core::outln!, which ends quietly on a closed pipe"
+)]
+
 use anyhow::Context as _;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -7,17 +12,34 @@ use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use volley_amqp::{AmqpBroker, AmqpOptions};
+use volley_core::exit::{
+    CANT_CREATE, CONFIG, DATA_ERROR, INTERNAL, NO_INPUT, OK, SOFTWARE, UNAVAILABLE, USAGE, help,
+};
 use volley_core::input::{InputFormat, ReaderOptions, open_input};
 use volley_core::preview::DryRun;
 use volley_core::template::process_env;
 use volley_core::time::now_ms;
-use volley_core::{JobId, JobSpec, Settings};
-use volley_producer::{ProduceError, ProduceRequest, produce};
+use volley_core::{BrokerError, JobId, JobSpec, Settings, StoreError};
+use volley_producer::{JobStart, ProduceError, ProduceRequest, produce};
 use volley_redis::{RedisOptions, RedisStore, redact_url};
+
+/// The codes `volley-producer` can return (its `--help` lists them).
+const EXIT_CODES: &[u8] = &[
+    OK,
+    INTERNAL,
+    USAGE,
+    DATA_ERROR,
+    NO_INPUT,
+    UNAVAILABLE,
+    SOFTWARE,
+    CANT_CREATE,
+    CONFIG,
+];
 
 /// Publish a record file as a Volley job. Prints the job id alone on stdout.
 #[derive(Debug, Parser)]
-#[command(name = "volley-producer", version)]
+#[command(name = "volley-producer", version, after_help = help(EXIT_CODES))]
+#[command(group(clap::ArgGroup::new("job").args(["job_id", "resume"])))]
 struct Args {
     /// The job spec (TOML).
     #[arg(long)]
@@ -25,13 +47,19 @@ struct Args {
     /// The records: a .jsonl or .csv file, or - for stdin.
     #[arg(long)]
     input: PathBuf,
-    /// Resume (or name) this job: a re-run publishes only the chunks not yet confirmed.
+    /// Create this job, or resume it if it exists (a re-run publishes only the chunks not
+    /// yet confirmed, so a restarted producer can resubmit safely); stderr says which.
     #[arg(long)]
     job_id: Option<String>,
-    /// With --job-id: publish again the chunks of this fully published job that Redis has
-    /// no outcome for (Redis lost its last writes after RabbitMQ saw them acked; `volley
-    /// status` reports them as missing). Checks the input is the one published first.
-    #[arg(long, requires = "job_id")]
+    /// Resume this existing job: publish only the chunks not yet confirmed. A job that does
+    /// not exist is refused (exit 2) and nothing is registered or published.
+    #[arg(long, value_name = "JOB_ID")]
+    resume: Option<String>,
+    /// With --resume (or --job-id): publish again the chunks of this fully published job
+    /// that Redis has no outcome for (Redis lost its last writes after RabbitMQ saw them
+    /// acked; `volley status` reports them as missing). Checks the input is the one
+    /// published first.
+    #[arg(long, requires = "job")]
     missing: bool,
     /// Settings file (TOML): amqp_url, redis_url, namespace, delivery_limit, retention.
     #[arg(long, env = "VOLLEY_CONFIG")]
@@ -51,10 +79,10 @@ struct Args {
     json: bool,
 }
 
-/// Exit codes (sysexits): 2 bad spec or arguments, 65 bad input data, 66 input not found,
-/// 69 broker or store unavailable, 1 anything else.
+/// Exit codes: [`EXIT_CODES`], meanings in `volley_core::exit`.
 fn main() -> ExitCode {
-    volley_core::telemetry::init_tracing("warn");
+    // lapin logs each channel the broker closes; the producer reports those errors itself.
+    volley_core::telemetry::init_tracing("warn,lapin=off");
     let args = Args::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -63,14 +91,16 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("volley-producer: cannot start the runtime: {e}");
-            return ExitCode::from(70);
+            return ExitCode::from(SOFTWARE);
         }
     };
     match runtime.block_on(run(args)) {
+        // The job id could not be printed (a full disk): a script would not find it.
+        Ok(_) if volley_core::output::failed() => ExitCode::from(CANT_CREATE),
         Ok(code) => code,
         Err(e) => {
             eprintln!("volley-producer: {e:#}");
-            ExitCode::from(1)
+            ExitCode::from(INTERNAL)
         }
     }
 }
@@ -83,13 +113,18 @@ fn fail(code: u8, message: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
 async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let spec_text = match std::fs::read_to_string(&args.spec) {
         Ok(t) => t,
-        Err(e) => return fail(2, format!("cannot read spec {}: {e}", args.spec.display())),
+        Err(e) => {
+            return fail(
+                USAGE,
+                format!("cannot read spec {}: {e}", args.spec.display()),
+            );
+        }
     };
     let spec = match JobSpec::from_toml(&spec_text)
         .and_then(|s| s.check_secrets(&process_env).map(|()| s))
     {
         Ok(s) => s,
-        Err(e) => return fail(2, format!("{}: {e}", args.spec.display())),
+        Err(e) => return fail(USAGE, format!("{}: {e}", args.spec.display())),
     };
     let stdin = args.input.as_os_str() == "-";
     let Some(format) = spec
@@ -98,21 +133,30 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .or_else(|| InputFormat::from_path(&args.input))
     else {
         return fail(
-            2,
+            USAGE,
             format!(
                 "input.format: cannot tell the format of {}; set input.format = \"jsonl\" or \"csv\"",
                 args.input.display()
             ),
         );
     };
-    let job = match args.job_id.as_deref().map(JobId::parse).transpose() {
+    let (flag, given) = match (&args.job_id, &args.resume) {
+        (_, Some(id)) => ("--resume", Some(id)),
+        (id, None) => ("--job-id", id.as_ref()),
+    };
+    let job = match given.map(|id| JobId::parse(id)).transpose() {
         Ok(Some(id)) => id,
         Ok(None) => JobId::generate(&spec.name, now_ms() / 1000),
-        Err(e) => return fail(2, format!("--job-id: {e}")),
+        Err(e) => return fail(USAGE, format!("{flag}: {e}")),
     };
     let input = match open_input(&args.input) {
         Ok(i) => i,
-        Err(e) => return fail(66, format!("cannot open {}: {e}", args.input.display())),
+        Err(e) => {
+            return fail(
+                NO_INPUT,
+                format!("cannot open {}: {e}", args.input.display()),
+            );
+        }
     };
     let input_name = if stdin {
         "<stdin>".to_string()
@@ -127,10 +171,10 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
             source_name: input_name,
         };
         return match DryRun::run(&spec, reader, input, args.limit, &process_env) {
-            Err(e) => fail(2, format!("{}: {e}", args.spec.display())),
+            Err(e) => fail(USAGE, format!("{}: {e}", args.spec.display())),
             Ok(dry) => match dry.print(args.json) {
                 Ok(()) => Ok(ExitCode::SUCCESS),
-                Err(e) => fail(65, e),
+                Err(e) => fail(DATA_ERROR, e),
             },
         };
     }
@@ -139,7 +183,7 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         &[("namespace", args.namespace.clone())],
     ) {
         Ok(s) => s,
-        Err(e) => return fail(2, e),
+        Err(e) => return fail(USAGE, e),
     };
     let ns = settings.namespace()?;
     let mut amqp = AmqpOptions::new(settings.amqp_url(), ns.clone());
@@ -147,14 +191,14 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
     amqp.connection_name = format!("volley-producer {job}");
     let broker = AmqpBroker::new(amqp);
     if let Err(e) = broker.check().await {
-        return fail(69, e);
+        return broker_failure(e);
     }
     let store = RedisStore::new(&RedisOptions::new(settings.redis_url()), ns)?;
     match store.check_server().await {
         Ok(warnings) => warnings.iter().for_each(|w| tracing::warn!("{w}")),
         Err(e) => {
             return fail(
-                69,
+                UNAVAILABLE,
                 format!(
                     "cannot reach Redis at {}: {e}",
                     redact_url(settings.redis_url())
@@ -182,6 +226,8 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         on_progress: Box::new(move |n| progress.set_position(n)),
         missing: args.missing,
         skip_done: None,
+        resume_only: args.resume.is_some(),
+        on_start: Box::new(say_start(job.clone())),
     };
     let result = produce(&broker, &store, request).await;
     bar.finish_and_clear();
@@ -199,13 +245,10 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
                     volley_core::render_list(&report.republished, 20)
                 );
             }
-            println!("{job}");
+            volley_core::outln!("{job}");
             Ok(ExitCode::SUCCESS)
         }
         Ok(report) => {
-            if let Some(chunk) = report.resumed_at_chunk {
-                eprintln!("volley-producer: resumed job {job} at chunk {chunk}");
-            }
             eprintln!(
                 "volley-producer: job {job}: {} records in {} chunks published ({} by this run); state {}",
                 report.total_records, report.total_chunks, report.published_now, report.state
@@ -223,7 +266,7 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
                     body_cap
                 );
             }
-            println!("{job}");
+            volley_core::outln!("{job}");
             Ok(ExitCode::SUCCESS)
         }
         Err(ProduceError::Input {
@@ -231,21 +274,52 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
             published_chunks,
             ..
         }) => {
-            println!("{job}");
+            volley_core::outln!("{job}");
             fail(
-                65,
+                DATA_ERROR,
                 format!(
-                    "{error}\njob {job} is now input_error: its {published_chunks} published chunks still run; fix the input and re-run with --job-id {job} to publish the rest"
+                    "{error}\njob {job} is now input_error: its {published_chunks} published chunks still run; fix the input and re-run with --resume {job} to publish the rest"
                 ),
             )
         }
         Err(e @ (ProduceError::InputChanged { .. } | ProduceError::ChunkTooLarge { .. })) => {
-            fail(65, e)
+            fail(DATA_ERROR, e)
         }
-        Err(e @ ProduceError::NotRepublishable { .. }) => fail(2, e),
-        Err(ProduceError::Broker(e)) => fail(69, e).context("broker"),
-        Err(ProduceError::Store(e)) => fail(69, e),
-        Err(e) => fail(1, e),
+        Err(e @ ProduceError::NotRepublishable { .. }) => fail(USAGE, e),
+        Err(ProduceError::UnknownJob { job }) => fail(
+            USAGE,
+            format!(
+                "no job {job} to resume in namespace {}: nothing was registered or published (--job-id {job} creates it)",
+                settings.namespace
+            ),
+        ),
+        Err(ProduceError::Broker(e)) => broker_failure(e).context("broker"),
+        // Another spec under this id: a matter of arguments, not of an unreachable store.
+        Err(ProduceError::Store(StoreError::Conflict(e))) => fail(USAGE, e),
+        Err(ProduceError::Store(e)) => fail(UNAVAILABLE, e),
+        Err(e) => fail(INTERNAL, e),
+    }
+}
+
+/// A queue declared with other arguments than these settings is a settings matter (78,
+/// one line naming the setting); anything else from the broker is 69.
+fn broker_failure(e: BrokerError) -> anyhow::Result<ExitCode> {
+    match e {
+        BrokerError::Topology(line) => fail(CONFIG, line),
+        e => fail(UNAVAILABLE, e),
+    }
+}
+
+/// Says on stderr whether the job was created or resumed (`--job-id` does either).
+fn say_start(job: JobId) -> impl FnOnce(&JobStart) + Send {
+    move |start| match start {
+        JobStart::Created => eprintln!("volley-producer: created job {job}"),
+        JobStart::Resuming { chunk } => {
+            eprintln!("volley-producer: resuming job {job} at chunk {chunk}");
+        }
+        JobStart::AlreadyPublished { state } => eprintln!(
+            "volley-producer: job {job} already fully published (state {state}); nothing to publish"
+        ),
     }
 }
 
@@ -260,4 +334,36 @@ fn progress_bar() -> ProgressBar {
     );
     bar.enable_steady_tick(std::time::Duration::from_millis(200));
     bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EXIT_CODES;
+
+    /// Every code this file returns (`fail(CODE, …)`, `ExitCode::from(CODE)`) is in the
+    /// table `--help` shows, and none is a bare number that would escape this check.
+    #[test]
+    fn every_code_the_producer_returns_is_in_its_help() {
+        let source: String = include_str!("main.rs")
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        for (name, code) in volley_core::exit::NAMES {
+            let used = source.contains(&format!("fail({name},"))
+                || source.contains(&format!("ExitCode::from({name})"));
+            assert!(
+                !used || EXIT_CODES.contains(code),
+                "volley-producer can exit {name} ({code}), but EXIT_CODES does not list it"
+            );
+        }
+        for call in ["fail(", "ExitCode::from("] {
+            for (at, _) in source.match_indices(call) {
+                let next = source[at + call.len()..].chars().next();
+                assert!(
+                    !next.is_some_and(|c| c.is_ascii_digit()),
+                    "a bare exit code after {call}"
+                );
+            }
+        }
+    }
 }

@@ -45,6 +45,29 @@ pub struct ProduceRequest {
     pub missing: bool,
     /// Records not to publish: an earlier run has their results (`volley run --skip-done`).
     pub skip_done: Option<Arc<DoneRecords>>,
+    /// Only resume an existing job: an unknown id is [`ProduceError::UnknownJob`], and
+    /// nothing is registered or published.
+    pub resume_only: bool,
+    /// Called once the job is registered or found, before anything is published.
+    pub on_start: Box<dyn FnOnce(&JobStart) + Send>,
+}
+
+/// What registering found: the producer says which on stderr, since `--job-id` both
+/// creates and resumes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobStart {
+    /// A new job.
+    Created,
+    /// An existing job, publishing from this chunk on.
+    Resuming {
+        /// The first chunk this run publishes.
+        chunk: u64,
+    },
+    /// An existing job whose chunks were all published: nothing to do.
+    AlreadyPublished {
+        /// Its state.
+        state: JobState,
+    },
 }
 
 /// What a producer run did.
@@ -106,6 +129,14 @@ pub enum ProduceError {
         /// Average bytes per record in it.
         avg: usize,
     },
+    /// `--resume` of a job the store does not know; nothing was registered.
+    #[error(
+        "no job {job} to resume: nothing was registered or published (--job-id {job} would create it)"
+    )]
+    UnknownJob {
+        /// The job.
+        job: JobId,
+    },
     /// `--missing` cannot apply to this job.
     #[error("cannot republish missing chunks of job {job}: {reason}")]
     NotRepublishable {
@@ -142,6 +173,8 @@ pub async fn produce<B: Broker, S: Store>(
         on_progress,
         missing,
         skip_done,
+        resume_only,
+        on_start,
     } = request;
     if missing
         && patiently("read job", || store.job_status(&job))
@@ -162,20 +195,25 @@ pub async fn produce<B: Broker, S: Store>(
         tolerated_failure_percent: spec.result.tolerated_failure_percent,
         retention_secs,
         now_ms: now_ms(),
+        resume_only,
     };
     let registration = patiently("register job", || store.register_job(&new_job)).await?;
     let mark = match registration {
-        Registration::Created => PublishMark {
-            chunks: 0,
-            records: 0,
-            input_digest: String::new(),
-        },
+        Registration::Unknown => return Err(ProduceError::UnknownJob { job }),
+        Registration::Created => {
+            on_start(&JobStart::Created);
+            PublishMark {
+                chunks: 0,
+                records: 0,
+                input_digest: String::new(),
+            }
+        }
         Registration::Resume { mark, .. } if missing => {
             return republish_missing(broker, store, job, spec, input, reader, mark).await;
         }
         Registration::Resume { state, mark } => {
             if matches!(state, JobState::Running) || state.is_terminal() {
-                tracing::info!(job.id = %job, state = %state, "job already fully published; nothing to do");
+                on_start(&JobStart::AlreadyPublished { state });
                 let status = store.job_status(&job).await?;
                 let (total_records, total_chunks) =
                     status.map_or((mark.records, mark.chunks), |s| {
@@ -195,7 +233,7 @@ pub async fn produce<B: Broker, S: Store>(
                     republished: Vec::new(),
                 });
             }
-            tracing::info!(job.id = %job, chunk = mark.chunks, records = mark.records, "resuming at chunk {}", mark.chunks);
+            on_start(&JobStart::Resuming { chunk: mark.chunks });
             mark
         }
     };

@@ -194,6 +194,7 @@ impl Store for RedisStore {
                     .arg(job.tolerated_failure_percent)
                     .arg(job.retention_secs)
                     .arg(job.now_ms)
+                    .arg(if job.resume_only { "1" } else { "0" })
                     .invoke_async(&mut c)
                     .await?;
                 if reply.first().map(String::as_str) == Some("created") {
@@ -210,6 +211,7 @@ impl Store for RedisStore {
             .await?;
         match reply.first().map(String::as_str) {
             Some("created") => Ok(Registration::Created),
+            Some("unknown") => Ok(Registration::Unknown),
             Some("conflict") => Err(StoreError::Conflict(format!(
                 "job {} exists with a different spec; use a new --job-id",
                 job.id

@@ -164,6 +164,7 @@ mod tests {
                 tolerated_failure_percent: 0.0,
                 retention_secs: 60,
                 now_ms: 1,
+                resume_only: false,
             })
             .await
             .expect("memory store registers");

@@ -19,9 +19,16 @@ use volley_redis::{RedisFleet, RedisOptions, RedisStore, redact_url};
 use volley_worker::startup::wait_until_up;
 use volley_worker::{DEFAULT_STARTUP_TIMEOUT, WorkerOptions, run_worker};
 
+/// The codes `volley-worker` can return (its `--help` lists them): 69 for any failure to
+/// run, 130 on a second stop signal.
+const EXIT_CODES: &[u8] = {
+    use volley_core::exit::{INTERRUPTED, OK, SOFTWARE, UNAVAILABLE, USAGE};
+    &[OK, USAGE, UNAVAILABLE, SOFTWARE, INTERRUPTED]
+};
+
 /// Consume chunks of Volley jobs and call their APIs.
 #[derive(Debug, Parser)]
-#[command(name = "volley-worker", version)]
+#[command(name = "volley-worker", version, after_help = volley_core::exit::help(EXIT_CODES))]
 struct Args {
     /// Requests in flight in this worker, across all jobs (each job is further bounded by
     /// its concurrency.per_worker).

@@ -107,6 +107,7 @@ async fn publish_whole_job<S: Store, B: Broker>(
             tolerated_failure_percent: 0.0,
             retention_secs: 3600,
             now_ms: now_ms(),
+            resume_only: false,
         })
         .await?;
     let chunks = (0..CHUNKS)

@@ -22,6 +22,7 @@ fn new_job(id: &JobId, spec: &str, tolerated: f64) -> NewJob {
         tolerated_failure_percent: tolerated,
         retention_secs: 3600,
         now_ms: 1_000,
+        resume_only: false,
     }
 }
 
@@ -193,6 +194,18 @@ async fn store_contract<S: Store>(store: S) -> anyhow::Result<()> {
         !store.has_history().await?,
         "a fresh namespace has no history"
     );
+    // A resume-only registration of an unknown job writes nothing.
+    let resume_only = NewJob {
+        resume_only: true,
+        ..new_job(&job, "spec-a", 0.0)
+    };
+    assert_eq!(
+        store.register_job(&resume_only).await?,
+        Registration::Unknown
+    );
+    assert!(store.job_status(&job).await?.is_none());
+    assert!(store.list_jobs().await?.is_empty());
+    assert!(!store.has_history().await?, "nothing was registered");
     assert_eq!(
         store.register_job(&new_job(&job, "spec-a", 0.0)).await?,
         Registration::Created

@@ -187,7 +187,7 @@ async fn producer_killed_half_way_resumes_without_publishing_a_chunk_twice() -> 
     let stderr = String::from_utf8_lossy(&resumed.stderr);
     assert!(
         stderr.contains(&format!(
-            "resumed job resume-me at chunk {}",
+            "resuming job resume-me at chunk {}",
             half.published_chunks
         )),
         "{stderr}"

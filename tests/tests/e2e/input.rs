@@ -109,7 +109,7 @@ async fn a_malformed_line_stops_the_producer_and_a_fixed_input_resumes_the_job()
         "names file and line: {stderr}"
     );
     assert!(
-        stderr.contains("re-run with --job-id badline-1"),
+        stderr.contains("re-run with --resume badline-1"),
         "{stderr}"
     );
     let job = volley_core::JobId::parse("badline-1").map_err(anyhow::Error::msg)?;
@@ -132,7 +132,7 @@ async fn a_malformed_line_stops_the_producer_and_a_fixed_input_resumes_the_job()
     std::fs::write(&input, fixed)?;
     let out = env.run("volley-producer", &args).await?;
     assert!(out.status.success(), "{}", describe(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("resumed job badline-1 at chunk 12"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("resuming job badline-1 at chunk 12"));
     let mut worker = env.spawn_worker("w", &["--exit-when-idle", "2s"])?;
     let fin = wait_for_job(&env, "badline-1").await?;
     assert_eq!(

@@ -209,9 +209,10 @@ async fn a_delivery_limit_mismatch_is_a_clear_error_not_a_crash_loop() -> anyhow
     assert!(!out.status.success(), "{}", crate::support::describe(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("x-delivery-limit")
-            && stderr.contains("declared earlier with other arguments"),
-        "names the argument: {stderr}"
+        stderr.contains(
+            "was declared with x-delivery-limit 10, but delivery_limit (VOLLEY_DELIVERY_LIMIT) is 5 here: set VOLLEY_DELIVERY_LIMIT=10"
+        ),
+        "names the argument, the setting and the queue's value: {stderr}"
     );
     Ok(())
 }

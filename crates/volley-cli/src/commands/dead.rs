@@ -1,11 +1,11 @@
 //! `volley dead [--json] [--limit N] [--requeue [--job JOB]]`: the dead-letter queue.
 
 use super::retry::retry_job;
-use super::{Connection, job_id, unavailable};
-use crate::exit::{self, Failure};
+use super::{Connection, broker_failure, job_id, unavailable};
+use crate::exit::Failure;
 use crate::render::escape;
 use std::collections::HashSet;
-use volley_amqp::{DeadLetter, redact_amqp_url};
+use volley_amqp::DeadLetter;
 use volley_core::redrive::RedriveFilter;
 use volley_core::{ErrorKind, JobId, Store};
 use volley_redis::RedisStore;
@@ -39,15 +39,7 @@ pub async fn run(args: DeadArgs) -> Result<(), Failure> {
     let (settings, store) = args.connection.store()?;
     let ns = settings.namespace.clone();
     let broker = args.connection.broker(&settings, "volley dead")?;
-    let unavailable = |e: volley_core::BrokerError| {
-        Failure::new(
-            exit::UNAVAILABLE,
-            format!(
-                "cannot use RabbitMQ at {}: {e}",
-                redact_amqp_url(settings.amqp_url())
-            ),
-        )
-    };
+    let unavailable = |e| broker_failure(&settings, e, "");
     if args.requeue {
         // Chunks whose records the store already settled (poison) are not sent back as they
         // are: their failed records are redriven instead, which replaces their outcomes.
@@ -98,19 +90,19 @@ pub async fn run(args: DeadArgs) -> Result<(), Failure> {
             });
         }
         if args.json {
-            println!(
+            volley_core::outln!(
                 "{}",
                 serde_json::json!({"requeued": report.moved, "settled": report.settled.len(), "retried": retried})
             );
         } else {
-            println!("moved {} dead letters back to {ns}.chunks", report.moved);
+            volley_core::outln!("moved {} dead letters back to {ns}.chunks", report.moved);
             for r in &retried {
                 match &r.error {
-                    Some(e) => println!(
+                    Some(e) => volley_core::outln!(
                         "job {}: poison chunks removed; retrying its poison records failed: {e}",
                         escape(&r.job)
                     ),
-                    None => println!(
+                    None => volley_core::outln!(
                         "job {}: poison chunks removed; {} poison records sent again (volley retry), job is {}",
                         escape(&r.job),
                         r.records.unwrap_or(0),
@@ -130,14 +122,14 @@ pub async fn run(args: DeadArgs) -> Result<(), Failure> {
             .is_some_and(|id| settled.contains(id.as_str()));
     }
     if args.json {
-        println!(
+        volley_core::outln!(
             "{}",
             serde_json::to_string(&dead).map_err(anyhow::Error::from)?
         );
         return Ok(());
     }
     if dead.is_empty() {
-        println!("no dead letters in {ns}.dead");
+        volley_core::outln!("no dead letters in {ns}.dead");
         return Ok(());
     }
     for d in &dead {
@@ -154,9 +146,9 @@ pub async fn run(args: DeadArgs) -> Result<(), Failure> {
             ),
             _ => format!("not a chunk: {}", d.preview),
         };
-        println!("{:<16} {what}   {} bytes", d.reason, d.bytes);
+        volley_core::outln!("{:<16} {what}   {} bytes", d.reason, d.bytes);
     }
-    println!(
+    volley_core::outln!(
         "{} shown; volley dead --requeue [--job JOB] sends them back",
         dead.len()
     );

@@ -117,27 +117,31 @@ pub async fn run(args: DemoArgs) -> Result<(), Failure> {
     let wall = finished.elapsed.as_secs_f64();
     let one_by_one = finished.status.latency_sum_ms as f64 / 1000.0;
     let s = &view.status;
-    println!(
+    volley_core::outln!(
         "records      {} done: {} ok, {} failed, {} retries ({} requests)",
-        s.done, s.ok, s.failed, s.retries, requests
+        s.done,
+        s.ok,
+        s.failed,
+        s.retries,
+        requests
     );
-    println!(
+    volley_core::outln!(
         "throughput   {:.0} records/s in {}",
         s.done as f64 / wall.max(0.001),
         duration(wall)
     );
-    println!(
+    volley_core::outln!(
         "latency      p50 {:.0} ms, p99 {:.0} ms",
         view.p50_ms.unwrap_or(0.0),
         view.p99_ms.unwrap_or(0.0)
     );
-    println!(
+    volley_core::outln!(
         "one by one   the same calls would take {} sequentially ({:.0}x faster)",
         duration(one_by_one),
         one_by_one / wall.max(0.001)
     );
-    println!("results      {}", args.out.display());
-    println!("state        {}", s.state);
+    volley_core::outln!("results      {}", args.out.display());
+    volley_core::outln!("state        {}", s.state);
     match exit::for_state(&s.state) {
         exit::OK => Ok(()),
         code => Err(Failure::new(code, format!("demo job ended {}", s.state))),

@@ -161,7 +161,7 @@ pub async fn run(args: HostsArgs) -> Result<(), Failure> {
                 .set_host_limit(&host, Some(HostLimit { rate, burst }))
                 .await
                 .map_err(|e| unavailable(&settings, e))?;
-            println!(
+            volley_core::outln!(
                 "{host}: at most {rate} requests/s (burst {burst}) across the fleet; workers apply it within 10s"
             );
             return Ok(());
@@ -172,7 +172,7 @@ pub async fn run(args: HostsArgs) -> Result<(), Failure> {
                 .set_host_limit(&host, None)
                 .await
                 .map_err(|e| unavailable(&settings, e))?;
-            println!("{host}: fleet limit removed (job limits still apply)");
+            volley_core::outln!("{host}: fleet limit removed (job limits still apply)");
             return Ok(());
         }
         None => {}
@@ -182,15 +182,15 @@ pub async fn run(args: HostsArgs) -> Result<(), Failure> {
         .map_err(|e| unavailable(&settings, e))?;
     if args.json {
         let list: Vec<&HostView> = views.values().collect();
-        println!(
+        volley_core::outln!(
             "{}",
             serde_json::to_string(&list).map_err(anyhow::Error::from)?
         );
     } else if views.is_empty() {
-        println!("no host has a limit, a pause or an open breaker");
+        volley_core::outln!("no host has a limit, a pause or an open breaker");
     } else {
         for v in views.values() {
-            println!("{}", v.text());
+            volley_core::outln!("{}", v.text());
         }
     }
     Ok(())

@@ -30,24 +30,28 @@ pub async fn run(args: JobsArgs) -> Result<(), Failure> {
     let now = now_ms();
     let views: Vec<StatusView> = jobs.into_iter().map(|s| StatusView::new(s, now)).collect();
     if args.json {
-        println!(
+        volley_core::outln!(
             "{}",
             serde_json::to_string(&views).map_err(anyhow::Error::from)?
         );
         return Ok(());
     }
     if views.is_empty() {
-        println!("no jobs in namespace {}", settings.namespace);
+        volley_core::outln!("no jobs in namespace {}", settings.namespace);
         return Ok(());
     }
-    println!(
+    volley_core::outln!(
         "{:<44} {:<24} {:>10} {:>10} {:>8}",
-        "JOB", "STATE", "DONE", "TOTAL", "FAILED"
+        "JOB",
+        "STATE",
+        "DONE",
+        "TOTAL",
+        "FAILED"
     );
     for v in views {
         let s = &v.status;
         let total = s.total.map_or_else(|| "?".into(), |t| t.to_string());
-        println!(
+        volley_core::outln!(
             "{:<44} {:<24} {:>10} {:>10} {:>8}",
             escape(&s.job),
             s.state,
@@ -81,19 +85,23 @@ pub async fn workers(args: WorkersArgs) -> Result<(), Failure> {
         .await
         .map_err(|e| unavailable(&settings, e))?;
     if args.json {
-        println!(
+        volley_core::outln!(
             "{}",
             serde_json::to_string(&beats).map_err(anyhow::Error::from)?
         );
         return Ok(());
     }
-    println!(
+    volley_core::outln!(
         "{:<40} {:>10} {:>8} {:>12} {:>8}",
-        "WORKER", "IN FLIGHT", "CHUNKS", "RECORDS", "SEEN"
+        "WORKER",
+        "IN FLIGHT",
+        "CHUNKS",
+        "RECORDS",
+        "SEEN"
     );
     for b in beats {
         let ago = now_ms().saturating_sub(b.at_ms) / 1000;
-        println!(
+        volley_core::outln!(
             "{:<40} {:>10} {:>8} {:>12} {:>7}s",
             escape(&b.id),
             b.in_flight,

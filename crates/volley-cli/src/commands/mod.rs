@@ -9,7 +9,7 @@ pub mod retry;
 pub mod run;
 pub mod status;
 
-use crate::exit::{Failure, UNAVAILABLE, USAGE};
+use crate::exit::{CONFIG, Failure, UNAVAILABLE, USAGE};
 use std::path::Path;
 use volley_core::{JobId, Settings};
 use volley_redis::{RedisOptions, RedisStore, redact_url};
@@ -89,4 +89,19 @@ pub fn unavailable(settings: &Settings, e: impl std::fmt::Display) -> Failure {
             redact_url(settings.redis_url())
         ),
     )
+}
+
+/// A broker error as a failure: the queue declared with other arguments than these settings
+/// is a settings matter (exit 78, the one line naming the setting), anything else 69.
+pub fn broker_failure(settings: &Settings, e: volley_core::BrokerError, then: &str) -> Failure {
+    match e {
+        volley_core::BrokerError::Topology(line) => Failure::new(CONFIG, line),
+        e => Failure::new(
+            UNAVAILABLE,
+            format!(
+                "cannot use RabbitMQ at {}: {e}{then}",
+                volley_amqp::redact_amqp_url(settings.amqp_url())
+            ),
+        ),
+    }
 }

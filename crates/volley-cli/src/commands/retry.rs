@@ -1,9 +1,8 @@
 //! `volley retry JOB [--only KINDS]`: send a finished job's failed records again.
 
-use super::{Connection, job_id, unavailable};
+use super::{Connection, broker_failure, job_id, unavailable};
 use crate::exit::{self, Failure};
 use volley_amqp::AmqpBroker;
-use volley_amqp::redact_amqp_url;
 use volley_core::redrive::{RedriveError, RedriveFilter, RedriveReport, redrive};
 
 use volley_core::time::now_ms;
@@ -41,24 +40,27 @@ pub async fn run(args: RetryArgs) -> Result<(), Failure> {
     let filter = args.only.unwrap_or_default();
     let report = retry_job(&settings, &store, &broker, &job, &filter).await?;
     if args.json {
-        println!(
+        volley_core::outln!(
             "{}",
             serde_json::to_string(&report).map_err(anyhow::Error::from)?
         );
     } else if report.resumed_chunks > 0 {
-        println!(
+        volley_core::outln!(
             "finished an interrupted retry: republished {} chunks; job {job} is {}",
-            report.resumed_chunks, report.state
+            report.resumed_chunks,
+            report.state
         );
     } else if report.records == 0 {
-        println!(
+        volley_core::outln!(
             "nothing to retry: no failed records match; job {job} is {}",
             report.state
         );
     } else {
-        println!(
+        volley_core::outln!(
             "re-enqueued {} failed records in {} chunks; job {job} is {}\n  follow it: volley status {job} --wait",
-            report.records, report.chunks, report.state
+            report.records,
+            report.chunks,
+            report.state
         );
     }
     Ok(())
@@ -93,13 +95,10 @@ pub(crate) async fn retry_job(
         .map_err(|e| match e {
             RedriveError::Store(StoreError::Conflict(m)) => Failure::new(exit::USAGE, m),
             RedriveError::Store(e) => unavailable(settings, e),
-            RedriveError::Broker(e) => Failure::new(
-                exit::UNAVAILABLE,
-                format!(
-                    "cannot publish to RabbitMQ at {}: {e}; run volley retry {job} again to \
-                     finish",
-                    redact_amqp_url(settings.amqp_url())
-                ),
+            RedriveError::Broker(e) => broker_failure(
+                settings,
+                e,
+                &format!("; run volley retry {job} again to finish"),
             ),
             other => Failure::new(exit::INTERNAL, other),
         })

@@ -242,7 +242,7 @@ fn report(
 ) -> Result<(), Failure> {
     let view = StatusView::new(finished.status.clone(), now_ms());
     if args.json {
-        println!(
+        volley_core::outln!(
             "{}",
             serde_json::to_string(&view).map_err(anyhow::Error::from)?
         );

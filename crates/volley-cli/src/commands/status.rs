@@ -90,12 +90,12 @@ pub async fn run(args: StatusArgs) -> Result<(), Failure> {
                 }));
             }
             if args.json {
-                println!(
+                volley_core::outln!(
                     "{}",
                     serde_json::to_string(&view).map_err(anyhow::Error::from)?
                 );
             } else {
-                print!("{}", view.text());
+                volley_core::out!("{}", view.text());
             }
             if !args.wait {
                 return Ok(());

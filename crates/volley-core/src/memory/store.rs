@@ -93,6 +93,9 @@ impl Store for MemoryStore {
                 mark: job.mark.clone(),
             });
         }
+        if new.resume_only {
+            return Ok(Registration::Unknown);
+        }
         let status = JobStatus {
             job: new.id.to_string(),
             name: new.name.clone(),
