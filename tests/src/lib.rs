@@ -12,5 +12,5 @@ mod records;
 pub mod tiny;
 
 pub use bins::{bin, run_bin};
-pub use env::TestEnv;
+pub use env::{TestEnv, path_str};
 pub use records::{ResultsCheck, check_results, write_jsonl};

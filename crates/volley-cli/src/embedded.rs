@@ -89,7 +89,7 @@ pub async fn run_embedded(
                 progress.set_length(n);
             }
         }),
-        missing: false,
+        missing: None,
     };
     let produced = produce(&broker, &store, request).await;
     let input_error = match produced {

@@ -15,6 +15,8 @@ pub const JOB_INPUT_ERROR: u8 = 4;
 /// The job cannot finish on its own: chunks RabbitMQ no longer holds have no outcome in
 /// Redis (`volley-producer --job-id JOB --missing` republishes them).
 pub const JOB_STALLED: u8 = 5;
+/// `volley status --wait --timeout` gave up: the job had not ended (EX_TEMPFAIL).
+pub const WAIT_TIMEOUT: u8 = 75;
 /// Malformed input data (EX_DATAERR).
 pub const DATA_ERROR: u8 = 65;
 /// The input file cannot be opened (EX_NOINPUT).

@@ -34,7 +34,7 @@ enum Command {
     Retry(retry::RetryArgs),
     /// List jobs.
     Jobs(jobs::JobsArgs),
-    /// List live workers.
+    /// List workers: running, draining, exited or dead (no beat for a while).
     Workers(jobs::WorkersArgs),
     /// Show target hosts (limits, pauses, breakers); set fleet-wide host limits.
     Hosts(hosts::HostsArgs),

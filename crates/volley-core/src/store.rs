@@ -236,9 +236,13 @@ pub struct JobStatus {
 pub struct WorkerBeat {
     /// Worker id (host-pid-random).
     pub id: String,
-    /// Records in flight.
+    /// Requests in flight to the API right now (slots of the worker taken).
     pub in_flight: u64,
-    /// Chunks held (unacked).
+    /// Records whose chunk is held and not yet committed (running, waiting for a slot, or
+    /// backing off).
+    #[serde(default)]
+    pub records_held: u64,
+    /// Chunks held (delivered, not yet settled).
     pub chunks_held: u64,
     /// Records finished since start.
     pub records_done: u64,
@@ -246,6 +250,61 @@ pub struct WorkerBeat {
     pub at_ms: u64,
     /// Start time.
     pub started_ms: u64,
+    /// What the worker said it was doing.
+    #[serde(default)]
+    pub state: WorkerPhase,
+    /// How often this worker beats: a beat older than a few of these is a worker gone.
+    #[serde(default = "default_beat_interval_ms")]
+    pub interval_ms: u64,
+}
+
+fn default_beat_interval_ms() -> u64 {
+    5_000
+}
+
+/// A worker's phase, as its beats say and as a reader concludes from their age.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkerPhase {
+    /// Consuming and processing.
+    #[default]
+    Running,
+    /// Stopped consuming; finishing the chunks it holds.
+    Draining,
+    /// Left cleanly: its consumer is closed and it holds nothing (its last beat).
+    Exited,
+    /// Never written by a worker: its beats stopped without an exit (killed, hung or cut
+    /// off), so what it holds is unknown until the broker takes its chunks back.
+    Dead,
+}
+
+impl WorkerPhase {
+    /// The name shown by `volley workers`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Draining => "draining",
+            Self::Exited => "exited",
+            Self::Dead => "dead",
+        }
+    }
+}
+
+/// Beats a worker may miss before it is taken for dead.
+const MISSED_BEATS: u64 = 3;
+
+impl WorkerBeat {
+    /// The phase at `now_ms`: the beat's own, or [`WorkerPhase::Dead`] when a running or
+    /// draining worker has missed several beats.
+    pub fn phase_at(&self, now_ms: u64) -> WorkerPhase {
+        let silent = now_ms.saturating_sub(self.at_ms);
+        let late = self.interval_ms.max(1).saturating_mul(MISSED_BEATS) + 2_000;
+        match self.state {
+            WorkerPhase::Exited => WorkerPhase::Exited,
+            _ if silent > late => WorkerPhase::Dead,
+            phase => phase,
+        }
+    }
 }
 
 /// The job store.

@@ -7,8 +7,10 @@
 
 mod digest;
 mod duplicates;
+mod missing;
 mod produce;
 mod reader;
 
 pub use duplicates::{Duplicate, DuplicateReport};
+pub use missing::{CheckError, Verdict, check_missing};
 pub use produce::{ProduceError, ProduceReport, ProduceRequest, produce};

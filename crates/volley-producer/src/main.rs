@@ -12,7 +12,7 @@ use volley_core::preview::DryRun;
 use volley_core::template::process_env;
 use volley_core::time::now_ms;
 use volley_core::{JobId, JobSpec, Settings};
-use volley_producer::{ProduceError, ProduceRequest, produce};
+use volley_producer::{ProduceError, ProduceRequest, Verdict, check_missing, produce};
 use volley_redis::{RedisOptions, RedisStore, redact_url};
 
 /// Publish a record file as a Volley job. Prints the job id alone on stdout.
@@ -31,6 +31,8 @@ struct Args {
     /// With --job-id: publish again the chunks of this fully published job that Redis has
     /// no outcome for (Redis lost its last writes after RabbitMQ saw them acked; `volley
     /// status` reports them as missing). Checks the input is the one published first.
+    /// Refuses (exit 75, nothing published) while any chunk may still be queued or held by
+    /// a worker: it republishes only chunks certainly missing.
     #[arg(long, requires = "job_id")]
     missing: bool,
     /// Settings file (TOML): amqp_url, redis_url, namespace, delivery_limit, retention.
@@ -52,7 +54,8 @@ struct Args {
 }
 
 /// Exit codes (sysexits): 2 bad spec or arguments, 65 bad input data, 66 input not found,
-/// 69 broker or store unavailable, 1 anything else.
+/// 69 broker or store unavailable, 75 `--missing` refused (chunks may still be queued or
+/// held), 1 anything else.
 fn main() -> ExitCode {
     volley_core::telemetry::init_tracing("warn");
     let args = Args::parse();
@@ -162,6 +165,14 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
             );
         }
     }
+    let missing = if args.missing {
+        match certain_missing(&broker, &store, &job).await {
+            Ok(chunks) => Some(chunks),
+            Err(refused) => return refused,
+        }
+    } else {
+        None
+    };
     let bar = progress_bar();
     let progress = bar.clone();
     let keeps_bodies = spec.result.body != volley_core::BodyMode::None;
@@ -180,7 +191,7 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         input_name,
         retention_secs: settings.retention()?.as_secs(),
         on_progress: Box::new(move |n| progress.set_position(n)),
-        missing: args.missing,
+        missing,
     };
     let result = produce(&broker, &store, request).await;
     bar.finish_and_clear();
@@ -244,6 +255,29 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Err(ProduceError::Broker(e)) => fail(69, e).context("broker"),
         Err(ProduceError::Store(e)) => fail(69, e),
         Err(e) => fail(1, e),
+    }
+}
+
+/// `--missing` refused: chunks may still be queued or held (EX_TEMPFAIL).
+const MISSING_REFUSED: u8 = 75;
+
+/// `--missing`: the chunks certainly missing (none when the job is not running: the
+/// republish path then says why there is nothing to do), or the exit when it must refuse.
+async fn certain_missing(
+    broker: &AmqpBroker,
+    store: &RedisStore,
+    job: &JobId,
+) -> Result<Vec<u64>, anyhow::Result<ExitCode>> {
+    match check_missing(broker, store, job).await {
+        Ok(Verdict::Missing(chunks)) => Ok(chunks),
+        Ok(Verdict::NoJob | Verdict::NoneMissing | Verdict::NotPublished(_)) => Ok(Vec::new()),
+        Ok(Verdict::Unsure(why)) => Err(fail(
+            MISSING_REFUSED,
+            format!(
+                "not republishing any chunk of job {job}: {why}, so chunks without an outcome may still be processed; --missing republishes only chunks certainly lost (volley status {job} lists them)"
+            ),
+        )),
+        Err(e) => Err(fail(69, e)),
     }
 }
 

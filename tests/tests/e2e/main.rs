@@ -6,5 +6,6 @@ mod embedded;
 mod fleet;
 mod http;
 mod input;
+mod operator;
 mod support;
 mod transport;

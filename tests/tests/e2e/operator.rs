@@ -1,0 +1,218 @@
+//! What an operator's commands say and do on a healthy job: `volley status` never calls its
+//! chunks missing, `volley-producer --missing` refuses and publishes nothing, `volley
+//! workers` counts requests (not records) in flight and shows draining and exited workers
+//! as such, and `status --wait --timeout` has its own exit code. The API's own request
+//! counter is the judge: one call per record.
+
+use crate::support::{describe, wait_exit, wait_for_job};
+use std::time::{Duration, Instant};
+use volley_core::Store as _;
+use volley_tests::{TestEnv, path_str, write_jsonl};
+
+/// Waits until `volley workers --json` lists `id`.
+async fn wait_listed(env: &TestEnv, id: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while workers(env).await?.iter().all(|w| w["id"] != id) {
+        anyhow::ensure!(Instant::now() < deadline, "worker {id} never beat");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
+async fn workers(env: &TestEnv) -> anyhow::Result<Vec<serde_json::Value>> {
+    let out = env.run("volley", &["workers", "--json"]).await?;
+    anyhow::ensure!(out.status.success(), "workers: {}", describe(&out));
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+async fn job_state(env: &TestEnv, job: &str) -> anyhow::Result<String> {
+    let status = env
+        .store()?
+        .job_status(&volley_core::JobId::parse(job).map_err(anyhow::Error::msg)?)
+        .await?;
+    Ok(status.map(|s| s.state).unwrap_or_default())
+}
+
+/// `volley-producer --spec S --input I --job-id J --missing`.
+async fn republish(
+    env: &TestEnv,
+    spec: &std::path::Path,
+    input: &std::path::Path,
+    job: &str,
+) -> anyhow::Result<std::process::Output> {
+    let args = [
+        "--spec",
+        path_str(spec)?,
+        "--input",
+        path_str(input)?,
+        "--job-id",
+        job,
+        "--missing",
+    ];
+    env.run("volley-producer", &args).await
+}
+
+#[tokio::test]
+async fn status_and_missing_leave_a_healthy_slow_job_alone_from_its_start() -> anyhow::Result<()> {
+    let env = TestEnv::new().await?;
+    let input = env.path("records.jsonl");
+    write_jsonl(&input, 300)?;
+    let spec = env.write_spec(
+        "slow",
+        "/users/{id}?delay_ms=3000",
+        "[chunking]\nsize = 100\n[concurrency]\nper_worker = 300\n[result]\nbody = \"none\"\n",
+    )?;
+    // The worker beats (holding nothing) before the job exists, then takes all three chunks
+    // at once: the moment its last beat says nothing is held while nothing is queued.
+    let mut worker = env.spawn_worker("w1", &["--exit-when-idle", "3s"])?;
+    wait_listed(&env, "w1").await?;
+    let job = env.produce(&spec, &input, &[]).await?;
+    let refused = republish(&env, &spec, &input, &job).await?;
+    assert_eq!(refused.status.code(), Some(75), "{}", describe(&refused));
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("not republishing"), "{said}");
+    let mut looks = 0;
+    while job_state(&env, &job).await? == "running" {
+        for args in [vec!["status", &job, "--json"], vec!["status", &job]] {
+            let out = env.run("volley", &args).await?;
+            assert!(out.status.success(), "{}", describe(&out));
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                !text.contains("missing"),
+                "a healthy job reported missing chunks: {text}"
+            );
+            looks += 1;
+        }
+    }
+    assert!(looks >= 2, "status was never read while the job ran");
+    let fin = wait_for_job(&env, &job).await?;
+    assert_eq!(fin.state(), "completed", "{}", fin.json);
+    assert_eq!(env.mock.stats().requests, 300, "one request per record");
+    assert!(
+        wait_exit(&mut worker, Duration::from_secs(60))
+            .await?
+            .success()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn missing_refuses_while_chunks_are_queued_or_held() -> anyhow::Result<()> {
+    let env = TestEnv::new().await?;
+    let input = env.path("records.jsonl");
+    write_jsonl(&input, 1_000)?;
+    let spec = env.write_spec(
+        "queued",
+        "/users/{id}?delay_ms=500",
+        "[chunking]\nsize = 100\n[concurrency]\nper_worker = 50\n[result]\nbody = \"none\"\n",
+    )?;
+    let job = env.produce(&spec, &input, &[]).await?;
+    let mut worker = env.spawn_worker("w1", &["--prefetch", "1", "--exit-when-idle", "3s"])?;
+    let refused = republish(&env, &spec, &input, &job).await?;
+    assert_eq!(refused.status.code(), Some(75), "{}", describe(&refused));
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("not republishing"), "{said}");
+    // A wait that runs out has its own exit code, and a bare number is seconds.
+    let out = env
+        .run("volley", &["status", &job, "--wait", "--timeout", "1"])
+        .await?;
+    assert_eq!(out.status.code(), Some(75), "{}", describe(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("after the timeout"));
+    let fin = wait_for_job(&env, &job).await?;
+    assert_eq!(fin.state(), "completed", "{}", fin.json);
+    assert_eq!(env.mock.stats().requests, 1_000, "one request per record");
+    assert!(
+        wait_exit(&mut worker, Duration::from_secs(60))
+            .await?
+            .success()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn workers_count_requests_in_flight_and_show_draining_and_exited() -> anyhow::Result<()> {
+    let env = TestEnv::new().await?;
+    let input = env.path("records.jsonl");
+    write_jsonl(&input, 400)?;
+    let spec = env.write_spec(
+        "held",
+        "/users/{id}?delay_ms=400",
+        "[chunking]\nsize = 100\n[concurrency]\nper_worker = 4\n[result]\nbody = \"none\"\n",
+    )?;
+    let job = env.produce(&spec, &input, &[]).await?;
+    let mut worker = env.spawn_worker("w1", &["--prefetch", "1"])?;
+    // A chunk of 100 records is held, 4 of them are requests at a time.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let seen = loop {
+        let listed = workers(&env).await?;
+        let w = listed.iter().find(|w| w["id"] == "w1").cloned();
+        if let Some(w) =
+            w.filter(|w| w["chunks_held"].as_u64() > Some(0) && w["in_flight"].as_u64() > Some(0))
+        {
+            break w;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "w1 never held a chunk: {listed:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        seen["in_flight"].as_u64() <= Some(4),
+        "requests in flight above per_worker: {seen}"
+    );
+    assert_eq!(seen["records_held"], 100, "{seen}");
+    assert_eq!(seen["state"], "running", "{seen}");
+
+    // Told to stop while it holds a chunk, it is shown draining, then exited.
+    let pid = worker.id().ok_or_else(|| anyhow::anyhow!("worker gone"))?;
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()?;
+    anyhow::ensure!(status.success());
+    let mut states = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while states.last().map(String::as_str) != Some("exited") {
+        let listed = workers(&env).await?;
+        if let Some(state) = listed
+            .iter()
+            .find(|w| w["id"] == "w1")
+            .and_then(|w| w["state"].as_str())
+        {
+            if states.last().map(String::as_str) != Some(state) {
+                states.push(state.to_string());
+            }
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "w1 never shown exited: {states:?} {listed:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        states.contains(&"draining".to_string()),
+        "never shown draining: {states:?}"
+    );
+    assert!(
+        wait_exit(&mut worker, Duration::from_secs(10))
+            .await?
+            .success()
+    );
+    let listed = workers(&env).await?;
+    assert!(
+        listed
+            .iter()
+            .filter(|w| w["id"] == "w1")
+            .all(|w| w["state"] == "exited"),
+        "an exited worker listed as live: {listed:?}"
+    );
+    let out = env.run("volley", &["workers"]).await?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("w1") && l.contains("exited")),
+        "{text}"
+    );
+    let _ = job;
+    Ok(())
+}
