@@ -139,7 +139,7 @@ async fn workers_count_requests_in_flight_and_show_draining_and_exited() -> anyh
         "/users/{id}?delay_ms=400",
         "[chunking]\nsize = 100\n[concurrency]\nper_worker = 4\n[result]\nbody = \"none\"\n",
     )?;
-    let job = env.produce(&spec, &input, &[]).await?;
+    env.produce(&spec, &input, &[]).await?;
     let mut worker = env.spawn_worker("w1", &["--prefetch", "1"])?;
     // A chunk of 100 records is held, 4 of them are requests at a time.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -174,14 +174,14 @@ async fn workers_count_requests_in_flight_and_show_draining_and_exited() -> anyh
     let deadline = Instant::now() + Duration::from_secs(40);
     while states.last().map(String::as_str) != Some("exited") {
         let listed = workers(&env).await?;
-        if let Some(state) = listed
+        let state = listed
             .iter()
             .find(|w| w["id"] == "w1")
-            .and_then(|w| w["state"].as_str())
+            .and_then(|w| w["state"].as_str());
+        if let Some(state) = state
+            && states.last().map(String::as_str) != Some(state)
         {
-            if states.last().map(String::as_str) != Some(state) {
-                states.push(state.to_string());
-            }
+            states.push(state.to_string());
         }
         anyhow::ensure!(
             Instant::now() < deadline,
@@ -213,6 +213,5 @@ async fn workers_count_requests_in_flight_and_show_draining_and_exited() -> anyh
             .any(|l| l.starts_with("w1") && l.contains("exited")),
         "{text}"
     );
-    let _ = job;
     Ok(())
 }
