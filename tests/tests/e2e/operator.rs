@@ -60,7 +60,7 @@ async fn status_and_missing_leave_a_healthy_slow_job_alone_from_its_start() -> a
     let spec = env.write_spec(
         "slow",
         "/users/{id}?delay_ms=3000",
-        "[chunking]\nsize = 100\n[concurrency]\nper_worker = 300\n[result]\nbody = \"none\"\n",
+        "[chunking]\nsize = 100\n[concurrency]\nper_worker = 60\n[result]\nbody = \"none\"\n",
     )?;
     // The worker beats (holding nothing) before the job exists, then takes all three chunks
     // at once: the moment its last beat says nothing is held while nothing is queued.
