@@ -494,3 +494,49 @@ pub fn render_list(chunks: &[u64], max: usize) -> String {
         shown.join(", ")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_worker_that_missed_its_beats_is_dead_unless_it_said_it_exited() {
+        let beat = |state| WorkerBeat {
+            id: "w".into(),
+            in_flight: 0,
+            records_held: 0,
+            chunks_held: 0,
+            records_done: 0,
+            at_ms: 10_000,
+            started_ms: 0,
+            state,
+            interval_ms: 1_000,
+        };
+        assert_eq!(
+            beat(WorkerPhase::Running).phase_at(14_000),
+            WorkerPhase::Running
+        );
+        assert_eq!(
+            beat(WorkerPhase::Running).phase_at(15_001),
+            WorkerPhase::Dead
+        );
+        assert_eq!(
+            beat(WorkerPhase::Draining).phase_at(14_000),
+            WorkerPhase::Draining
+        );
+        assert_eq!(
+            beat(WorkerPhase::Draining).phase_at(60_000),
+            WorkerPhase::Dead
+        );
+        assert_eq!(
+            beat(WorkerPhase::Exited).phase_at(600_000),
+            WorkerPhase::Exited
+        );
+        // Beats written before the field existed read as a running worker on a 5 s beat.
+        let old: WorkerBeat = serde_json::from_str(
+            r#"{"id":"w","in_flight":3,"chunks_held":1,"records_done":0,"at_ms":1,"started_ms":0}"#,
+        )
+        .expect("an old beat parses");
+        assert_eq!((old.state, old.interval_ms), (WorkerPhase::Running, 5_000));
+    }
+}
