@@ -73,6 +73,8 @@ pub async fn run_worker<B: Broker, S: Store>(
     // The heartbeat outlives the consume loop: a draining worker stays visible, and the
     // last beat says it exited.
     let heartbeat_stop = CancellationToken::new();
+    // Ends the heartbeat too if this future is dropped instead of returning.
+    let _heartbeat_guard = heartbeat_stop.clone().drop_guard();
     let draining = CancellationToken::new();
     let heartbeat = tokio::spawn(heartbeat_loop(
         store,
