@@ -215,3 +215,37 @@ async fn workers_count_requests_in_flight_and_show_draining_and_exited() -> anyh
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_killed_worker_is_shown_dead_not_running() -> anyhow::Result<()> {
+    let env = TestEnv::new().await?;
+    let mut worker = env.spawn_worker("w1", &[])?;
+    wait_listed(&env, "w1").await?;
+    worker.start_kill()?;
+    worker.wait().await?;
+    // Three missed 5 s beats and a little: then it is dead, and never running after that.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let listed = workers(&env).await?;
+        let state = listed
+            .iter()
+            .find(|w| w["id"] == "w1")
+            .map(|w| w["state"].clone());
+        if state.as_ref().is_some_and(|s| s == "dead") {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "a killed worker still shown as {state:?}: {listed:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let out = env.run("volley", &["workers"]).await?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("w1") && l.contains("dead")),
+        "{text}"
+    );
+    Ok(())
+}
