@@ -22,7 +22,9 @@ pub struct Topology {
     pub dead: String,
 }
 
-/// Ready messages and consumers of the two queues.
+/// Ready messages and consumers of the two queues. A passive declare tells no more: the
+/// delivered, unacknowledged messages are known only to the consumers holding them (for
+/// Volley, the workers, which report them in their heartbeats).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueCounts {
     /// Chunk messages waiting (not counting unacked ones).

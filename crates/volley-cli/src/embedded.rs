@@ -125,7 +125,7 @@ pub async fn run_embedded(
                 progress.set_length(n);
             }
         }),
-        missing: false,
+        missing: None,
         skip_done: job.skip_done,
         resume_only: false,
         on_start: Box::new(|_| {}),

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 pub use volley_core::exit::{
     CANT_CREATE, CONFIG, DATA_ERROR, INTERNAL, INTERRUPTED, JOB_FAILED, JOB_INPUT_ERROR,
-    JOB_STALLED, NO_INPUT, OK, SOFTWARE, UNAVAILABLE, USAGE, help,
+    JOB_STALLED, NO_INPUT, OK, SOFTWARE, TRY_LATER, UNAVAILABLE, USAGE, help,
 };
 
 /// The codes each command can return, for its `--help` (`exit::help`). Every command can
@@ -49,6 +49,7 @@ pub mod codes {
         UNAVAILABLE,
         SOFTWARE,
         CANT_CREATE,
+        TRY_LATER,
     ];
     /// `volley results`.
     pub const RESULTS: &[u8] = &[OK, INTERNAL, USAGE, UNAVAILABLE, SOFTWARE, CANT_CREATE];
@@ -80,6 +81,7 @@ pub mod codes {
         SOFTWARE,
         CANT_CREATE,
         CONFIG,
+        TRY_LATER,
         INTERRUPTED,
     ];
 }

@@ -45,7 +45,7 @@ enum Command {
     /// List jobs.
     #[command(after_help = exit::help(codes::LISTS))]
     Jobs(jobs::JobsArgs),
-    /// List live workers.
+    /// List workers: running, draining, exited or dead (no beat for a while).
     #[command(after_help = exit::help(codes::LISTS))]
     Workers(jobs::WorkersArgs),
     /// Show target hosts (limits, pauses, breakers); set fleet-wide host limits.

@@ -25,6 +25,9 @@ pub const UNAVAILABLE: u8 = 69;
 pub const SOFTWARE: u8 = 70;
 /// The output cannot be written (EX_CANTCREAT).
 pub const CANT_CREATE: u8 = 73;
+/// Not now, try again later (EX_TEMPFAIL): `volley status --wait --timeout` gave up before
+/// the job ended; `volley-producer --missing` cannot be sure chunks are missing yet.
+pub const TRY_LATER: u8 = 75;
 /// A setting contradicts what the broker holds, e.g. `delivery_limit` against a queue
 /// declared with another `x-delivery-limit` (EX_CONFIG).
 pub const CONFIG: u8 = 78;
@@ -62,6 +65,10 @@ pub const MEANINGS: &[(u8, &str)] = &[
     (SOFTWARE, "the runtime cannot start"),
     (CANT_CREATE, "the output cannot be written"),
     (
+        TRY_LATER,
+        "not yet: status --wait --timeout passed before the job ended, or --missing cannot be sure chunks are missing; try again later",
+    ),
+    (
         CONFIG,
         "a setting contradicts the broker (delivery_limit / VOLLEY_DELIVERY_LIMIT against the queue's x-delivery-limit)",
     ),
@@ -84,6 +91,7 @@ pub const NAMES: &[(&str, u8)] = &[
     ("UNAVAILABLE", UNAVAILABLE),
     ("SOFTWARE", SOFTWARE),
     ("CANT_CREATE", CANT_CREATE),
+    ("TRY_LATER", TRY_LATER),
     ("CONFIG", CONFIG),
     ("INTERRUPTED", INTERRUPTED),
 ];

@@ -50,7 +50,7 @@ pub use spec::{
 };
 pub use store::{
     ChunkCommit, CommitStatus, FailedInput, JobStatus, NewJob, PublishMark, Registration, Splice,
-    Store, StoreError, WorkerBeat, render_list,
+    Store, StoreError, WorkerBeat, WorkerPhase, render_list,
 };
 pub use tally::{ChunkTally, bucket_upper_ms, latency_bucket, percentile_ms};
 pub use template::{RequestTemplate, TemplateError};

@@ -241,9 +241,13 @@ pub struct JobStatus {
 pub struct WorkerBeat {
     /// Worker id (host-pid-random).
     pub id: String,
-    /// Records in flight.
+    /// Requests in flight to the API right now (slots of the worker taken).
     pub in_flight: u64,
-    /// Chunks held (unacked).
+    /// Records whose chunk is held and not yet committed (running, waiting for a slot, or
+    /// backing off).
+    #[serde(default)]
+    pub records_held: u64,
+    /// Chunks held (delivered, not yet settled).
     pub chunks_held: u64,
     /// Records finished since start.
     pub records_done: u64,
@@ -251,6 +255,61 @@ pub struct WorkerBeat {
     pub at_ms: u64,
     /// Start time.
     pub started_ms: u64,
+    /// What the worker said it was doing.
+    #[serde(default)]
+    pub state: WorkerPhase,
+    /// How often this worker beats: a beat older than a few of these is a worker gone.
+    #[serde(default = "default_beat_interval_ms")]
+    pub interval_ms: u64,
+}
+
+fn default_beat_interval_ms() -> u64 {
+    5_000
+}
+
+/// A worker's phase, as its beats say and as a reader concludes from their age.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkerPhase {
+    /// Consuming and processing.
+    #[default]
+    Running,
+    /// Stopped consuming; finishing the chunks it holds.
+    Draining,
+    /// Left cleanly: its consumer is closed and it holds nothing (its last beat).
+    Exited,
+    /// Never written by a worker: its beats stopped without an exit (killed, hung or cut
+    /// off), so what it holds is unknown until the broker takes its chunks back.
+    Dead,
+}
+
+impl WorkerPhase {
+    /// The name shown by `volley workers`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Draining => "draining",
+            Self::Exited => "exited",
+            Self::Dead => "dead",
+        }
+    }
+}
+
+/// Beats a worker may miss before it is taken for dead.
+const MISSED_BEATS: u64 = 3;
+
+impl WorkerBeat {
+    /// The phase at `now_ms`: the beat's own, or [`WorkerPhase::Dead`] when a running or
+    /// draining worker has missed several beats.
+    pub fn phase_at(&self, now_ms: u64) -> WorkerPhase {
+        let silent = now_ms.saturating_sub(self.at_ms);
+        let late = self.interval_ms.max(1).saturating_mul(MISSED_BEATS) + 2_000;
+        match self.state {
+            WorkerPhase::Exited => WorkerPhase::Exited,
+            _ if silent > late => WorkerPhase::Dead,
+            phase => phase,
+        }
+    }
 }
 
 /// The job store.
@@ -438,5 +497,51 @@ pub fn render_list(chunks: &[u64], max: usize) -> String {
         format!("{}, … ({} in all)", shown.join(", "), chunks.len())
     } else {
         shown.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_worker_that_missed_its_beats_is_dead_unless_it_said_it_exited() {
+        let beat = |state| WorkerBeat {
+            id: "w".into(),
+            in_flight: 0,
+            records_held: 0,
+            chunks_held: 0,
+            records_done: 0,
+            at_ms: 10_000,
+            started_ms: 0,
+            state,
+            interval_ms: 1_000,
+        };
+        assert_eq!(
+            beat(WorkerPhase::Running).phase_at(14_000),
+            WorkerPhase::Running
+        );
+        assert_eq!(
+            beat(WorkerPhase::Running).phase_at(15_001),
+            WorkerPhase::Dead
+        );
+        assert_eq!(
+            beat(WorkerPhase::Draining).phase_at(14_000),
+            WorkerPhase::Draining
+        );
+        assert_eq!(
+            beat(WorkerPhase::Draining).phase_at(60_000),
+            WorkerPhase::Dead
+        );
+        assert_eq!(
+            beat(WorkerPhase::Exited).phase_at(600_000),
+            WorkerPhase::Exited
+        );
+        // Beats written before the field existed read as a running worker on a 5 s beat.
+        let old: WorkerBeat = serde_json::from_str(
+            r#"{"id":"w","in_flight":3,"chunks_held":1,"records_done":0,"at_ms":1,"started_ms":0}"#,
+        )
+        .expect("an old beat parses");
+        assert_eq!((old.state, old.interval_ms), (WorkerPhase::Running, 5_000));
     }
 }

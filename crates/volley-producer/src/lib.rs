@@ -12,10 +12,12 @@
 
 mod digest;
 mod duplicates;
+mod missing;
 mod produce;
 mod reader;
 mod skip;
 
 pub use duplicates::{Duplicate, DuplicateReport};
+pub use missing::{CheckError, Verdict, check_missing};
 pub use produce::{JobStart, ProduceError, ProduceReport, ProduceRequest, produce};
 pub use skip::DoneRecords;

@@ -13,14 +13,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use volley_amqp::{AmqpBroker, AmqpOptions};
 use volley_core::exit::{
-    CANT_CREATE, CONFIG, DATA_ERROR, INTERNAL, NO_INPUT, OK, SOFTWARE, UNAVAILABLE, USAGE, help,
+    CANT_CREATE, CONFIG, DATA_ERROR, INTERNAL, NO_INPUT, OK, SOFTWARE, TRY_LATER, UNAVAILABLE,
+    USAGE, help,
 };
 use volley_core::input::{InputFormat, ReaderOptions, open_input};
 use volley_core::preview::DryRun;
 use volley_core::template::process_env;
 use volley_core::time::now_ms;
 use volley_core::{BrokerError, JobId, JobSpec, Settings, StoreError};
-use volley_producer::{JobStart, ProduceError, ProduceRequest, produce};
+use volley_producer::{JobStart, ProduceError, ProduceRequest, Verdict, check_missing, produce};
 use volley_redis::{RedisOptions, RedisStore, redact_url};
 
 /// The codes `volley-producer` can return (its `--help` lists them).
@@ -34,6 +35,7 @@ const EXIT_CODES: &[u8] = &[
     SOFTWARE,
     CANT_CREATE,
     CONFIG,
+    TRY_LATER,
 ];
 
 /// Publish a record file as a Volley job. Prints the job id alone on stdout.
@@ -58,7 +60,8 @@ struct Args {
     /// With --resume (or --job-id): publish again the chunks of this fully published job
     /// that Redis has no outcome for (Redis lost its last writes after RabbitMQ saw them
     /// acked; `volley status` reports them as missing). Checks the input is the one
-    /// published first.
+    /// published first. Refuses (exit 75, nothing published) while any chunk may still be
+    /// queued or held by a worker: it republishes only chunks certainly missing.
     #[arg(long, requires = "job")]
     missing: bool,
     /// Settings file (TOML): amqp_url, redis_url, namespace, delivery_limit, retention.
@@ -206,6 +209,14 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
             );
         }
     }
+    let missing = if args.missing {
+        match certain_missing(&broker, &store, &job).await {
+            Ok(chunks) => Some(chunks),
+            Err(refused) => return refused,
+        }
+    } else {
+        None
+    };
     let bar = progress_bar();
     let progress = bar.clone();
     let keeps_bodies = spec.result.body != volley_core::BodyMode::None;
@@ -224,7 +235,7 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         input_name,
         retention_secs: settings.retention()?.as_secs(),
         on_progress: Box::new(move |n| progress.set_position(n)),
-        missing: args.missing,
+        missing,
         skip_done: None,
         resume_only: args.resume.is_some(),
         on_start: Box::new(say_start(job.clone())),
@@ -320,6 +331,26 @@ fn say_start(job: JobId) -> impl FnOnce(&JobStart) + Send {
         JobStart::AlreadyPublished { state } => eprintln!(
             "volley-producer: job {job} already fully published (state {state}); nothing to publish"
         ),
+    }
+}
+
+/// `--missing`: the chunks certainly missing (none when the job is not running: the
+/// republish path then says why there is nothing to do), or the exit when it must refuse.
+async fn certain_missing(
+    broker: &AmqpBroker,
+    store: &RedisStore,
+    job: &JobId,
+) -> Result<Vec<u64>, anyhow::Result<ExitCode>> {
+    match check_missing(broker, store, job).await {
+        Ok(Verdict::Missing(chunks)) => Ok(chunks),
+        Ok(Verdict::NoJob | Verdict::NoneMissing | Verdict::NotPublished(_)) => Ok(Vec::new()),
+        Ok(Verdict::Unsure(why)) => Err(fail(
+            TRY_LATER,
+            format!(
+                "not republishing any chunk of job {job}: {why}, so chunks without an outcome may still be processed; --missing republishes only chunks certainly lost (volley status {job} lists them)"
+            ),
+        )),
+        Err(e) => Err(fail(UNAVAILABLE, e)),
     }
 }
 

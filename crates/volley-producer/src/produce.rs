@@ -40,9 +40,10 @@ pub struct ProduceRequest {
     pub retention_secs: u64,
     /// Called with the number of records published so far.
     pub on_progress: Box<dyn Fn(u64) + Send>,
-    /// Republish the chunks of a fully published job that the store has no outcome for
-    /// and the queue no longer holds (Redis lost recent writes), instead of resuming.
-    pub missing: bool,
+    /// Instead of resuming, republish these chunks of a fully published job, the ones
+    /// [`crate::check_missing`] found certainly missing (no outcome in the store, neither
+    /// queued nor held: Redis lost recent writes). Those that got an outcome since are left.
+    pub missing: Option<Vec<u64>>,
     /// Records not to publish: an earlier run has their results (`volley run --skip-done`).
     pub skip_done: Option<Arc<DoneRecords>>,
     /// Only resume an existing job: an unknown id is [`ProduceError::UnknownJob`], and
@@ -176,7 +177,7 @@ pub async fn produce<B: Broker, S: Store>(
         resume_only,
         on_start,
     } = request;
-    if missing
+    if missing.is_some()
         && patiently("read job", || store.job_status(&job))
             .await?
             .is_none()
@@ -208,8 +209,16 @@ pub async fn produce<B: Broker, S: Store>(
                 input_digest: String::new(),
             }
         }
-        Registration::Resume { mark, .. } if missing => {
-            return republish_missing(broker, store, job, spec, input, reader, mark).await;
+        Registration::Resume { mark, .. } if missing.is_some() => {
+            let republish = Republish {
+                job,
+                spec,
+                input,
+                reader,
+                mark,
+                certain: missing.unwrap_or_default(),
+            };
+            return republish_missing(broker, store, republish).await;
         }
         Registration::Resume { state, mark } => {
             if matches!(state, JobState::Running) || state.is_terminal() {
@@ -408,6 +417,17 @@ async fn publish_patiently<B: Broker>(
     }
 }
 
+/// What `--missing` republishes from.
+struct Republish {
+    job: JobId,
+    spec: JobSpec,
+    input: Box<dyn BufRead + Send>,
+    reader: ReaderOptions,
+    mark: PublishMark,
+    /// The chunks found certainly missing.
+    certain: Vec<u64>,
+}
+
 /// `--missing`: a fully published job whose store has no outcome for some chunks the queue
 /// no longer holds (acked, then lost by a Redis that forgot its last writes). Re-reads the
 /// input, checks it is the one published, and publishes those chunks again; the publish
@@ -415,12 +435,16 @@ async fn publish_patiently<B: Broker>(
 async fn republish_missing<B: Broker, S: Store>(
     broker: &B,
     store: &S,
-    job: JobId,
-    spec: JobSpec,
-    input: Box<dyn BufRead + Send>,
-    reader: ReaderOptions,
-    mark: PublishMark,
+    republish: Republish,
 ) -> Result<ProduceReport, ProduceError> {
+    let Republish {
+        job,
+        spec,
+        input,
+        reader,
+        mark,
+        certain,
+    } = republish;
     let status = patiently("read job", || store.job_status(&job))
         .await?
         .ok_or_else(|| ProduceError::NotRepublishable {
@@ -449,10 +473,11 @@ async fn republish_missing<B: Broker, S: Store>(
             ),
         });
     }
-    let missing = patiently("read committed chunks", || {
+    let mut missing = patiently("read committed chunks", || {
         store.uncommitted_chunks(&job, report.total_chunks)
     })
     .await?;
+    missing.retain(|c| certain.contains(c));
     if missing.is_empty() {
         return Ok(report);
     }

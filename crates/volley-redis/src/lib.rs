@@ -12,4 +12,4 @@ mod store;
 
 pub use conn::{RedisOptions, redact_url};
 pub use fleet::RedisFleet;
-pub use store::RedisStore;
+pub use store::{RedisStore, WORKER_BEAT_KEPT_SECS};

@@ -15,6 +15,10 @@ use volley_core::{
     PublishMark, Registration, Store, StoreError, WorkerBeat,
 };
 
+/// How long a worker's last beat is kept: long enough for `volley workers` to show a worker
+/// that exited or died as such for a while after it went.
+pub const WORKER_BEAT_KEPT_SECS: u64 = 600;
+
 /// The job store on Redis. Cheap to clone; clones share one multiplexed connection.
 #[derive(Clone)]
 pub struct RedisStore {
@@ -513,7 +517,7 @@ impl Store for RedisStore {
         let body = serde_json::to_string(beat).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.run(|mut c| async move {
             redis::pipe()
-                .set_ex(&key, body, 60)
+                .set_ex(&key, body, WORKER_BEAT_KEPT_SECS)
                 .ignore()
                 .zadd(&index, &beat.id, beat.at_ms)
                 .ignore()

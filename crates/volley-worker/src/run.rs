@@ -17,7 +17,7 @@ use volley_core::governor::{FleetState, Governor};
 use volley_core::time::now_ms;
 use volley_core::{
     Broker, BrokerError, ChunkConsumer, ClientOptions, JobId, JobState, Store, WorkerBeat,
-    build_client,
+    WorkerPhase, build_client,
 };
 
 /// Why a worker could not run.
@@ -64,6 +64,8 @@ pub async fn run_worker<B: Broker, S: Store>(
         build_client(&ClientOptions::default()).map_err(|e| WorkerError::Http(e.to_string()))?;
     let state = state.unwrap_or_else(|| Arc::new(WorkerState::new()));
     let slots = Arc::new(Semaphore::new(options.concurrency.max(1)));
+    // Taken slots are the requests in flight the heartbeat reports.
+    let beat_slots = slots.clone();
     let ctx = Arc::new(ChunkContext {
         store: store.clone(),
         jobs: JobCache::new(client, slots, Governor::start(fleet)),
@@ -83,11 +85,20 @@ pub async fn run_worker<B: Broker, S: Store>(
     // Time spent waiting for the broker is not idleness (`--exit-when-idle`).
     state.touch().await;
     tracing::info!(worker.id = %options.worker_id, concurrency = options.concurrency, prefetch = options.prefetch, "worker consuming");
-    let heartbeat_stop = shutdown.child_token();
+    // The heartbeat outlives the consume loop: a draining worker stays visible, and the
+    // last beat says it exited.
+    let heartbeat_stop = CancellationToken::new();
+    // Ends the heartbeat too if this future is dropped instead of returning.
+    let _heartbeat_guard = heartbeat_stop.clone().drop_guard();
+    let draining = CancellationToken::new();
     let heartbeat = tokio::spawn(heartbeat_loop(
         store,
-        state.clone(),
-        options.clone(),
+        Beating {
+            state: state.clone(),
+            slots: beat_slots,
+            options: options.clone(),
+            draining: draining.clone(),
+        },
         heartbeat_stop.clone(),
     ));
     let tracker = TaskTracker::new();
@@ -152,6 +163,7 @@ pub async fn run_worker<B: Broker, S: Store>(
             }
         }
     }
+    draining.cancel();
     consumer.cancel().await;
     tracker.close();
     let held = state.chunks_held.load(Ordering::Relaxed);
@@ -187,32 +199,68 @@ pub async fn run_worker<B: Broker, S: Store>(
     Ok(report)
 }
 
-async fn heartbeat_loop<S: Store>(
-    store: S,
+/// What the heartbeat reads.
+struct Beating {
     state: Arc<WorkerState>,
+    /// The worker's request slots: taken ones are requests in flight.
+    slots: Arc<Semaphore>,
     options: WorkerOptions,
-    shutdown: CancellationToken,
-) {
-    let started_ms = now_ms();
-    let mut ticker = tokio::time::interval(options.heartbeat_interval);
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            _ = ticker.tick() => {}
-        }
-        let beat = WorkerBeat {
-            id: options.worker_id.clone(),
-            in_flight: state.records_held.load(Ordering::Relaxed),
+    /// Cancelled once the worker stops consuming.
+    draining: CancellationToken,
+}
+
+impl Beating {
+    fn beat(&self, started_ms: u64, phase: WorkerPhase) -> WorkerBeat {
+        let state = &self.state;
+        let slots = self.options.concurrency.max(1);
+        WorkerBeat {
+            id: self.options.worker_id.clone(),
+            in_flight: slots.saturating_sub(self.slots.available_permits()) as u64,
+            records_held: state.records_held.load(Ordering::Relaxed),
             chunks_held: state.chunks_held.load(Ordering::Relaxed),
             records_done: state.records_done.load(Ordering::Relaxed),
             at_ms: now_ms(),
             started_ms,
-        };
-        if let Err(e) = store.heartbeat(&beat).await {
-            tracing::debug!(error.message = %e, "heartbeat not written");
+            state: phase,
+            interval_ms: u64::try_from(self.options.heartbeat_interval.as_millis())
+                .unwrap_or(u64::MAX),
         }
     }
 }
+
+/// Beats every interval (`running`, then `draining` once the worker stops consuming) until
+/// `stop`, then writes a last `exited` beat: the consumer is closed by then, so whoever reads
+/// it knows this worker holds nothing.
+async fn heartbeat_loop<S: Store>(store: S, beating: Beating, stop: CancellationToken) {
+    let started_ms = now_ms();
+    let mut ticker = tokio::time::interval(beating.options.heartbeat_interval);
+    loop {
+        let was = if beating.draining.is_cancelled() {
+            WorkerPhase::Draining
+        } else {
+            WorkerPhase::Running
+        };
+        let phase = tokio::select! {
+            () = stop.cancelled() => WorkerPhase::Exited,
+            _ = ticker.tick() => was,
+            // Said at once, not at the next tick.
+            () = beating.draining.cancelled(), if was == WorkerPhase::Running => WorkerPhase::Draining,
+        };
+        let beat = beating.beat(started_ms, phase);
+        // A store that does not answer must not hold up the worker's exit.
+        match tokio::time::timeout(BEAT_WAIT, store.heartbeat(&beat)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::debug!(error.message = %e, "heartbeat not written"),
+            Err(_) => tracing::debug!("heartbeat not answered"),
+        }
+        if phase == WorkerPhase::Exited {
+            return;
+        }
+    }
+}
+
+/// How long one heartbeat write may take.
+const BEAT_WAIT: Duration = Duration::from_secs(3);
 
 /// How long a `publishing` job may go without a new chunk before an idle worker stops
 /// waiting for its producer (which may have died; a re-run brings workers back).

@@ -352,6 +352,9 @@ async fn store_contract<S: Store>(store: S) -> anyhow::Result<()> {
         records_done: 9,
         at_ms: 10_000,
         started_ms: 1,
+        records_held: 100,
+        state: volley_core::WorkerPhase::Draining,
+        interval_ms: 5_000,
     };
     store.heartbeat(&beat).await?;
     assert_eq!(store.workers(10_500, 1_000).await?, vec![beat]);

@@ -2,6 +2,7 @@
 //! RabbitMQ and Redis in a namespace of its own and cleans up after itself.
 
 mod bound;
+mod cli;
 mod contract;
 mod docs;
 mod embedded;

@@ -1,367 +1,251 @@
-//! The operator's side of the commands: output into a closed pipe, `--resume`, the exit
-//! codes `--help` lists, and a delivery limit that differs from the queue's.
+//! What an operator's commands say and do on a healthy job: `volley status` never calls its
+//! chunks missing, `volley-producer --missing` refuses and publishes nothing, `volley
+//! workers` counts requests (not records) in flight and shows draining and exited workers
+//! as such, and `status --wait --timeout` has its own exit code. The API's own request
+//! counter is the judge: one call per record.
 
 use crate::support::{describe, wait_exit, wait_for_job};
-use std::process::{Output, Stdio};
-use std::time::Duration;
-use volley_core::Store;
+use std::time::{Duration, Instant};
+use volley_core::Store as _;
 use volley_tests::{TestEnv, path_str, write_jsonl};
 
-/// Runs a command whose stdout is a pipe nobody reads: its read end is closed before the
-/// command writes, so every write meets EPIPE, as under `| head -1` once head has left.
-async fn into_closed_pipe(
-    env: &TestEnv,
-    name: &str,
-    args: &[&str],
-) -> anyhow::Result<(Option<i32>, String)> {
-    let mut child = env
-        .command(name)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    drop(child.stdout.take());
-    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output()).await??;
-    Ok((
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    ))
-}
-
-/// A finished job of `records` records in the env's namespace.
-async fn finished_job(env: &TestEnv, records: u64) -> anyhow::Result<(String, String)> {
-    let input = env.path("records.jsonl");
-    write_jsonl(&input, records)?;
-    let spec = env.write_spec("operator", "/users/{id}", "")?;
-    let mut worker = env.spawn_worker("w1", &["--exit-when-idle", "2s"])?;
-    let job = env.produce(&spec, &input, &[]).await?;
-    let fin = wait_for_job(env, &job).await?;
-    anyhow::ensure!(fin.state() == "completed", "job ended {}", fin.json);
-    wait_exit(&mut worker, Duration::from_secs(30)).await?;
-    Ok((job, path_str(&spec)?.to_string()))
-}
-
-#[tokio::test]
-async fn every_command_into_a_closed_pipe_ends_quietly_with_its_code() -> anyhow::Result<()> {
-    let env = TestEnv::new().await?;
-    let (job, spec) = finished_job(&env, 300).await?;
-    let input = env.path("records.jsonl");
-    let input = path_str(&input)?;
-    let dry = [
-        "--spec",
-        &spec,
-        "--input",
-        input,
-        "--dry-run",
-        "--limit",
-        "300",
-    ];
-    let commands: Vec<(&str, Vec<&str>)> = vec![
-        ("volley", [&["run"][..], &dry[..]].concat()),
-        ("volley-producer", dry.to_vec()),
-        ("volley", vec!["status", &job]),
-        ("volley", vec!["status", &job, "--json"]),
-        ("volley", vec!["status", &job, "--wait"]),
-        ("volley", vec!["jobs"]),
-        ("volley", vec!["jobs", "--json"]),
-        ("volley", vec!["workers"]),
-        ("volley", vec!["hosts", "--json"]),
-        ("volley", vec!["hosts"]),
-        ("volley", vec!["dead", "--json"]),
-        ("volley", vec!["dead"]),
-        ("volley", vec!["results", &job]),
-        ("volley", vec!["retry", &job]),
-    ];
-    for (name, args) in &commands {
-        let (code, stderr) = into_closed_pipe(&env, name, args).await?;
-        let what = format!("{name} {}", args.join(" "));
-        assert_eq!(code, Some(0), "{what}: stderr {stderr}");
-        assert!(
-            !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
-            "{what}: {stderr}"
-        );
-    }
-    // Another write error is no quiet matter: the output would be short behind a 0.
-    let full = std::fs::OpenOptions::new().write(true).open("/dev/full")?;
-    // (Spawned: `output()` would replace the stdout given with a pipe.)
-    let out = env
-        .command("volley")
-        .args(["jobs"])
-        .stdout(full)
-        .stderr(Stdio::piped())
-        .spawn()?
-        .wait_with_output()
-        .await?;
-    assert_eq!(out.status.code(), Some(73), "{}", describe(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("cannot write to stdout"),
-        "{}",
-        describe(&out)
-    );
-    env.cleanup().await
-}
-
-#[tokio::test]
-async fn resume_of_a_job_that_does_not_exist_registers_nothing() -> anyhow::Result<()> {
-    let env = TestEnv::new().await?;
-    let input = env.path("records.jsonl");
-    write_jsonl(&input, 250)?;
-    let spec = env.write_spec("resume", "/users/{id}", "")?;
-    let (spec, input) = (path_str(&spec)?, path_str(&input)?);
-    let base = ["--spec", spec, "--input", input];
-
-    let out = env
-        .run(
-            "volley-producer",
-            &[&base[..], &["--resume", "nope-1"]].concat(),
-        )
-        .await?;
-    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains(&format!("no job nope-1 to resume in namespace {}", env.ns)),
-        "{stderr}"
-    );
-    assert!(
-        out.stdout.is_empty(),
-        "no job id printed: {}",
-        describe(&out)
-    );
-    let store = env.store()?;
-    let id = volley_core::JobId::parse("nope-1").map_err(anyhow::Error::msg)?;
-    assert!(store.job_status(&id).await?.is_none(), "no job registered");
-    assert!(store.list_jobs().await?.is_empty(), "no job listed");
-    let counts = env.broker().queue_counts().await?;
-    assert_eq!(counts.chunks_ready, 0, "no chunk queued");
-    // --missing of an unknown job refuses too.
-    let out = env
-        .run(
-            "volley-producer",
-            &[&base[..], &["--resume", "nope-1", "--missing"]].concat(),
-        )
-        .await?;
-    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
-    assert!(store.list_jobs().await?.is_empty(), "no job listed");
-
-    // --job-id creates, and says so; a bad line stops it, and the advice is --resume.
-    let bad = env.path("bad.jsonl");
-    let mut text = std::fs::read_to_string(input)?;
-    let good = text.clone();
-    text.insert_str(nth_line_start(&text, 230), "{not json\n");
-    std::fs::write(&bad, text)?;
-    let out = env
-        .run(
-            "volley-producer",
-            &[
-                "--spec",
-                spec,
-                "--input",
-                path_str(&bad)?,
-                "--job-id",
-                "j-1",
-            ],
-        )
-        .await?;
-    assert_eq!(out.status.code(), Some(65), "{}", describe(&out));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("created job j-1"), "{stderr}");
-    assert!(stderr.contains("re-run with --resume j-1"), "{stderr}");
-    std::fs::write(&bad, good)?;
-    let resume = [
-        "--spec",
-        spec,
-        "--input",
-        path_str(&bad)?,
-        "--resume",
-        "j-1",
-    ];
-    let out = env.run("volley-producer", &resume).await?;
-    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "j-1");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("resuming job j-1 at chunk 2"), "{stderr}");
-    let out = env.run("volley-producer", &resume).await?;
-    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("job j-1 already fully published"),
-        "{stderr}"
-    );
-    let counts = env.broker().queue_counts().await?;
-    assert_eq!(counts.chunks_ready, 3, "each of the 3 chunks queued once");
-    // Another spec under the same id is an argument error, not an unreachable store.
-    let other = env.write_spec("other", "/users/{id}?delay_ms=1", "")?;
-    let out = env
-        .run(
-            "volley-producer",
-            &[
-                "--spec",
-                path_str(&other)?,
-                "--input",
-                input,
-                "--resume",
-                "j-1",
-            ],
-        )
-        .await?;
-    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("exists with a different spec"),
-        "{}",
-        describe(&out)
-    );
-    env.cleanup().await
-}
-
-/// Where line `n` (from 1) of `text` starts.
-fn nth_line_start(text: &str, n: usize) -> usize {
-    text.match_indices('\n')
-        .nth(n - 2)
-        .map_or(0, |(at, _)| at + 1)
-}
-
-/// The codes the "Exit codes:" table of `--help` lists.
-fn help_codes(out: &Output) -> Vec<i32> {
-    let text = String::from_utf8_lossy(&out.stdout);
-    let Some((_, table)) = text.split_once("Exit codes:") else {
-        return Vec::new();
-    };
-    table
-        .lines()
-        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
-        .collect()
-}
-
-#[tokio::test]
-async fn help_lists_each_exit_code_the_command_returns() -> anyhow::Result<()> {
-    let mut env = TestEnv::new().await?;
-    let spec = env.write_spec("help", "/users/{id}", "")?;
-    let spec = path_str(&spec)?.to_string();
-    let missing = env.path("absent.jsonl");
-    let missing = path_str(&missing)?.to_string();
-    let input = env.path("records.jsonl");
-    write_jsonl(&input, 10)?;
-    let input = path_str(&input)?.to_string();
-    // Each case: the command (as --help takes it), its arguments, and the code it returns.
-    let cases: Vec<(Vec<&str>, Vec<&str>, i32)> = vec![
-        (vec!["volley", "status"], vec!["no-such-job"], 2),
-        (vec!["volley", "results"], vec!["no-such-job"], 2),
-        (vec!["volley", "retry"], vec!["no-such-job"], 2),
-        (vec!["volley", "dead"], vec!["--json"], 0),
-        (vec!["volley", "jobs"], vec![], 0),
-        (vec!["volley", "run"], vec!["--spec", "absent.toml"], 2),
-        (
-            vec!["volley", "run"],
-            vec!["--spec", &spec, "--input", &missing, "--dry-run"],
-            66,
-        ),
-        (
-            vec!["volley-producer"],
-            vec!["--spec", &spec, "--input", &missing],
-            66,
-        ),
-        (
-            vec!["volley-producer"],
-            vec!["--spec", &spec, "--input", &input, "--resume", "x"],
-            2,
-        ),
-    ];
-    for (command, args, expected) in &cases {
-        let out = env
-            .run(command[0], &[&command[1..], &args[..]].concat())
-            .await?;
-        assert_eq!(out.status.code(), Some(*expected), "{}", describe(&out));
-        let help = env
-            .run(command[0], &[&command[1..], &["--help"]].concat())
-            .await?;
-        assert!(
-            help_codes(&help).contains(expected),
-            "{} --help does not list {expected}:\n{}",
-            command.join(" "),
-            String::from_utf8_lossy(&help.stdout)
-        );
-    }
-    // Redis unreachable: 69, listed by every fleet command.
-    env.redis_url = "redis://127.0.0.1:1".into();
-    for command in ["status", "results", "jobs", "workers", "hosts", "retry"] {
-        let mut args = vec![command];
-        if matches!(command, "status" | "results" | "retry") {
-            args.push("some-job");
-        }
-        let out = env.run("volley", &args).await?;
-        assert_eq!(out.status.code(), Some(69), "{}", describe(&out));
-        let help = env.run("volley", &[command, "--help"]).await?;
-        assert!(help_codes(&help).contains(&69), "volley {command} --help");
-    }
-    for binary in ["volley", "volley-producer", "volley-worker"] {
-        let help = env.run(binary, &["--help"]).await?;
-        let codes = help_codes(&help);
-        assert!(
-            [0, 2, 69].iter().all(|c| codes.contains(c)),
-            "{binary} --help lists {codes:?}"
-        );
+/// Waits until `volley workers --json` lists `id`.
+async fn wait_listed(env: &TestEnv, id: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while workers(env).await?.iter().all(|w| w["id"] != id) {
+        anyhow::ensure!(Instant::now() < deadline, "worker {id} never beat");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     Ok(())
 }
 
+async fn workers(env: &TestEnv) -> anyhow::Result<Vec<serde_json::Value>> {
+    let out = env.run("volley", &["workers", "--json"]).await?;
+    anyhow::ensure!(out.status.success(), "workers: {}", describe(&out));
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+async fn job_state(env: &TestEnv, job: &str) -> anyhow::Result<String> {
+    let status = env
+        .store()?
+        .job_status(&volley_core::JobId::parse(job).map_err(anyhow::Error::msg)?)
+        .await?;
+    Ok(status.map(|s| s.state).unwrap_or_default())
+}
+
+/// `volley-producer --spec S --input I --job-id J --missing`.
+async fn republish(
+    env: &TestEnv,
+    spec: &std::path::Path,
+    input: &std::path::Path,
+    job: &str,
+) -> anyhow::Result<std::process::Output> {
+    let args = [
+        "--spec",
+        path_str(spec)?,
+        "--input",
+        path_str(input)?,
+        "--job-id",
+        job,
+        "--missing",
+    ];
+    env.run("volley-producer", &args).await
+}
+
 #[tokio::test]
-async fn another_delivery_limit_is_one_line_naming_the_setting() -> anyhow::Result<()> {
+async fn status_and_missing_leave_a_healthy_slow_job_alone_from_its_start() -> anyhow::Result<()> {
     let env = TestEnv::new().await?;
     let input = env.path("records.jsonl");
-    write_jsonl(&input, 250)?;
-    let spec = env.write_spec("limits", "/users/{id}", "")?;
-    // Declared by the producer with the default delivery limit, 20.
+    write_jsonl(&input, 300)?;
+    let spec = env.write_spec(
+        "slow",
+        "/users/{id}?delay_ms=3000",
+        "[chunking]\nsize = 100\n[concurrency]\nper_worker = 60\n[result]\nbody = \"none\"\n",
+    )?;
+    // The worker beats (holding nothing) before the job exists, then takes all three chunks
+    // at once: the moment its last beat says nothing is held while nothing is queued.
+    let mut worker = env.spawn_worker("w1", &["--exit-when-idle", "3s"])?;
+    wait_listed(&env, "w1").await?;
     let job = env.produce(&spec, &input, &[]).await?;
-    let other_limit = |name: &str, args: &[&str]| {
-        let mut cmd = env.command(name);
-        // The log filter a user has by default (the kit asks for info logs).
-        cmd.args(args)
-            .env("VOLLEY_DELIVERY_LIMIT", "7")
-            .env_remove("RUST_LOG");
-        cmd
-    };
-    // Reading needs no matching settings: passive declares.
-    for args in [
-        vec!["status", job.as_str(), "--json"],
-        vec!["dead", "--json"],
-        vec!["dead"],
-    ] {
-        let out = other_limit("volley", &args).output().await?;
-        assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
-        assert!(out.stderr.is_empty(), "{}", describe(&out));
+    let refused = republish(&env, &spec, &input, &job).await?;
+    assert_eq!(refused.status.code(), Some(75), "{}", describe(&refused));
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("not republishing"), "{said}");
+    let mut looks = 0;
+    while job_state(&env, &job).await? == "running" {
+        for args in [vec!["status", &job, "--json"], vec!["status", &job]] {
+            let out = env.run("volley", &args).await?;
+            assert!(out.status.success(), "{}", describe(&out));
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                !text.contains("missing"),
+                "a healthy job reported missing chunks: {text}"
+            );
+            looks += 1;
+        }
     }
-    let status = other_limit("volley", &["status", &job, "--json"])
-        .output()
-        .await?;
-    let status: serde_json::Value = serde_json::from_slice(&status.stdout)?;
-    assert_eq!(status["total"], 250);
-    // Writing with another limit is refused in one line that says what to set.
-    let (spec, input) = (path_str(&spec)?, path_str(&input)?);
-    for (name, args) in [
-        ("volley", vec!["dead", "--requeue"]),
-        ("volley-producer", vec!["--spec", spec, "--input", input]),
-    ] {
-        let out = other_limit(name, &args).output().await?;
-        assert_eq!(out.status.code(), Some(78), "{}", describe(&out));
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let lines: Vec<&str> = stderr
-            .lines()
-            .filter(|l| !l.contains("without AOF"))
-            .collect();
-        assert_eq!(lines.len(), 1, "{stderr}");
-        assert!(
-            lines[0].contains(&format!(
-                "queue {}.chunks was declared with x-delivery-limit 20, but delivery_limit (VOLLEY_DELIVERY_LIMIT) is 7 here: set VOLLEY_DELIVERY_LIMIT=20",
-                env.ns
-            )),
-            "{stderr}"
-        );
-        assert!(!stderr.contains("PRECONDITION"), "{stderr}");
-    }
-    assert_eq!(
-        env.store()?.list_jobs().await?.len(),
-        1,
-        "nothing registered"
+    assert!(looks >= 2, "status was never read while the job ran");
+    let fin = wait_for_job(&env, &job).await?;
+    assert_eq!(fin.state(), "completed", "{}", fin.json);
+    assert_eq!(env.mock.stats().requests, 300, "one request per record");
+    assert!(
+        wait_exit(&mut worker, Duration::from_secs(60))
+            .await?
+            .success()
     );
-    env.cleanup().await
+    Ok(())
+}
+
+#[tokio::test]
+async fn missing_refuses_while_chunks_are_queued_or_held() -> anyhow::Result<()> {
+    let env = TestEnv::new().await?;
+    let input = env.path("records.jsonl");
+    write_jsonl(&input, 1_000)?;
+    let spec = env.write_spec(
+        "queued",
+        "/users/{id}?delay_ms=500",
+        "[chunking]\nsize = 100\n[concurrency]\nper_worker = 50\n[result]\nbody = \"none\"\n",
+    )?;
+    let job = env.produce(&spec, &input, &[]).await?;
+    let mut worker = env.spawn_worker("w1", &["--prefetch", "1", "--exit-when-idle", "3s"])?;
+    let refused = republish(&env, &spec, &input, &job).await?;
+    assert_eq!(refused.status.code(), Some(75), "{}", describe(&refused));
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("not republishing"), "{said}");
+    // A wait that runs out has its own exit code, and a bare number is seconds.
+    let out = env
+        .run("volley", &["status", &job, "--wait", "--timeout", "1"])
+        .await?;
+    assert_eq!(out.status.code(), Some(75), "{}", describe(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("after the timeout"));
+    let fin = wait_for_job(&env, &job).await?;
+    assert_eq!(fin.state(), "completed", "{}", fin.json);
+    assert_eq!(env.mock.stats().requests, 1_000, "one request per record");
+    assert!(
+        wait_exit(&mut worker, Duration::from_secs(60))
+            .await?
+            .success()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn workers_count_requests_in_flight_and_show_draining_and_exited() -> anyhow::Result<()> {
+    let env = TestEnv::new().await?;
+    let input = env.path("records.jsonl");
+    write_jsonl(&input, 400)?;
+    let spec = env.write_spec(
+        "held",
+        "/users/{id}?delay_ms=400",
+        "[chunking]\nsize = 100\n[concurrency]\nper_worker = 4\n[result]\nbody = \"none\"\n",
+    )?;
+    env.produce(&spec, &input, &[]).await?;
+    let mut worker = env.spawn_worker("w1", &["--prefetch", "1"])?;
+    // A chunk of 100 records is held, 4 of them are requests at a time.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let seen = loop {
+        let listed = workers(&env).await?;
+        let w = listed.iter().find(|w| w["id"] == "w1").cloned();
+        if let Some(w) =
+            w.filter(|w| w["chunks_held"].as_u64() > Some(0) && w["in_flight"].as_u64() > Some(0))
+        {
+            break w;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "w1 never held a chunk: {listed:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        seen["in_flight"].as_u64() <= Some(4),
+        "requests in flight above per_worker: {seen}"
+    );
+    assert_eq!(seen["records_held"], 100, "{seen}");
+    assert_eq!(seen["state"], "running", "{seen}");
+
+    // Told to stop while it holds a chunk, it is shown draining, then exited.
+    let pid = worker.id().ok_or_else(|| anyhow::anyhow!("worker gone"))?;
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()?;
+    anyhow::ensure!(status.success());
+    let mut states = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while states.last().map(String::as_str) != Some("exited") {
+        let listed = workers(&env).await?;
+        let state = listed
+            .iter()
+            .find(|w| w["id"] == "w1")
+            .and_then(|w| w["state"].as_str());
+        if let Some(state) = state
+            && states.last().map(String::as_str) != Some(state)
+        {
+            states.push(state.to_string());
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "w1 never shown exited: {states:?} {listed:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        states.contains(&"draining".to_string()),
+        "never shown draining: {states:?}"
+    );
+    assert!(
+        wait_exit(&mut worker, Duration::from_secs(10))
+            .await?
+            .success()
+    );
+    let listed = workers(&env).await?;
+    assert!(
+        listed
+            .iter()
+            .filter(|w| w["id"] == "w1")
+            .all(|w| w["state"] == "exited"),
+        "an exited worker listed as live: {listed:?}"
+    );
+    let out = env.run("volley", &["workers"]).await?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("w1") && l.contains("exited")),
+        "{text}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_killed_worker_is_shown_dead_not_running() -> anyhow::Result<()> {
+    let env = TestEnv::new().await?;
+    let mut worker = env.spawn_worker("w1", &[])?;
+    wait_listed(&env, "w1").await?;
+    worker.start_kill()?;
+    worker.wait().await?;
+    // Three missed 5 s beats and a little: then it is dead, and never running after that.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let listed = workers(&env).await?;
+        let state = listed
+            .iter()
+            .find(|w| w["id"] == "w1")
+            .map(|w| w["state"].clone());
+        if state.as_ref().is_some_and(|s| s == "dead") {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "a killed worker still shown as {state:?}: {listed:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let out = env.run("volley", &["workers"]).await?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("w1") && l.contains("dead")),
+        "{text}"
+    );
+    Ok(())
 }

@@ -3,8 +3,8 @@
 use super::{Connection, unavailable};
 use crate::exit::Failure;
 use crate::render::{StatusView, escape};
-use volley_core::Store;
 use volley_core::time::now_ms;
+use volley_core::{Store, WorkerPhase};
 
 /// List jobs, newest first.
 #[derive(Debug, clap::Args)]
@@ -63,7 +63,7 @@ pub async fn run(args: JobsArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// List live workers.
+/// List workers: running, draining, and for a while those that exited or died.
 #[derive(Debug, clap::Args)]
 pub struct WorkersArgs {
     /// Print one JSON array.
@@ -80,10 +80,18 @@ pub struct WorkersArgs {
 /// A [`Failure`] with the exit code.
 pub async fn workers(args: WorkersArgs) -> Result<(), Failure> {
     let (settings, store) = args.connection.store()?;
-    let beats = store
-        .workers(now_ms(), 30_000)
+    let now = now_ms();
+    let mut beats = store
+        .workers(now, volley_redis::WORKER_BEAT_KEPT_SECS * 1000)
         .await
         .map_err(|e| unavailable(&settings, e))?;
+    // What the reader concludes, not only what the worker last said: a worker whose beats
+    // stopped without an exit is dead, not running.
+    for beat in &mut beats {
+        beat.state = beat.phase_at(now);
+    }
+    // Live workers first, then the most recently seen.
+    beats.sort_by_key(|b| (!is_live(b.state), std::cmp::Reverse(b.at_ms)));
     if args.json {
         volley_core::outln!(
             "{}",
@@ -92,23 +100,31 @@ pub async fn workers(args: WorkersArgs) -> Result<(), Failure> {
         return Ok(());
     }
     volley_core::outln!(
-        "{:<40} {:>10} {:>8} {:>12} {:>8}",
+        "{:<40} {:<9} {:>10} {:>12} {:>8} {:>12} {:>8}",
         "WORKER",
+        "STATE",
         "IN FLIGHT",
+        "RECORDS HELD",
         "CHUNKS",
-        "RECORDS",
+        "DONE",
         "SEEN"
     );
     for b in beats {
-        let ago = now_ms().saturating_sub(b.at_ms) / 1000;
+        let ago = now.saturating_sub(b.at_ms) / 1000;
         volley_core::outln!(
-            "{:<40} {:>10} {:>8} {:>12} {:>7}s",
+            "{:<40} {:<9} {:>10} {:>12} {:>8} {:>12} {:>7}s",
             escape(&b.id),
+            b.state.as_str(),
             b.in_flight,
+            b.records_held,
             b.chunks_held,
             b.records_done,
             ago
         );
     }
     Ok(())
+}
+
+fn is_live(phase: WorkerPhase) -> bool {
+    matches!(phase, WorkerPhase::Running | WorkerPhase::Draining)
 }

@@ -19,8 +19,9 @@ pub struct StatusArgs {
     /// percentage (3: failed, 4: stopped at an input error).
     #[arg(long)]
     pub wait: bool,
-    /// Give up waiting after this long (exit 1).
-    #[arg(long, value_parser = humantime::parse_duration)]
+    /// Give up waiting after this long (exit 75): seconds (`30`) or a duration (`90s`,
+    /// `5m`).
+    #[arg(long, value_parser = parse_timeout)]
     pub timeout: Option<Duration>,
     /// Connection settings.
     #[command(flatten)]
@@ -45,9 +46,6 @@ pub async fn run(args: StatusArgs) -> Result<(), Failure> {
     };
     let broker = args.connection.broker(&settings, "volley status")?;
     let started = std::time::Instant::now();
-    // --wait: when chunks were first seen missing (they must stay missing across a worker
-    // heartbeat before the wait gives up).
-    let mut missing_since: Option<std::time::Instant> = None;
     let mut last_missing_check: Option<std::time::Instant> = None;
     loop {
         let status = store
@@ -67,15 +65,10 @@ pub async fn run(args: StatusArgs) -> Result<(), Failure> {
         let mut missing = None;
         if !ended && last_missing_check.is_none_or(|t| t.elapsed() >= MISSING_CHECK_EVERY) {
             last_missing_check = Some(std::time::Instant::now());
-            missing = missing_chunks(&store, &broker, &status).await;
-            missing_since = match (&missing, missing_since) {
-                (Some(_), Some(since)) => Some(since),
-                (Some(_), None) => Some(std::time::Instant::now()),
-                (None, _) => None,
-            };
+            let left = args.timeout.map(|t| t.saturating_sub(started.elapsed()));
+            missing = missing_chunks(&store, &broker, &job, left).await;
         }
-        let gave_up = missing_since.is_some_and(|t| t.elapsed() >= MISSING_CONFIRM);
-        if !args.wait || ended || (gave_up && missing.is_some()) {
+        if !args.wait || ended || missing.is_some() {
             let mut view = StatusView::new(status, now_ms());
             view.missing_chunks = missing;
             if let Some(host) = &host {
@@ -115,7 +108,7 @@ pub async fn run(args: StatusArgs) -> Result<(), Failure> {
         }
         if args.timeout.is_some_and(|t| started.elapsed() >= t) {
             return Err(Failure::new(
-                exit::INTERNAL,
+                exit::TRY_LATER,
                 format!("job {job} still {} after the timeout", status.state),
             ));
         }
@@ -125,36 +118,49 @@ pub async fn run(args: StatusArgs) -> Result<(), Failure> {
 
 /// How often `--wait` looks for missing chunks (a broker connection each time).
 const MISSING_CHECK_EVERY: Duration = Duration::from_secs(5);
-/// How long chunks must stay missing before `--wait` gives up: longer than a worker
-/// heartbeat, so a chunk taken just after a worker's last beat is not taken for lost.
-const MISSING_CONFIRM: Duration = Duration::from_secs(12);
 
-/// A running, fully published job's chunks that nothing will ever commit: none is ready in
-/// the queue, no live worker holds a chunk, and the store has no outcome for them. `None`
-/// when any of that cannot be told (the broker or store is unreachable).
+/// `--timeout`: a bare number is seconds.
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    match text.trim().parse::<u64>() {
+        Ok(secs) => Ok(Duration::from_secs(secs)),
+        Err(_) => humantime::parse_duration(text)
+            .map_err(|e| format!("{e}: give seconds (30) or a duration (30s, 5m)")),
+    }
+}
+
+/// The chunks of a running job that are certainly missing (the check `volley-producer
+/// --missing` makes too), or `None`: nothing missing, not certain yet, the job not fully
+/// published, the check not done within `within`, or the broker or store unreachable
+/// (a view, not a verdict).
 async fn missing_chunks(
     store: &volley_redis::RedisStore,
     broker: &volley_amqp::AmqpBroker,
-    status: &volley_core::JobStatus,
+    job: &volley_core::JobId,
+    within: Option<Duration>,
 ) -> Option<Vec<u64>> {
-    let total = status.total_chunks?;
-    if JobState::parse(&status.state) != Some(JobState::Running) || status.chunks_done >= total {
-        return None;
+    let check = volley_producer::check_missing(broker, store, job);
+    let verdict = match within {
+        Some(left) => tokio::time::timeout(left, check).await.ok()?,
+        None => check.await,
+    };
+    match verdict {
+        Ok(volley_producer::Verdict::Missing(mut chunks)) => {
+            chunks.truncate(1000);
+            Some(chunks)
+        }
+        Ok(_) | Err(_) => None,
     }
-    // A view, not a verdict: a broker that does not answer quickly leaves it out.
-    let counts = tokio::time::timeout(Duration::from_secs(2), broker.queue_counts())
-        .await
-        .ok()?
-        .ok()?;
-    if counts.chunks_ready > 0 {
-        return None;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_timeout_is_seconds_or_a_duration() {
+        assert_eq!(parse_timeout("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_timeout("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_timeout("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_timeout("soon").is_err());
     }
-    let workers = store.workers(now_ms(), 30_000).await.ok()?;
-    if workers.iter().any(|w| w.chunks_held > 0) {
-        return None;
-    }
-    let job = volley_core::JobId::parse(&status.job).ok()?;
-    let mut missing = store.uncommitted_chunks(&job, total).await.ok()?;
-    missing.truncate(1000);
-    (!missing.is_empty()).then_some(missing)
 }
