@@ -3,6 +3,7 @@
 
 mod contract;
 mod embedded;
+mod errors;
 mod fleet;
 mod http;
 mod input;
