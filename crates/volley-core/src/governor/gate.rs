@@ -233,7 +233,12 @@ impl Governor {
                 BreakerPhase::Ramping { since_ms, ramp_ms } => {
                     let share = now.saturating_sub(since_ms) as f64 / ramp_ms.max(1) as f64;
                     if share >= 1.0 {
-                        state.breaker().adopt(BreakerPhase::Closed);
+                        let mut breaker = state.breaker();
+                        // Said by the one admission that ends the ramp on this worker.
+                        if matches!(breaker.phase, BreakerPhase::Ramping { .. }) {
+                            breaker.adopt(BreakerPhase::Closed);
+                            tracing::info!(host = %host, breaker = "closed", "breaker changed");
+                        }
                         break Admission::Normal;
                     }
                     if fastrand::f64() < share.max(0.05) {
@@ -473,5 +478,63 @@ impl Governor {
         };
         self.host(host, &BreakerSpec::default());
         self.apply(event);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SpecDuration;
+    use crate::governor::MemoryFleet;
+
+    fn limits(max_wait: Duration) -> JobLimits {
+        JobLimits {
+            job: "j".into(),
+            rate: None,
+            breaker: BreakerSpec {
+                min_calls: 3,
+                max_wait: SpecDuration(max_wait),
+                ..BreakerSpec::default()
+            },
+            max_pause: Duration::from_secs(1),
+        }
+    }
+
+    #[tokio::test]
+    async fn records_the_breaker_fails_carry_the_hosts_last_error() {
+        let fleet = Arc::new(MemoryFleet::new());
+        let governor = Governor::start(fleet.clone());
+        let job = limits(Duration::ZERO);
+        let refused = RecordError {
+            kind: ErrorKind::Connect,
+            message: "tcp connect error: Connection refused (os error 111)".into(),
+        };
+        let seen = Observation {
+            status: None,
+            error: Some(&refused),
+            retry_after: None,
+        };
+        for _ in 0..3 {
+            governor.observe("h", Admission::Normal, seen, &job).await;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        let error = governor.admit("h", &job).await.unwrap_err();
+        assert_eq!(error.kind, ErrorKind::Breaker);
+        assert!(
+            error.message.ends_with(
+                "; last error: connect: tcp connect error: Connection refused (os error 111)"
+            ),
+            "{}",
+            error.message
+        );
+        // The fleet keeps the cause with the phase, for other workers and `volley status`.
+        let current = fleet.current().await.unwrap();
+        assert!(
+            current
+                .iter()
+                .any(|e| matches!(e, FleetEvent::Breaker { cause: Some(c), .. }
+                if c.contains("Connection refused"))),
+            "{current:?}"
+        );
     }
 }
