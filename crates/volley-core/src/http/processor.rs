@@ -293,8 +293,6 @@ impl Processor for HttpProcessor {
         };
         let max_attempts = self.retry.max_attempts.max(1);
         let mut spent = 0;
-        // The last error response's body, kept with the record if no attempt follows.
-        let mut error_body = None;
         loop {
             // Most records take one attempt: the first sends the rendered request as it is,
             // and only a retry renders it again (cheaper than cloning every first attempt).
@@ -314,7 +312,6 @@ impl Processor for HttpProcessor {
                 Ok(a) => a,
                 Err(e) => {
                     outcome.error = Some(e);
-                    outcome.body = self.kept_error_body(error_body);
                     return outcome;
                 }
             };
@@ -380,9 +377,10 @@ impl Processor for HttpProcessor {
                     let retry =
                         spent < max_attempts && self.retry.is_retryable(error.kind, attempt.status);
                     outcome.error = Some(error);
-                    error_body = attempt.error_body;
+                    // Only the last attempt's body is kept: a record waiting to try again
+                    // holds no body meanwhile.
                     if !retry {
-                        outcome.body = self.kept_error_body(error_body);
+                        outcome.body = self.kept_error_body(attempt.error_body);
                         return outcome;
                     }
                     // A fleet-wide pause already makes the next admission wait out the
