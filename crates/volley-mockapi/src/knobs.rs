@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 /// | `fail_first=N` | the first N requests for an id fail (with `status`, default 503), later ones succeed |
 /// | `body_bytes=N` | a success is a JSON body of exactly N bytes (`{"id":..,"pad":"xxx.."}`) |
 /// | `endless=true` | a success is a chunked 200 whose body never ends (64 KiB pieces) |
-/// | `echo_headers=true` | a success carries the request's headers (`"headers": {name: value}`), as APIs that echo requests do |
+/// | `echo_headers=true` | a response (a success, or a failure's error body) carries the request's headers (`"headers": {name: value}`), as APIs that echo requests do |
 ///
 /// `fail_first` counts per id (the path id, or the `id` field of a POST body) even without
 /// `track_ids`; the count is cleared by `POST /stats/reset`. It combines with `fail_pct`: a

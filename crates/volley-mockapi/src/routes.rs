@@ -95,7 +95,11 @@ async fn answer(
     }
     if knobs.fails(nth) {
         counters.failed(arrived);
-        let mut response = failure(knobs.failure_status(), "mock failure");
+        let mut response = match echo {
+            // An API that echoes the request in its error text (a token included).
+            Some(echo) => echoed_failure(knobs.failure_status(), echo),
+            None => failure(knobs.failure_status(), "mock failure"),
+        };
         if let Some(value) = knobs
             .retry_after_value(SystemTime::now())
             .and_then(|v| HeaderValue::from_str(&v).ok())
@@ -128,6 +132,13 @@ fn failure(code: u16, error: &str) -> Response {
         Json(serde_json::json!({"error": error, "status": code})),
     )
         .into_response()
+}
+
+/// A failure whose JSON body carries the request's headers beside the error.
+fn echoed_failure(code: u16, headers: serde_json::Value) -> Response {
+    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = serde_json::json!({"error": "mock failure", "status": code, "headers": headers});
+    (status, Json(body)).into_response()
 }
 
 /// A 200 whose chunked body never ends: the same 64 KiB piece, sent as fast as the client

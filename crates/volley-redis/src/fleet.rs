@@ -11,7 +11,7 @@ use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 use tokio::sync::broadcast;
 use volley_core::StoreError;
-use volley_core::governor::{FleetEvent, FleetState, HostLimit, Reservation};
+use volley_core::governor::{FleetEvent, FleetState, HostLimit, Reservation, StoredBreaker};
 use volley_core::time::now_ms;
 
 static GCRA: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/gcra.lua")));
@@ -236,9 +236,13 @@ impl FleetState for RedisFleet {
                         })
                         .await?;
                 }
-                FleetEvent::Breaker { host, phase } => {
+                FleetEvent::Breaker { host, phase, cause } => {
                     let key = self.key("breakers");
-                    let body = serde_json::to_string(phase).map_err(corrupt)?;
+                    let body = serde_json::to_string(&StoredBreaker {
+                        phase: *phase,
+                        cause: cause.clone(),
+                    })
+                    .map_err(corrupt)?;
                     self.store
                         .with(|mut c| async move {
                             redis::pipe()
@@ -300,8 +304,8 @@ impl FleetState for RedisFleet {
                 .map(|(host, until_ms)| FleetEvent::Pause { host, until_ms })
                 .collect();
             for (host, body) in breakers {
-                if let Ok(phase) = serde_json::from_str(&body) {
-                    out.push(FleetEvent::Breaker { host, phase });
+                if let Ok(StoredBreaker { phase, cause }) = serde_json::from_str(&body) {
+                    out.push(FleetEvent::Breaker { host, phase, cause });
                 }
             }
             Ok(out)

@@ -6,6 +6,7 @@ mod cli;
 mod contract;
 mod docs;
 mod embedded;
+mod errors;
 mod fleet;
 mod http;
 mod input;

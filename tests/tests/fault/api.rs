@@ -12,7 +12,8 @@ fn misbehave(target: &str, _port: u16) -> Reply {
               connection: close\r\n\r\n{\"a\": 1}";
     let path = target.split('?').next().unwrap_or_default();
     match path.rsplit('/').next().unwrap_or_default() {
-        // r000000..r000004: hang up, stall, bad JSON, redirect loop, 2 MB body.
+        // r000000..r000005: hang up, stall, bad JSON, redirect loop, 2 MB body, a 500 with a
+        // 2 MB body.
         "r000000" => Reply::Hangup,
         "r000001" => Reply::Stall,
         "r000002" => Reply::Bytes(
@@ -25,6 +26,10 @@ fn misbehave(target: &str, _port: u16) -> Reply {
         )),
         "r000004" => Reply::Bytes(format!(
             "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n{}",
+            "x".repeat(2 << 20)
+        )),
+        "r000005" => Reply::Bytes(format!(
+            "HTTP/1.1 500 Internal Server Error\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n{}",
             "x".repeat(2 << 20)
         )),
         _ => Reply::Bytes(ok.into()),
@@ -89,7 +94,13 @@ async fn a_misbehaving_api_gives_classified_failures_and_nothing_hangs() -> anyh
         "2 MB body: {}",
         error("r000004")
     );
-    assert_eq!(results.ok(), 45, "every other record succeeded");
+    // An error body over the cap is not kept, and does not hide the status.
+    assert_eq!(
+        error("r000005"),
+        "status: HTTP 500 Internal Server Error",
+        "500 with a 2 MB body"
+    );
+    assert_eq!(results.ok(), 44, "every other record succeeded");
     // Retryable failures were tried twice, the others once.
     let attempts = |id: &str| {
         results

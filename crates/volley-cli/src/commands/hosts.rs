@@ -56,6 +56,10 @@ pub struct HostView {
     pub paused_secs: Option<f64>,
     /// The fleet-level rate limit, if declared.
     pub limit: Option<HostLimit>,
+    /// While the breaker is open, why: the last failure (`connect: … Connection refused`,
+    /// `status: HTTP 500 Internal Server Error`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }
 
 impl HostView {
@@ -69,7 +73,15 @@ impl HostView {
             .paused_secs
             .map(|s| format!("   paused {s:.1}s more"))
             .unwrap_or_default();
-        format!("{}   breaker {}   {limit}{pause}", self.host, self.breaker)
+        let last = self
+            .last_error
+            .as_deref()
+            .map(|e| format!("\n          last error: {}", crate::render::escape(e)))
+            .unwrap_or_default();
+        format!(
+            "{}   breaker {}   {limit}{pause}{last}",
+            self.host, self.breaker
+        )
     }
 }
 
@@ -115,9 +127,10 @@ pub async fn host_views(
                 v.paused_secs = Some(until_ms.saturating_sub(now) as f64 / 1000.0);
                 out.insert(host, v);
             }
-            FleetEvent::Breaker { host, phase } => {
+            FleetEvent::Breaker { host, phase, cause } => {
                 let mut v = view(&mut out, &host);
                 v.breaker = phase.describe(now);
+                v.last_error = cause;
                 out.insert(host, v);
             }
         }

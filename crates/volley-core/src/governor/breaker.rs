@@ -27,6 +27,12 @@ pub enum BreakerPhase {
 }
 
 impl BreakerPhase {
+    /// Whether two phases are the same state (a failed probe reopens the breaker with a new
+    /// cool-down: the same state, not a change worth a log line).
+    pub fn same_state(&self, other: &BreakerPhase) -> bool {
+        std::mem::discriminant(self) == std::mem::discriminant(other)
+    }
+
     /// A short text for `volley status`.
     pub fn describe(&self, now_ms: u64) -> String {
         match self {
@@ -50,12 +56,30 @@ impl BreakerPhase {
     }
 }
 
-/// This worker's view of one host: recent calls in one-second buckets, and the phase.
+/// A host's breaker as the fleet state keeps it (a Redis hash value): the phase's fields
+/// and, while open, the last error. A value kept before the cause was (the phase alone)
+/// still reads.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StoredBreaker {
+    /// The phase.
+    #[serde(flatten)]
+    pub phase: BreakerPhase,
+    /// The last failure, while open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
+}
+
+/// This worker's view of one host: recent calls in one-second buckets, the phase, and the
+/// last failure.
 pub(crate) struct LocalBreaker {
     pub(crate) spec: BreakerSpec,
     pub(crate) phase: BreakerPhase,
     /// (second, calls, failures), oldest first.
     window: VecDeque<(u64, u32, u32)>,
+    /// The last failure that counted against the host (`connect: … Connection refused`),
+    /// seen here or announced by another worker: the breaker's log line and the records it
+    /// fails name it, so an open breaker never hides why it opened. Empty until one.
+    pub(crate) cause: String,
 }
 
 impl LocalBreaker {
@@ -64,7 +88,21 @@ impl LocalBreaker {
             spec,
             phase: BreakerPhase::Closed,
             window: VecDeque::new(),
+            cause: String::new(),
         }
+    }
+
+    /// Remembers a failure's text, reusing the buffer (a flood of failures allocates once).
+    pub(crate) fn note_failure(&mut self, error: &dyn std::fmt::Display) {
+        use std::fmt::Write as _;
+        self.cause.clear();
+        // Writing into a String cannot fail.
+        let _ = write!(self.cause, "{error}");
+    }
+
+    /// The last failure, if one was seen.
+    pub(crate) fn cause(&self) -> Option<&str> {
+        Some(self.cause.as_str()).filter(|c| !c.is_empty())
     }
 
     /// Records a call; returns the phase to announce when this call opens the breaker.
@@ -166,6 +204,35 @@ mod tests {
         }
         // Ten seconds later the old failures have left the window.
         assert_eq!(b.observe(true, 12_000), None);
+    }
+
+    #[test]
+    fn remembers_the_last_failure_in_one_buffer() {
+        let mut b = LocalBreaker::new(spec());
+        assert_eq!(b.cause(), None);
+        b.note_failure(&"connect: tcp connect error: Connection refused (os error 111)");
+        b.note_failure(&"status: HTTP 503 Service Unavailable");
+        assert_eq!(b.cause(), Some("status: HTTP 503 Service Unavailable"));
+    }
+
+    #[test]
+    fn the_stored_form_keeps_the_cause_and_reads_a_bare_phase() {
+        let open = StoredBreaker {
+            phase: BreakerPhase::Open {
+                since_ms: 1,
+                until_ms: 2,
+            },
+            cause: Some("status: HTTP 500 Internal Server Error".into()),
+        };
+        let text = serde_json::to_string(&open).unwrap();
+        assert_eq!(serde_json::from_str::<StoredBreaker>(&text).unwrap(), open);
+        let bare: StoredBreaker = serde_json::from_str(r#"{"phase":"closed"}"#).unwrap();
+        assert_eq!((bare.phase, bare.cause), (BreakerPhase::Closed, None));
+        // A worker of the previous version reads the new form as its phase.
+        assert_eq!(
+            serde_json::from_str::<BreakerPhase>(&text).unwrap(),
+            open.phase
+        );
     }
 
     #[test]

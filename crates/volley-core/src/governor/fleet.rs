@@ -21,6 +21,10 @@ pub enum FleetEvent {
         host: String,
         /// The new phase.
         phase: BreakerPhase,
+        /// Why it is open: the last failure (`kind: text`), so every worker's records and
+        /// `volley status` name the cause, not only "breaker open".
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cause: Option<String>,
     },
 }
 

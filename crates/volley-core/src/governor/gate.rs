@@ -38,11 +38,11 @@ pub enum Admission {
 
 /// What the governor needs to know of an attempt.
 #[derive(Debug, Clone, Copy)]
-pub struct Observation {
+pub struct Observation<'a> {
     /// HTTP status, if a response came.
     pub status: Option<u16>,
-    /// The failure class, if it failed.
-    pub kind: Option<ErrorKind>,
+    /// The failure, if it failed: its text becomes the breaker's cause.
+    pub error: Option<&'a RecordError>,
     /// The `Retry-After` the response carried.
     pub retry_after: Option<Duration>,
 }
@@ -52,6 +52,9 @@ struct HostState {
     probing_until: AtomicU64,
     breaker: Mutex<LocalBreaker>,
     changed: Notify,
+    /// The open period (its `since_ms`) whose records were last told they now fail fast:
+    /// that is said once per outage, not once per record.
+    gave_up_on: AtomicU64,
 }
 
 impl HostState {
@@ -113,6 +116,7 @@ impl Governor {
                     probing_until: AtomicU64::new(0),
                     breaker: Mutex::new(LocalBreaker::new(spec.clone())),
                     changed: Notify::new(),
+                    gave_up_on: AtomicU64::new(0),
                 })
             })
             .clone()
@@ -131,9 +135,23 @@ impl Governor {
             FleetEvent::Pause { until_ms, .. } => {
                 state.pause_until.fetch_max(*until_ms, Ordering::Relaxed);
             }
-            FleetEvent::Breaker { phase, .. } => {
-                tracing::info!(host = %host, breaker = %phase.describe(now_ms()), "breaker changed");
-                state.breaker().adopt(*phase);
+            FleetEvent::Breaker { phase, cause, .. } => {
+                let mut breaker = state.breaker();
+                // This worker's own announcements come back here too: those, and another
+                // cool-down after a failed probe, are no change of state.
+                if !breaker.phase.same_state(phase) {
+                    tracing::info!(
+                        host = %host,
+                        breaker = %phase.describe(now_ms()),
+                        last_error = cause.as_deref().unwrap_or(""),
+                        "breaker changed"
+                    );
+                }
+                breaker.adopt(*phase);
+                if let Some(cause) = cause {
+                    breaker.note_failure(cause);
+                }
+                drop(breaker);
                 state.probing_until.store(0, Ordering::Relaxed);
             }
         }
@@ -175,13 +193,8 @@ impl Governor {
             let phase = state.breaker().phase;
             let fail_fast = |since_ms: u64| {
                 let open_for = Duration::from_millis(now.saturating_sub(since_ms));
-                (open_for > job.breaker.max_wait.get()).then(|| RecordError {
-                    kind: ErrorKind::Breaker,
-                    message: format!(
-                        "{host} unavailable: circuit breaker open for {}s",
-                        open_for.as_secs()
-                    ),
-                })
+                (open_for > job.breaker.max_wait.get())
+                    .then(|| give_up(host, &state, since_ms, open_for))
             };
             match phase {
                 BreakerPhase::Closed => break Admission::Normal,
@@ -220,7 +233,12 @@ impl Governor {
                 BreakerPhase::Ramping { since_ms, ramp_ms } => {
                     let share = now.saturating_sub(since_ms) as f64 / ramp_ms.max(1) as f64;
                     if share >= 1.0 {
-                        state.breaker().adopt(BreakerPhase::Closed);
+                        let mut breaker = state.breaker();
+                        // Said by the one admission that ends the ramp on this worker.
+                        if matches!(breaker.phase, BreakerPhase::Ramping { .. }) {
+                            breaker.adopt(BreakerPhase::Closed);
+                            tracing::info!(host = %host, breaker = "closed", "breaker changed");
+                        }
                         break Admission::Normal;
                     }
                     if fastrand::f64() < share.max(0.05) {
@@ -308,7 +326,7 @@ impl Governor {
         &self,
         host: &str,
         admission: Admission,
-        seen: Observation,
+        seen: Observation<'_>,
         job: &JobLimits,
     ) {
         let state = self.host(host, &job.breaker);
@@ -331,48 +349,102 @@ impl Governor {
                 }
             }
         }
+        let kind = seen.error.map(|e| e.kind);
         let failed = matches!(
-            seen.kind,
+            kind,
             Some(ErrorKind::Connect | ErrorKind::Timeout | ErrorKind::Dns | ErrorKind::Request)
         ) || seen.status.is_some_and(|s| s >= 500);
-        let change = if admission == Admission::Probe {
-            let phase = if failed {
-                let cooldown =
-                    u64::try_from(job.breaker.cooldown.get().as_millis()).unwrap_or(5_000);
-                let since_ms = match state.breaker().phase {
-                    BreakerPhase::Open { since_ms, .. } => since_ms,
-                    _ => now,
-                };
-                BreakerPhase::Open {
-                    since_ms,
-                    until_ms: now + cooldown,
-                }
-            } else {
-                let ramp_ms = u64::try_from(job.breaker.ramp.get().as_millis()).unwrap_or(10_000);
-                BreakerPhase::Ramping {
-                    since_ms: now,
-                    ramp_ms,
-                }
-            };
-            state.breaker().adopt(phase);
-            state.probing_until.store(0, Ordering::Relaxed);
-            Some(phase)
-        } else {
-            state.breaker().observe(failed, now)
-        };
-        if let Some(phase) = change {
-            tracing::warn!(host = %host, breaker = %phase.describe(now), "breaker changed");
-            if let Err(e) = self
-                .fleet
-                .announce(FleetEvent::Breaker {
-                    host: host.to_string(),
-                    phase,
-                })
-                .await
-            {
-                tracing::warn!(error.message = %e, "breaker change not shared with the fleet");
+        let (before, change, cause) = {
+            let mut breaker = state.breaker();
+            if failed && let Some(error) = seen.error {
+                breaker.note_failure(error);
             }
+            let before = breaker.phase;
+            let change = if admission == Admission::Probe {
+                let phase = probe_outcome(before, failed, now, &job.breaker);
+                breaker.adopt(phase);
+                state.probing_until.store(0, Ordering::Relaxed);
+                Some(phase)
+            } else {
+                breaker.observe(failed, now)
+            };
+            // Only an open breaker carries a cause; the text is copied only then.
+            let cause = change
+                .filter(|p| matches!(p, BreakerPhase::Open { .. }))
+                .and_then(|_| breaker.cause().map(str::to_string));
+            (before, change, cause)
+        };
+        let Some(phase) = change else { return };
+        if phase.same_state(&before) {
+            // A failed probe: still open, for another cool-down. Said once, when it opened.
+            tracing::debug!(host = %host, breaker = %phase.describe(now), "breaker probe failed");
+        } else {
+            tracing::warn!(
+                host = %host,
+                breaker = %phase.describe(now),
+                last_error = cause.as_deref().unwrap_or(""),
+                "breaker changed"
+            );
         }
+        if let Err(e) = self
+            .fleet
+            .announce(FleetEvent::Breaker {
+                host: host.to_string(),
+                phase,
+                cause,
+            })
+            .await
+        {
+            tracing::warn!(error.message = %e, "breaker change not shared with the fleet");
+        }
+    }
+}
+
+/// The phase a probe leads to: open for another cool-down (keeping when the outage began)
+/// when it failed, else a ramp.
+fn probe_outcome(before: BreakerPhase, failed: bool, now: u64, spec: &BreakerSpec) -> BreakerPhase {
+    if failed {
+        let cooldown = u64::try_from(spec.cooldown.get().as_millis()).unwrap_or(5_000);
+        let since_ms = match before {
+            BreakerPhase::Open { since_ms, .. } => since_ms,
+            _ => now,
+        };
+        BreakerPhase::Open {
+            since_ms,
+            until_ms: now + cooldown,
+        }
+    } else {
+        let ramp_ms = u64::try_from(spec.ramp.get().as_millis()).unwrap_or(10_000);
+        BreakerPhase::Ramping {
+            since_ms: now,
+            ramp_ms,
+        }
+    }
+}
+
+/// The failure of a record the breaker held longer than `breaker.max_wait`: names the host,
+/// how long it has been unavailable and its last error. The first record of an outage to
+/// give up also says so in the log, once.
+fn give_up(host: &str, state: &HostState, since_ms: u64, open_for: Duration) -> RecordError {
+    let cause = state.breaker().cause().map(str::to_string);
+    let last = cause
+        .as_deref()
+        .map(|c| format!("; last error: {c}"))
+        .unwrap_or_default();
+    if state.gave_up_on.swap(since_ms, Ordering::Relaxed) != since_ms {
+        tracing::warn!(
+            host = %host,
+            open_secs = open_for.as_secs(),
+            last_error = cause.as_deref().unwrap_or(""),
+            "host unavailable longer than breaker.max_wait: records waiting for it now fail with `breaker` and its last error"
+        );
+    }
+    RecordError {
+        kind: ErrorKind::Breaker,
+        message: format!(
+            "{host} unavailable: circuit breaker open for {}s{last}",
+            open_for.as_secs()
+        ),
     }
 }
 
@@ -406,5 +478,63 @@ impl Governor {
         };
         self.host(host, &BreakerSpec::default());
         self.apply(event);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SpecDuration;
+    use crate::governor::MemoryFleet;
+
+    fn limits(max_wait: Duration) -> JobLimits {
+        JobLimits {
+            job: "j".into(),
+            rate: None,
+            breaker: BreakerSpec {
+                min_calls: 3,
+                max_wait: SpecDuration(max_wait),
+                ..BreakerSpec::default()
+            },
+            max_pause: Duration::from_secs(1),
+        }
+    }
+
+    #[tokio::test]
+    async fn records_the_breaker_fails_carry_the_hosts_last_error() {
+        let fleet = Arc::new(MemoryFleet::new());
+        let governor = Governor::start(fleet.clone());
+        let job = limits(Duration::ZERO);
+        let refused = RecordError {
+            kind: ErrorKind::Connect,
+            message: "tcp connect error: Connection refused (os error 111)".into(),
+        };
+        let seen = Observation {
+            status: None,
+            error: Some(&refused),
+            retry_after: None,
+        };
+        for _ in 0..3 {
+            governor.observe("h", Admission::Normal, seen, &job).await;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        let error = governor.admit("h", &job).await.unwrap_err();
+        assert_eq!(error.kind, ErrorKind::Breaker);
+        assert!(
+            error.message.ends_with(
+                "; last error: connect: tcp connect error: Connection refused (os error 111)"
+            ),
+            "{}",
+            error.message
+        );
+        // The fleet keeps the cause with the phase, for other workers and `volley status`.
+        let current = fleet.current().await.unwrap();
+        assert!(
+            current
+                .iter()
+                .any(|e| matches!(e, FleetEvent::Breaker { cause: Some(c), .. }
+                if c.contains("Connection refused"))),
+            "{current:?}"
+        );
     }
 }

@@ -10,7 +10,7 @@ use tokio::sync::broadcast;
 struct Shared {
     tats: HashMap<String, f64>,
     pauses: HashMap<String, u64>,
-    breakers: HashMap<String, super::BreakerPhase>,
+    breakers: HashMap<String, super::StoredBreaker>,
     probes: HashMap<String, u64>,
     limits: HashMap<String, HostLimit>,
 }
@@ -77,8 +77,12 @@ impl FleetState for MemoryFleet {
                         let entry = shared.pauses.entry(host.clone()).or_default();
                         *entry = (*entry).max(*until_ms);
                     }
-                    FleetEvent::Breaker { host, phase } => {
-                        shared.breakers.insert(host.clone(), *phase);
+                    FleetEvent::Breaker { host, phase, cause } => {
+                        let stored = super::StoredBreaker {
+                            phase: *phase,
+                            cause: cause.clone(),
+                        };
+                        shared.breakers.insert(host.clone(), stored);
                     }
                 }
             }
@@ -120,9 +124,10 @@ impl FleetState for MemoryFleet {
                 shared
                     .breakers
                     .iter()
-                    .map(|(host, phase)| FleetEvent::Breaker {
+                    .map(|(host, stored)| FleetEvent::Breaker {
                         host: host.clone(),
-                        phase: *phase,
+                        phase: stored.phase,
+                        cause: stored.cause.clone(),
                     }),
             );
             Ok(out)

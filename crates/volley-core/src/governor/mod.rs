@@ -10,7 +10,7 @@ mod fleet;
 mod gate;
 mod memory;
 
-pub use breaker::BreakerPhase;
+pub use breaker::{BreakerPhase, StoredBreaker};
 pub use fleet::{FleetEvent, FleetState, HostLimit, Reservation, gcra_reserve};
 pub use gate::{Admission, Governor, JobLimits, Observation};
 pub use memory::MemoryFleet;

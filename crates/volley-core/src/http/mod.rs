@@ -4,6 +4,7 @@
 mod adaptive;
 mod classify;
 mod client;
+mod first_failures;
 mod processor;
 mod response;
 

@@ -1,6 +1,7 @@
 use super::adaptive::AdaptiveLimit;
 use super::classify::{classify, out_of_descriptors};
-use super::response::{BodyRead, Redactor, keep_body, read_capped};
+use super::first_failures::FirstFailures;
+use super::response::{BodyRead, Redactor, keep_body, keep_error_body, read_capped};
 use crate::governor::{Admission, Governor, JobLimits, Observation, host_key};
 use crate::pipeline::Processor;
 use crate::template::{RecordView, RequestTemplate};
@@ -41,6 +42,8 @@ pub struct HttpProcessor {
     redactor: Redactor,
     /// The spec's origin, parsed once; each record's path and query are joined to it.
     base: url::Url,
+    /// Warns early when the job's first calls all fail the same way.
+    first_failures: FirstFailures,
 }
 
 impl std::fmt::Debug for HttpProcessor {
@@ -60,6 +63,9 @@ struct Attempt {
     retry_after: Option<Duration>,
     /// The process ran out of file descriptors: neither the host's nor the record's fault.
     local_shortage: bool,
+    /// The body of an error status, when `result.body` keeps bodies (and it fit the cap):
+    /// kept with the record if this was its last attempt.
+    error_body: Option<Vec<u8>>,
 }
 
 impl HttpProcessor {
@@ -114,6 +120,7 @@ impl HttpProcessor {
             host: host_key(&origin),
             redactor,
             base: origin,
+            first_failures: FirstFailures::default(),
         })
     }
 
@@ -184,6 +191,7 @@ impl HttpProcessor {
                     local_shortage: out_of_descriptors(&e),
                     result: Err(classify(&e)),
                     retry_after: None,
+                    error_body: None,
                 };
             }
         };
@@ -193,39 +201,32 @@ impl HttpProcessor {
             .get(http::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, SystemTime::now()));
-        // A successful body nobody keeps is only read to free the connection for reuse: no
-        // buffer, no copy. Failure bodies are read the usual way (and dropped).
-        let discard = self.body_mode == BodyMode::None && status.is_success();
+        // A body nobody keeps is only read to free the connection for reuse: no buffer, no
+        // copy.
+        let discard = self.body_mode == BodyMode::None;
         let body = read_capped(&mut response, self.max_body_bytes, discard).await;
         let latency = started.elapsed();
+        let mut error_body = None;
         let result = match body {
             Err(e) => Err(classify(&e)),
-            // A body nobody keeps may be as large as it likes; the record still succeeded.
-            Ok(BodyRead::TooLarge) if self.body_mode == BodyMode::None && status.is_success() => {
-                Ok(None)
-            }
-            Ok(BodyRead::TooLarge) => Err(RecordError {
-                kind: ErrorKind::BodyTooLarge,
-                message: format!(
-                    "response body exceeds result.max_body_bytes ({})",
-                    self.max_body_bytes
-                ),
-            }),
-            Ok(BodyRead::Complete(bytes)) if status.is_success() => {
-                if self.body_mode == BodyMode::None {
-                    Ok(None)
-                } else {
-                    keep_body(self.body_mode, &self.select, &self.redactor.redact(&bytes))
-                }
-            }
-            Ok(BodyRead::Complete(_)) if status.is_redirection() => Err(RecordError {
+            Ok(read) if status.is_success() => self.success_body(read),
+            Ok(_) if status.is_redirection() => Err(RecordError {
                 kind: ErrorKind::Redirect,
                 message: format!("HTTP {status}: redirect to another origin not followed"),
             }),
-            Ok(BodyRead::Complete(_)) => Err(RecordError {
-                kind: ErrorKind::Status,
-                message: format!("HTTP {status}"),
-            }),
+            // The status is the failure, whatever the body's size: an error body over the cap
+            // is not kept, and does not hide the status behind `body_too_large`.
+            Ok(read) => {
+                if let BodyRead::Complete(bytes) = read
+                    && !discard
+                {
+                    error_body = Some(bytes);
+                }
+                Err(RecordError {
+                    kind: ErrorKind::Status,
+                    message: format!("HTTP {status}"),
+                })
+            }
         };
         Attempt {
             status: Some(status.as_u16()),
@@ -233,6 +234,41 @@ impl HttpProcessor {
             local_shortage: false,
             result,
             retry_after,
+            error_body,
+        }
+    }
+
+    /// What a successful response keeps.
+    fn success_body(&self, read: BodyRead) -> Result<Option<serde_json::Value>, RecordError> {
+        match read {
+            // A body nobody keeps may be as large as it likes; the record still succeeded.
+            _ if self.body_mode == BodyMode::None => Ok(None),
+            BodyRead::TooLarge => Err(RecordError {
+                kind: ErrorKind::BodyTooLarge,
+                message: format!(
+                    "response body exceeds result.max_body_bytes ({})",
+                    self.max_body_bytes
+                ),
+            }),
+            BodyRead::Complete(bytes) => {
+                keep_body(self.body_mode, &self.select, &self.redactor.redact(&bytes))
+            }
+        }
+    }
+
+    /// What a record that ends failed keeps of its last error response: the API's reason,
+    /// under the same cap and redaction as a successful body.
+    fn kept_error_body(&self, bytes: Option<Vec<u8>>) -> Option<serde_json::Value> {
+        keep_error_body(self.body_mode, &self.redactor.redact(&bytes?))
+    }
+
+    /// Tells the early warning about an attempt that reached the API or failed trying.
+    fn watch_first_calls(&self, attempt: &Attempt) {
+        match &attempt.result {
+            Ok(_) => self.first_failures.success(),
+            Err(e) => {
+                self.first_failures.failure(&self.host, e, attempt.status);
+            }
         }
     }
 }
@@ -308,15 +344,16 @@ impl Processor for HttpProcessor {
                 tokio::time::sleep(Duration::from_millis(50 + fastrand::u64(0..200))).await;
                 continue;
             }
-            let kind = attempt.result.as_ref().err().map(|e| e.kind);
+            let error = attempt.result.as_ref().err();
             if let JobSlots::Adaptive(a) = &self.job_slots {
-                let congested =
-                    matches!(attempt.status, Some(429 | 503)) || kind == Some(ErrorKind::Timeout);
+                let congested = matches!(attempt.status, Some(429 | 503))
+                    || error.is_some_and(|e| e.kind == ErrorKind::Timeout);
                 a.record(attempt.latency, congested);
             }
+            self.watch_first_calls(&attempt);
             let seen = Observation {
                 status: attempt.status,
-                kind,
+                error,
                 retry_after: attempt.retry_after,
             };
             self.governor
@@ -340,7 +377,10 @@ impl Processor for HttpProcessor {
                     let retry =
                         spent < max_attempts && self.retry.is_retryable(error.kind, attempt.status);
                     outcome.error = Some(error);
+                    // Only the last attempt's body is kept: a record waiting to try again
+                    // holds no body meanwhile.
                     if !retry {
+                        outcome.body = self.kept_error_body(attempt.error_body);
                         return outcome;
                     }
                     // A fleet-wide pause already makes the next admission wait out the

@@ -123,9 +123,43 @@ pub(crate) fn keep_body(
     }
 }
 
+/// What `result.body` keeps of a failed response (an error status, after the last attempt):
+/// the API's reason, whole, since an error body has another shape than the one `select`
+/// picks from. A body that is not the JSON `json` asks for is kept as text rather than
+/// turning the status into a decode failure; an empty one is not kept.
+pub(crate) fn keep_error_body(mode: BodyMode, bytes: &[u8]) -> Option<Value> {
+    if mode == BodyMode::None || bytes.iter().all(u8::is_ascii_whitespace) {
+        return None;
+    }
+    let text = || Value::String(String::from_utf8_lossy(bytes).into_owned());
+    match mode {
+        BodyMode::Json => Some(serde_json::from_slice(bytes).unwrap_or_else(|_| text())),
+        _ => Some(text()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_bodies_are_kept_whole_and_never_fail_to_decode() {
+        let body = br#"{"error":"email is invalid","field":"email"}"#;
+        assert_eq!(
+            keep_error_body(BodyMode::Json, body),
+            Some(serde_json::json!({"error": "email is invalid", "field": "email"}))
+        );
+        assert_eq!(
+            keep_error_body(BodyMode::Json, b"<h1>502 Bad Gateway</h1>"),
+            Some(Value::String("<h1>502 Bad Gateway</h1>".into()))
+        );
+        assert_eq!(
+            keep_error_body(BodyMode::Text, body),
+            Some(Value::String(String::from_utf8_lossy(body).into_owned()))
+        );
+        assert_eq!(keep_error_body(BodyMode::Json, b" \n"), None);
+        assert_eq!(keep_error_body(BodyMode::None, body), None);
+    }
 
     #[test]
     fn secrets_are_cut_out_of_bodies_in_plain_and_json_escaped_form() {

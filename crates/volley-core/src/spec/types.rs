@@ -51,8 +51,11 @@ pub struct BreakerSpec {
     pub cooldown: SpecDuration,
     /// After a successful probe, traffic ramps from little to all over this long.
     pub ramp: SpecDuration,
-    /// Once the breaker has been open this long, records fail fast with `breaker` (a
-    /// later `volley retry JOB --only breaker` sends them again); probes go on.
+    /// Once the breaker has been open this long, records fail fast with `breaker` and the
+    /// host's last error (a later `volley retry JOB --only breaker` sends them again);
+    /// probes go on. A minute by default: long enough to ride out a restart or a deploy,
+    /// short enough that a host that is down ends the job in classified failures instead
+    /// of holding it silently.
     pub max_wait: SpecDuration,
 }
 
@@ -65,7 +68,7 @@ impl Default for BreakerSpec {
             window: SpecDuration(Duration::from_secs(10)),
             cooldown: SpecDuration(Duration::from_secs(5)),
             ramp: SpecDuration(Duration::from_secs(10)),
-            max_wait: SpecDuration(Duration::from_secs(600)),
+            max_wait: SpecDuration(Duration::from_secs(60)),
         }
     }
 }
