@@ -107,7 +107,7 @@ impl Failure {
     /// Prints the message to stderr and returns the exit code.
     pub fn report(self) -> ExitCode {
         if !self.message.is_empty() {
-            eprintln!("volley: {}", self.message);
+            volley_core::errln!("volley: {}", self.message);
         }
         ExitCode::from(self.code)
     }

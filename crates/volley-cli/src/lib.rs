@@ -3,7 +3,8 @@
 
 #![warn(
     clippy::print_stdout,
-    reason = "stdout goes through volley_core::outln!, which ends quietly on a closed pipe"
+    clippy::print_stderr,
+    reason = "stdout and stderr go through volley_core::outln! and errln!, which never panic on a closed pipe"
 )]
 
 pub mod commands;

@@ -28,7 +28,7 @@ pub fn abort_when_reached(name: &str, progress: u64) {
     if let Some(limit) = armed(name).and_then(|v| v.parse::<u64>().ok())
         && progress >= limit
     {
-        eprintln!("failpoint {name} reached at {progress}: aborting");
+        crate::errln!("failpoint {name} reached at {progress}: aborting");
         std::process::abort();
     }
 }
@@ -44,7 +44,7 @@ pub fn on_record(id: &str) {
         )
     });
     if abort.as_deref() == Some(id) {
-        eprintln!("failpoint abort_on_record reached at {id}: aborting");
+        crate::errln!("failpoint abort_on_record reached at {id}: aborting");
         std::process::abort();
     }
     if panic.as_deref() == Some(id) {

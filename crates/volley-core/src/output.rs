@@ -6,6 +6,10 @@
 //! (a producer still finishes publishing, `status --wait` still exits with the job's code).
 //! Any other write error (a full disk) is said once on stderr and remembered, so the binary
 //! exits [`crate::exit::CANT_CREATE`] instead of leaving a short file behind a 0.
+//!
+//! Messages for the user go to stderr through [`crate::errln!`] and [`crate::err!`]: a
+//! closed stderr (`volley status JOB 2>&1 | head -1`) would make `eprintln!` panic too.
+//! There is nowhere left to report a failed write to stderr, so it is dropped.
 
 use std::io::Write as _;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -29,8 +33,13 @@ pub fn write(args: std::fmt::Arguments<'_>) {
     if e.kind() == std::io::ErrorKind::BrokenPipe {
         STDOUT.store(READER_GONE, Ordering::Relaxed);
     } else if STDOUT.swap(FAILED, Ordering::Relaxed) == OPEN {
-        eprintln!("cannot write to stdout: {e}");
+        write_stderr(format_args!("cannot write to stdout: {e}\n"));
     }
+}
+
+/// Writes to stderr, dropping any error (use [`crate::errln!`] and [`crate::err!`]).
+pub fn write_stderr(args: std::fmt::Arguments<'_>) {
+    let _ = std::io::stderr().lock().write_fmt(args);
 }
 
 /// Whether a write to stdout failed for another reason than a closed pipe.
@@ -54,5 +63,24 @@ macro_rules! outln {
 macro_rules! out {
     ($($arg:tt)*) => {
         $crate::output::write(format_args!($($arg)*))
+    };
+}
+
+/// `eprintln!` that never panics, even when stderr is a closed pipe.
+#[macro_export]
+macro_rules! errln {
+    () => {
+        $crate::output::write_stderr(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::output::write_stderr(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `eprint!` that never panics, even when stderr is a closed pipe.
+#[macro_export]
+macro_rules! err {
+    ($($arg:tt)*) => {
+        $crate::output::write_stderr(format_args!($($arg)*))
     };
 }

@@ -118,7 +118,7 @@ impl DryRun {
                 self.previews.len()
             ));
         }
-        eprintln!(
+        crate::errln!(
             "dry run: {} requests rendered, none sent",
             self.previews.len()
         );

@@ -2,7 +2,8 @@
 
 #![warn(
     clippy::print_stdout,
-    reason = "stdout goes through volley_core::outln!, which ends quietly on a closed pipe"
+    clippy::print_stderr,
+    reason = "stdout and stderr go through volley_core::outln! and errln!, which never panic on a closed pipe"
 )]
 
 use anyhow::Context as _;
@@ -93,7 +94,7 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("volley-producer: cannot start the runtime: {e}");
+            volley_core::errln!("volley-producer: cannot start the runtime: {e}");
             return ExitCode::from(SOFTWARE);
         }
     };
@@ -102,14 +103,14 @@ fn main() -> ExitCode {
         Ok(_) if volley_core::output::failed() => ExitCode::from(CANT_CREATE),
         Ok(code) => code,
         Err(e) => {
-            eprintln!("volley-producer: {e:#}");
+            volley_core::errln!("volley-producer: {e:#}");
             ExitCode::from(INTERNAL)
         }
     }
 }
 
 fn fail(code: u8, message: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
-    eprintln!("volley-producer: {message}");
+    volley_core::errln!("volley-producer: {message}");
     Ok(ExitCode::from(code))
 }
 
@@ -245,12 +246,12 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
     match result {
         Ok(report) if args.missing => {
             if report.republished.is_empty() {
-                eprintln!(
+                volley_core::errln!(
                     "volley-producer: job {job} ({}): no missing chunks, nothing published",
                     report.state
                 );
             } else {
-                eprintln!(
+                volley_core::errln!(
                     "volley-producer: job {job}: republished {} missing chunks: {}",
                     report.republished.len(),
                     volley_core::render_list(&report.republished, 20)
@@ -260,17 +261,20 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Ok(report) => {
-            eprintln!(
+            volley_core::errln!(
                 "volley-producer: job {job}: {} records in {} chunks published ({} by this run); state {}",
-                report.total_records, report.total_chunks, report.published_now, report.state
+                report.total_records,
+                report.total_chunks,
+                report.published_now,
+                report.state
             );
             if let Some(warning) = report.duplicates.describe() {
-                eprintln!("volley-producer: warning: {warning}");
+                volley_core::errln!("volley-producer: warning: {warning}");
             }
             // Kept bodies live in Redis for every record: say so before it fills up.
             let worst = report.total_records.saturating_mul(body_cap);
             if keeps_bodies && worst > 4 << 30 {
-                eprintln!(
+                volley_core::errln!(
                     "volley-producer: warning: this job may keep up to {:.1} GiB of response bodies in Redis ({} records x result.max_body_bytes {}); keep less with result.select, a smaller max_body_bytes or body = \"none\"",
                     worst as f64 / f64::from(1u32 << 30),
                     report.total_records,
@@ -324,11 +328,11 @@ fn broker_failure(e: BrokerError) -> anyhow::Result<ExitCode> {
 /// Says on stderr whether the job was created or resumed (`--job-id` does either).
 fn say_start(job: JobId) -> impl FnOnce(&JobStart) + Send {
     move |start| match start {
-        JobStart::Created => eprintln!("volley-producer: created job {job}"),
+        JobStart::Created => volley_core::errln!("volley-producer: created job {job}"),
         JobStart::Resuming { chunk } => {
-            eprintln!("volley-producer: resuming job {job} at chunk {chunk}");
+            volley_core::errln!("volley-producer: resuming job {job} at chunk {chunk}");
         }
-        JobStart::AlreadyPublished { state } => eprintln!(
+        JobStart::AlreadyPublished { state } => volley_core::errln!(
             "volley-producer: job {job} already fully published (state {state}); nothing to publish"
         ),
     }

@@ -76,7 +76,7 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("volley-worker: cannot start the runtime: {e}");
+            volley_core::errln!("volley-worker: cannot start the runtime: {e}");
             return ExitCode::from(70);
         }
     };
@@ -84,7 +84,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error.message = %e, error.cause_chain = ?e, "worker failed");
-            eprintln!("volley-worker: {e:#}");
+            volley_core::errln!("volley-worker: {e:#}");
             ExitCode::from(69)
         }
     }

@@ -28,6 +28,25 @@ async fn into_closed_pipe(
     ))
 }
 
+/// As [`into_closed_pipe`], with stderr a closed pipe too (`cmd 2>&1 | head -1`): what the
+/// command says on stderr must not make it panic either. Only the exit code can be read.
+async fn into_closed_pipes(
+    env: &TestEnv,
+    name: &str,
+    args: &[&str],
+) -> anyhow::Result<Option<i32>> {
+    let mut child = env
+        .command(name)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    drop(child.stdout.take());
+    drop(child.stderr.take());
+    let status = tokio::time::timeout(Duration::from_secs(60), child.wait()).await??;
+    Ok(status.code())
+}
+
 /// A finished job of `records` records in the env's namespace.
 async fn finished_job(env: &TestEnv, records: u64) -> anyhow::Result<(String, String)> {
     let input = env.path("records.jsonl");
@@ -81,6 +100,33 @@ async fn every_command_into_a_closed_pipe_ends_quietly_with_its_code() -> anyhow
             "{what}: {stderr}"
         );
     }
+    for (name, args) in &commands {
+        let code = into_closed_pipes(&env, name, args).await?;
+        assert_eq!(
+            code,
+            Some(0),
+            "{name} {} with stderr closed too",
+            args.join(" ")
+        );
+    }
+    // A failure said on a closed stderr keeps its exit code (a panic would be 101).
+    let code = into_closed_pipes(&env, "volley", &["status", "no-such-job-1"]).await?;
+    assert_eq!(
+        code,
+        Some(2),
+        "volley status of an unknown job with stderr closed"
+    );
+    let code = into_closed_pipes(
+        &env,
+        "volley-producer",
+        &["--spec", &spec, "--input", "/nonexistent.jsonl"],
+    )
+    .await?;
+    assert_eq!(
+        code,
+        Some(66),
+        "volley-producer of a missing input with stderr closed"
+    );
     // Another write error is no quiet matter: the output would be short behind a 0.
     let full = std::fs::OpenOptions::new().write(true).open("/dev/full")?;
     // (Spawned: `output()` would replace the stdout given with a pipe.)

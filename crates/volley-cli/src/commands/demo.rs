@@ -76,7 +76,7 @@ pub async fn run(args: DemoArgs) -> Result<(), Failure> {
             r#"{{"id":"u{i:06}","email":"user{i}@example.com","n":{i}}}"#
         );
     }
-    eprintln!(
+    volley_core::errln!(
         "volley demo: {} records against the mock API at {} ({} in flight, 20-50 ms per call, 2% transient 503s)",
         args.records,
         mock.base_url(),

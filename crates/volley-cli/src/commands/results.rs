@@ -53,9 +53,10 @@ pub async fn run(args: ResultsArgs) -> Result<(), Failure> {
     )
     .await?;
     if summary.missing_chunks > 0 {
-        eprintln!(
+        volley_core::errln!(
             "volley: {} of {} chunks are not committed yet; their records are not in this export",
-            summary.missing_chunks, chunks
+            summary.missing_chunks,
+            chunks
         );
     }
     Ok(())

@@ -168,7 +168,7 @@ fn skipped_records(
         ));
     }
     let done = load_done(files)?;
-    eprintln!(
+    volley_core::errln!(
         "volley: skipping the {} records already in {}",
         done.len(),
         files
@@ -204,14 +204,16 @@ fn watch_signals(
         };
         let (name, _) = next(&mut int, &mut term).await;
         bar.suspend(|| {
-            eprintln!(
+            volley_core::errln!(
                 "volley: interrupted ({name}): no new records start; the chunks in flight finish (up to --drain-timeout {}), then their results are written; a second signal exits at once",
                 humantime::format_duration(drain_timeout)
             );
         });
         interrupt.cancel();
         let (name, number) = next(&mut int, &mut term).await;
-        bar.suspend(|| eprintln!("volley: second signal ({name}): exiting now; nothing written"));
+        bar.suspend(|| {
+            volley_core::errln!("volley: second signal ({name}): exiting now; nothing written")
+        });
         std::process::exit(128 + number);
     });
     Ok(())
@@ -247,9 +249,9 @@ fn report(
             serde_json::to_string(&view).map_err(anyhow::Error::from)?
         );
     } else {
-        eprint!("{}", view.text());
-        eprintln!("wall      {}", duration(finished.elapsed.as_secs_f64()));
-        eprintln!("results   {}", out.display());
+        volley_core::err!("{}", view.text());
+        volley_core::errln!("wall      {}", duration(finished.elapsed.as_secs_f64()));
+        volley_core::errln!("results   {}", out.display());
     }
     if let Some(interruption) = finished.interrupted {
         return Err(Failure::new(
