@@ -2,7 +2,7 @@
 //! pauses, the circuit breaker, and the body cap. Timing checks read the mock's own arrival
 //! times (`Stats::times_ms`), so they judge what the API actually saw.
 
-use crate::support::{describe, export, wait_exit, wait_for_job};
+use crate::support::{assert_worker_did_records, describe, export, wait_exit, wait_for_job};
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -298,8 +298,7 @@ async fn three_workers_share_one_rate_limit() -> anyhow::Result<()> {
     }
     // All three workers took part (a limit kept by one worker alone proves nothing).
     for name in ["w1", "w2", "w3"] {
-        let log = std::fs::read_to_string(env.path(&format!("{name}.log")))?;
-        assert!(log.contains("chunk"), "{name} did no work:\n{log}");
+        assert_worker_did_records(&env, name)?;
     }
     Ok(())
 }
@@ -386,8 +385,7 @@ async fn a_429_pauses_every_worker_not_just_the_one_that_got_it() -> anyhow::Res
     // Both workers were busy around the pause, so a pause kept only by the worker that
     // received the 429 would have let the other one's requests through.
     for name in ["w1", "w2"] {
-        let log = std::fs::read_to_string(env.path(&format!("{name}.log")))?;
-        assert!(log.contains("chunk"), "{name} did no work:\n{log}");
+        assert_worker_did_records(&env, name)?;
     }
     Ok(())
 }

@@ -85,3 +85,24 @@ pub(crate) async fn wait_for_requests(
     }
     Ok(())
 }
+
+/// The records a worker reports having done in its exit line (`worker stopped chunks=N
+/// records=M`), read from its log; `None` when it never wrote that line.
+pub(crate) fn records_done_in_log(log: &str) -> Option<u64> {
+    let line = log.lines().rev().find(|l| l.contains("worker stopped"))?;
+    let (_, after) = line.split_once(" records=")?;
+    let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+/// Asserts that the worker whose log is `label.log` did records (its exit line counts more
+/// than 0), so a check that needs every worker busy cannot pass with an idle one.
+pub(crate) fn assert_worker_did_records(env: &TestEnv, label: &str) -> anyhow::Result<u64> {
+    let log = std::fs::read_to_string(env.path(&format!("{label}.log")))?;
+    let done = records_done_in_log(&log);
+    assert!(
+        done.is_some_and(|n| n > 0),
+        "{label} did no records (exit line: {done:?}):\n{log}"
+    );
+    Ok(done.unwrap_or_default())
+}
