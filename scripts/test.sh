@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, unit and adapter tests, and the end-to-end suite
 # against a real RabbitMQ and a real Redis (started here when they are not running).
-# VOLLEY_SLOW=1 adds the slow fault scenarios.
+# VOLLEY_SLOW=1 adds the slow fault scenarios (marked #[ignore], reported as skipped otherwise).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -51,9 +51,11 @@ log "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 log "building binaries"
 cargo build --workspace --bins --locked
-log "running tests"
+# The slow scenarios are #[ignore]d, so a default run reports them as skipped, not passed.
+slow=${VOLLEY_SLOW:-}
+log "running tests${slow:+ (with the slow scenarios)}"
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --locked --no-fail-fast
+  cargo nextest run --workspace --locked --no-fail-fast ${slow:+--run-ignored all}
 else
-  cargo test --workspace --locked --no-fail-fast
+  cargo test --workspace --locked --no-fail-fast ${slow:+-- --include-ignored}
 fi

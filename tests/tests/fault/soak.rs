@@ -2,7 +2,8 @@
 //! seconds, at random from a printed seed: `kill -9` a worker (a new one takes its place),
 //! freeze one (`SIGSTOP` for 8 s), cut every connection to RabbitMQ, partition RabbitMQ for
 //! 8 s, kill Redis's connections, crash Redis (AOF) and restart it. Then heal everything and
-//! run the oracle. `VOLLEY_SOAK_SEED=N` replays a schedule. Runs with VOLLEY_SLOW=1.
+//! run the oracle. `VOLLEY_SOAK_SEED=N` replays a schedule. Ignored in a default run
+//! (reported as skipped); runs with VOLLEY_SLOW=1.
 
 use crate::oracle::{oracle, wait_done};
 use crate::support::wait_exit;
@@ -32,11 +33,8 @@ fn spawn(env: &TestEnv, n: &mut u32) -> anyhow::Result<Child> {
 }
 
 #[tokio::test]
+#[ignore = "slow: runs with VOLLEY_SLOW=1"]
 async fn a_job_under_a_random_nemesis_loses_and_doubles_nothing() -> anyhow::Result<()> {
-    if std::env::var_os("VOLLEY_SLOW").is_none() {
-        eprintln!("slow scenario: set VOLLEY_SLOW=1 to run it");
-        return Ok(());
-    }
     let seed: u64 = std::env::var("VOLLEY_SOAK_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
