@@ -61,7 +61,7 @@ async fn a_chunk_held_past_the_consumer_timeout_is_returned_before_the_broker_ac
         !log.contains("consumer lost its channel"),
         "the channel survived: {log}"
     );
-    let broker_log = pb.log();
+    let broker_log = crate::kit::served_broker_log(&pb);
     assert!(
         !broker_log.contains("timed out waiting for delivery acknowledgement")
             && !broker_log.contains("PRECONDITION_FAILED"),

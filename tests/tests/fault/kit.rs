@@ -61,3 +61,15 @@ pub(crate) async fn ready_before_and_after(
     let after = env.broker().queue_counts().await?.chunks_ready;
     Ok((before, after))
 }
+
+/// The private broker's log, checked to be the log of a broker that served this scenario
+/// (it accepted connections), so an assertion that some line is absent from it cannot pass
+/// on an empty or wrong file.
+pub(crate) fn served_broker_log(pb: &volley_tests::private::PrivateBroker) -> String {
+    let log = pb.log();
+    assert!(
+        log.contains("accepting AMQP connection"),
+        "the private broker's log shows no connection: {log}"
+    );
+    log
+}
