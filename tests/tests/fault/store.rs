@@ -2,7 +2,7 @@
 //! unacked and retry the commit; nothing is acked before it is in Redis.
 
 use crate::kit::{ready_before_and_after, wait_for_log};
-use crate::oracle::{oracle, wait_done};
+use crate::oracle::{ApiBound, oracle, wait_done};
 use crate::support::wait_exit;
 use std::time::Duration;
 use volley_tests::private::PrivateRedis;
@@ -32,7 +32,17 @@ async fn redis_down_mid_job_holds_every_ack_until_the_commit_lands() -> anyhow::
         "no chunk was acked (and no new one taken) while Redis was down"
     );
     pr.restart()?;
-    let verdict = oracle(&env, &job, &ids, 0, Duration::from_secs(120)).await?;
+    // The workers hold their chunks and retry the commit until it lands: nothing goes back
+    // to the queue, nothing is called twice.
+    let verdict = oracle(
+        &env,
+        &job,
+        &ids,
+        0,
+        ApiBound::Exact,
+        Duration::from_secs(120),
+    )
+    .await?;
     assert_eq!(verdict.u64("ok"), 10_000);
     let logs = std::fs::read_to_string(env.path("w1.log"))?
         + &std::fs::read_to_string(env.path("w2.log"))?;
@@ -114,7 +124,17 @@ async fn a_full_redis_holds_every_ack_until_there_is_room() -> anyhow::Result<()
     assert_eq!(before, during, "no ack while Redis refuses writes");
     let out = pr.cli(&["CONFIG", "SET", "maxmemory", "0"])?;
     assert!(out.status.success());
-    let verdict = oracle(&env, &job, &ids, 0, Duration::from_secs(120)).await?;
+    // The workers hold their chunks and retry the commit until it lands: nothing goes back
+    // to the queue, nothing is called twice.
+    let verdict = oracle(
+        &env,
+        &job,
+        &ids,
+        0,
+        ApiBound::Exact,
+        Duration::from_secs(120),
+    )
+    .await?;
     assert_eq!(verdict.u64("ok"), 3_000);
     assert!(
         wait_exit(&mut worker, Duration::from_secs(60))
@@ -156,7 +176,17 @@ async fn a_redis_that_cannot_persist_holds_every_ack_until_it_can() -> anyhow::R
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let verdict = oracle(&env, &job, &ids, 0, Duration::from_secs(120)).await?;
+    // The workers hold their chunks and retry the commit until it lands: nothing goes back
+    // to the queue, nothing is called twice.
+    let verdict = oracle(
+        &env,
+        &job,
+        &ids,
+        0,
+        ApiBound::Exact,
+        Duration::from_secs(120),
+    )
+    .await?;
     assert_eq!(verdict.u64("ok"), 5_000);
     let log = std::fs::read_to_string(env.path("w.log"))?;
     assert!(
@@ -192,7 +222,17 @@ async fn killed_redis_connections_are_retried_without_double_counting() -> anyho
         pr.cli(&["CLIENT", "KILL", "TYPE", "normal"])?;
         tokio::time::sleep(Duration::from_millis(700)).await;
     }
-    let verdict = oracle(&env, &job, &ids, 0, Duration::from_secs(120)).await?;
+    // The workers hold their chunks and retry the commit until it lands: nothing goes back
+    // to the queue, nothing is called twice.
+    let verdict = oracle(
+        &env,
+        &job,
+        &ids,
+        0,
+        ApiBound::Exact,
+        Duration::from_secs(120),
+    )
+    .await?;
     assert_eq!(verdict.u64("ok"), 8_000);
     for w in [&mut w1, &mut w2] {
         assert!(wait_exit(w, Duration::from_secs(60)).await?.success());
@@ -220,7 +260,17 @@ async fn paused_redis_writes_are_waited_out_without_double_counting() -> anyhow:
     tokio::time::sleep(Duration::from_secs(1)).await;
     let (before, during) = ready_before_and_after(&env, Duration::from_secs(3)).await?;
     assert_eq!(before, during, "no ack while writes are paused");
-    let verdict = oracle(&env, &job, &ids, 0, Duration::from_secs(120)).await?;
+    // The workers hold their chunks and retry the commit until it lands: nothing goes back
+    // to the queue, nothing is called twice.
+    let verdict = oracle(
+        &env,
+        &job,
+        &ids,
+        0,
+        ApiBound::Exact,
+        Duration::from_secs(120),
+    )
+    .await?;
     assert_eq!(verdict.u64("ok"), 6_000);
     assert!(wait_exit(&mut w1, Duration::from_secs(60)).await?.success());
     Ok(())
