@@ -130,7 +130,7 @@ pub(crate) async fn oracle(
 /// O6: the API's request counter against the attempts the results record (one per record
 /// that was called once) plus what `api` allows. On a breach, names a few ids the API saw
 /// more often than their results say.
-fn check_api_bound(
+pub(crate) fn check_api_bound(
     results: &ResultsCheck,
     stats: &volley_mockapi::Stats,
     api: ApiBound,

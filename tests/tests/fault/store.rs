@@ -72,11 +72,20 @@ async fn redis_that_lost_its_data_is_noticed_and_no_chunk_is_thrown_away() -> an
     let job = env.produce(&spec, &input, &[]).await?;
     let mut w1 = env.spawn_worker("w1", &["--prefetch", "2"])?;
     wait_done(&env, &job, 500, Duration::from_secs(60)).await?;
+    let requests_before = env.mock.stats().requests;
     pr.kill();
     pr.restart()?;
     // A new worker has no cached spec: every chunk it takes belongs to a job Redis forgot.
     let mut w2 = env.spawn_worker("w2", &["--prefetch", "2"])?;
     tokio::time::sleep(Duration::from_secs(5)).await;
+    // Only the two chunks w1 held at the loss (prefetch 2 × 100 records) may be called
+    // after it: their commit finds no job, so w1 keeps them, and neither worker calls the
+    // API for a job the store forgot.
+    let requests_after = env.mock.stats().requests;
+    assert!(
+        requests_after <= requests_before + 2 * 100,
+        "{requests_after} requests after the loss, {requests_before} before: a forgotten job was called"
+    );
     let counts = env.broker().queue_counts().await?;
     assert_eq!(counts.dead, 0, "nothing dead-lettered as a stranger");
     assert!(
