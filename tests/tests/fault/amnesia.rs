@@ -105,10 +105,11 @@ async fn chunks_acked_then_forgotten_by_redis_are_reported_and_republished() -> 
     let mut w3 = env.spawn_worker("w3", &worker_args)?;
     // The records of the chunks Redis forgot were called once before the loss and once
     // more after `--missing` (the results keep only the second): `missing` chunks of 100.
-    let lost = ApiBound::AtMost(
-        missing as u64 * 100,
-        "the forgotten chunks, called again after --missing",
-    );
+    let lost = ApiBound::Chunks {
+        chunks: missing as u64,
+        size: 100,
+        why: "the forgotten chunks, called again after --missing",
+    };
     let verdict = oracle(&env, &job, &ids, 0, lost, Duration::from_secs(120)).await?;
     assert_eq!(verdict.status["state"], "completed");
     assert_eq!(verdict.u64("ok"), 10_000);

@@ -18,6 +18,15 @@ pub(crate) enum ApiBound {
     /// Up to `n` requests more than the results record, for the reason given (records a
     /// killed or cut-off worker had already called when its chunks went back to the queue).
     AtMost(u64, &'static str),
+    /// Up to `chunks` whole chunks of `size` records called again, for the reason given (a
+    /// killed or stopped worker's held chunks): the ids the API saw more often than their
+    /// results say must lie in at most that many chunks, so a healthy worker's duplicated
+    /// chunk still shows when the slack would hide its requests.
+    Chunks {
+        chunks: u64,
+        size: u64,
+        why: &'static str,
+    },
 }
 
 /// What the oracle saw.
@@ -139,17 +148,32 @@ pub(crate) fn check_api_bound(
     let (allowed, why) = match api {
         ApiBound::Exact => (0, "nothing is redelivered"),
         ApiBound::AtMost(n, why) => (n, why),
+        ApiBound::Chunks { chunks, size, why } => (chunks * size, why),
     };
+    let repeated_lines: Vec<&volley_core::ResultLine> = results
+        .lines
+        .iter()
+        .filter(|l| stats.per_id.get(&l.id).copied().unwrap_or(0) > u64::from(l.attempts))
+        .collect();
+    if let ApiBound::Chunks { chunks, size, why } = api {
+        // JSONL input without a header: line n is record n - 1.
+        let repeated_chunks: BTreeSet<u64> = repeated_lines
+            .iter()
+            .map(|l| l.line.saturating_sub(1) / size)
+            .collect();
+        anyhow::ensure!(
+            repeated_chunks.len() as u64 <= chunks,
+            "O6: records of {} chunks were called more often than recorded, more than the \
+             {chunks} allowed ({why}): chunks {repeated_chunks:?}",
+            repeated_chunks.len()
+        );
+    }
     if stats.requests <= attempts + allowed {
         return Ok(());
     }
-    let repeated: Vec<(&String, u64)> = results
-        .lines
+    let repeated: Vec<(&String, u64)> = repeated_lines
         .iter()
-        .filter_map(|l| {
-            let seen = stats.per_id.get(&l.id).copied().unwrap_or(0);
-            (seen > u64::from(l.attempts)).then_some((&l.id, seen))
-        })
+        .map(|l| (&l.id, stats.per_id.get(&l.id).copied().unwrap_or(0)))
         .collect();
     let most = repeated.iter().map(|(_, seen)| *seen).max().unwrap_or(0);
     anyhow::bail!(

@@ -38,7 +38,11 @@ async fn a_worker_killed_mid_flight_loses_nothing_and_counts_nothing_twice() -> 
     let mut replacement = env.spawn_worker("replacement", &["--exit-when-idle", "4s"])?;
     // HTTP is at least once: only the records the victim held (prefetch 4 × 100) may have
     // been called twice.
-    let held = ApiBound::AtMost(4 * 100, "the chunks the killed worker held");
+    let held = ApiBound::Chunks {
+        chunks: 4,
+        size: 100,
+        why: "the chunks the killed worker held",
+    };
     let verdict = oracle(&env, &job, &ids, 0, held, Duration::from_secs(120)).await?;
     assert_eq!(verdict.u64("ok"), 10_000);
     for w in [&mut other, &mut replacement] {
@@ -91,7 +95,11 @@ async fn sigterm_returns_work_that_cannot_finish_within_the_drain_timeout() -> a
     let mut second = env.spawn_worker("second", &["--exit-when-idle", "3s"])?;
     // The first worker's calls were out when it returned its chunks (prefetch 3 × 20
     // records): the second calls them again.
-    let returned = ApiBound::AtMost(3 * 20, "the chunks the stopped worker returned");
+    let returned = ApiBound::Chunks {
+        chunks: 3,
+        size: 20,
+        why: "the chunks the stopped worker returned",
+    };
     oracle(&env, &job, &ids, 0, returned, Duration::from_secs(60)).await?;
     assert!(
         wait_exit(&mut second, Duration::from_secs(30))
@@ -189,7 +197,11 @@ async fn a_second_signal_exits_at_once_and_loses_nothing() -> anyhow::Result<()>
     let mut second = env.spawn_worker("second", &["--exit-when-idle", "3s"])?;
     // The first worker's calls were out when it returned its chunks (prefetch 3 × 20
     // records): the second calls them again.
-    let returned = ApiBound::AtMost(3 * 20, "the chunks the stopped worker returned");
+    let returned = ApiBound::Chunks {
+        chunks: 3,
+        size: 20,
+        why: "the chunks the stopped worker returned",
+    };
     oracle(&env, &job, &ids, 0, returned, Duration::from_secs(60)).await?;
     assert!(
         wait_exit(&mut second, Duration::from_secs(30))
@@ -259,7 +271,11 @@ async fn a_crash_storm_loses_nothing_and_poisons_nothing() -> anyhow::Result<()>
         tokio::time::sleep(Duration::from_millis(1_500)).await;
     }
     // Each of the 6 kills sends back what its victim held (prefetch 4 × 100 records).
-    let killed = ApiBound::AtMost(6 * 4 * 100, "per kill, the chunks the victim held");
+    let killed = ApiBound::Chunks {
+        chunks: 6 * 4,
+        size: 100,
+        why: "per kill, the chunks the victim held",
+    };
     let verdict = oracle(&env, &job, &ids, 0, killed, Duration::from_secs(120)).await?;
     assert_eq!(verdict.u64("ok"), 12_000, "no record settled as poison");
     for w in &mut workers {
