@@ -130,6 +130,9 @@ async fn missing_and_duplicate_ids_are_handled_as_documented() -> anyhow::Result
         .map(serde_json::from_str)
         .collect::<Result<_, _>>()?;
     assert_eq!(lines.len(), 200, "every record, duplicates included");
+    // One worker, nothing redelivered: one call per record, a repeated id called once for
+    // each of its lines.
+    assert_eq!(env.mock.stats().requests, 200, "one request per record");
     let keys: BTreeSet<(String, u64)> = lines
         .iter()
         .map(|l| {

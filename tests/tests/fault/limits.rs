@@ -2,7 +2,7 @@
 //! requests in flight. Connections that cannot be opened are transient failures, retried;
 //! the worker neither crashes nor spins, and every record ends ok.
 
-use crate::oracle::oracle;
+use crate::oracle::{ApiBound, oracle};
 use crate::support::wait_exit;
 use std::time::Duration;
 use volley_tests::{TestEnv, bin, write_jsonl};
@@ -39,7 +39,17 @@ async fn a_worker_out_of_file_descriptors_retries_and_finishes() -> anyhow::Resu
         .stderr(log)
         .kill_on_drop(true)
         .spawn()?;
-    let verdict = oracle(&env, &job, &ids, 0, Duration::from_secs(120)).await?;
+    // A connection that cannot be opened never reaches the API, and no chunk goes back to
+    // the queue: the API sees each record once.
+    let verdict = oracle(
+        &env,
+        &job,
+        &ids,
+        0,
+        ApiBound::Exact,
+        Duration::from_secs(120),
+    )
+    .await?;
     assert_eq!(verdict.u64("ok"), 3_000, "{}", verdict.status);
     // Idle pooled connections hold descriptors for 15-30 s, and the broker check that
     // lets an idle worker leave needs one.

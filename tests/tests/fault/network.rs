@@ -3,7 +3,7 @@
 //! after the heal, the broker requeues what the lost channels held, and nothing is lost or
 //! counted twice.
 
-use crate::oracle::{oracle, wait_done};
+use crate::oracle::{ApiBound, oracle, wait_done};
 use crate::support::wait_exit;
 use std::time::Duration;
 use volley_tests::chaos::ChaosProxy;
@@ -39,7 +39,14 @@ async fn a_partition_from_rabbitmq_is_detected_by_heartbeats_and_healed() -> any
         "heartbeats detected the partition within 15 s: {logs}"
     );
     proxy.heal();
-    let verdict = oracle(&env, &job, &ids, 0, Duration::from_secs(120)).await?;
+    // One partition: the broker requeues what both workers' lost channels held (2 ×
+    // prefetch 2 × 100 records), called again after the heal.
+    let requeued = ApiBound::Chunks {
+        chunks: 2 * 2,
+        size: 100,
+        why: "chunks the lost channels held",
+    };
+    let verdict = oracle(&env, &job, &ids, 0, requeued, Duration::from_secs(120)).await?;
     assert_eq!(verdict.u64("ok"), 10_000);
     for w in [&mut w1, &mut w2] {
         assert!(wait_exit(w, Duration::from_secs(60)).await?.success());

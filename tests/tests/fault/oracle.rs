@@ -1,11 +1,33 @@
 //! The oracle run after every scenario: the job ends, every record is in the results exactly
-//! once, the counters equal the records, the API saw every record, the queue is drained.
+//! once, the counters equal the records, the API saw every record and was called no more
+//! often than the scenario allows, the queue is drained.
 
 use crate::support::{describe, export};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 use volley_core::{JobId, Store};
 use volley_tests::{ResultsCheck, TestEnv, check_results};
+
+/// How many requests the API may have received beyond the attempts the results record.
+/// Every scenario states its own: commits are idempotent, so a chunk processed twice
+/// leaves the results exact and only the API's request counter shows the duplicate.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ApiBound {
+    /// Nothing is redelivered: the API saw exactly the attempts the results record.
+    Exact,
+    /// Up to `n` requests more than the results record, for the reason given (records a
+    /// killed or cut-off worker had already called when its chunks went back to the queue).
+    AtMost(u64, &'static str),
+    /// Up to `chunks` whole chunks of `size` records called again, for the reason given (a
+    /// killed or stopped worker's held chunks): the ids the API saw more often than their
+    /// results say must lie in at most that many chunks, so a healthy worker's duplicated
+    /// chunk still shows when the slack would hide its requests.
+    Chunks {
+        chunks: u64,
+        size: u64,
+        why: &'static str,
+    },
+}
 
 /// What the oracle saw.
 pub(crate) struct Verdict {
@@ -47,13 +69,15 @@ pub(crate) async fn wait_done(
     }
 }
 
-/// O1–O5: terminal within `within`, exactly-once results, exact counters, every record seen
-/// by the API, nothing left on the queue, `dead` messages in the dead-letter queue.
+/// O1–O6: terminal within `within`, exactly-once results, exact counters, every record seen
+/// by the API, nothing left on the queue, `dead` messages in the dead-letter queue, and the
+/// API called no more than `api` allows.
 pub(crate) async fn oracle(
     env: &TestEnv,
     job: &str,
     ids: &BTreeSet<String>,
     dead: u32,
+    api: ApiBound,
     within: Duration,
 ) -> anyhow::Result<Verdict> {
     let out = tokio::time::timeout(
@@ -93,7 +117,8 @@ pub(crate) async fn oracle(
         num("chunks_done") == num("total_chunks") + num("redrive_chunks"),
         "O3: chunks_done {status}"
     );
-    let per_id = env.mock.stats().per_id;
+    let stats = env.mock.stats();
+    let per_id = &stats.per_id;
     let unseen: Vec<&String> = results
         .lines
         .iter()
@@ -102,10 +127,61 @@ pub(crate) async fn oracle(
         .take(5)
         .collect();
     anyhow::ensure!(unseen.is_empty(), "O5: the API never saw {unseen:?}");
+    check_api_bound(&results, &stats, api)?;
     let counts = env.broker().queue_counts().await?;
     anyhow::ensure!(
         counts.chunks_ready == 0 && counts.dead == dead,
         "O4: queue not drained: {counts:?} (expected {dead} dead letters)"
     );
     Ok(Verdict { status, results })
+}
+
+/// O6: the API's request counter against the attempts the results record (one per record
+/// that was called once) plus what `api` allows. On a breach, names a few ids the API saw
+/// more often than their results say.
+pub(crate) fn check_api_bound(
+    results: &ResultsCheck,
+    stats: &volley_mockapi::Stats,
+    api: ApiBound,
+) -> anyhow::Result<()> {
+    let attempts: u64 = results.lines.iter().map(|l| u64::from(l.attempts)).sum();
+    let (allowed, why) = match api {
+        ApiBound::Exact => (0, "nothing is redelivered"),
+        ApiBound::AtMost(n, why) => (n, why),
+        ApiBound::Chunks { chunks, size, why } => (chunks * size, why),
+    };
+    let repeated_lines: Vec<&volley_core::ResultLine> = results
+        .lines
+        .iter()
+        .filter(|l| stats.per_id.get(&l.id).copied().unwrap_or(0) > u64::from(l.attempts))
+        .collect();
+    if let ApiBound::Chunks { chunks, size, why } = api {
+        // JSONL input without a header: line n is record n - 1.
+        let repeated_chunks: BTreeSet<u64> = repeated_lines
+            .iter()
+            .map(|l| l.line.saturating_sub(1) / size)
+            .collect();
+        anyhow::ensure!(
+            repeated_chunks.len() as u64 <= chunks,
+            "O6: records of {} chunks were called more often than recorded, more than the \
+             {chunks} allowed ({why}): chunks {repeated_chunks:?}",
+            repeated_chunks.len()
+        );
+    }
+    if stats.requests <= attempts + allowed {
+        return Ok(());
+    }
+    let repeated: Vec<(&String, u64)> = repeated_lines
+        .iter()
+        .map(|l| (&l.id, stats.per_id.get(&l.id).copied().unwrap_or(0)))
+        .collect();
+    let most = repeated.iter().map(|(_, seen)| *seen).max().unwrap_or(0);
+    anyhow::bail!(
+        "O6: the API got {} requests for {attempts} recorded attempts, more than the {allowed} \
+         extra allowed ({why}); {} ids seen more often than recorded (up to {most} times), \
+         e.g. {:?}",
+        stats.requests,
+        repeated.len(),
+        &repeated[..repeated.len().min(5)]
+    )
 }

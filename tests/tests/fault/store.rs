@@ -2,7 +2,7 @@
 //! unacked and retry the commit; nothing is acked before it is in Redis.
 
 use crate::kit::{ready_before_and_after, wait_for_log};
-use crate::oracle::{oracle, wait_done};
+use crate::oracle::{ApiBound, oracle, wait_done};
 use crate::support::wait_exit;
 use std::time::Duration;
 use volley_tests::private::PrivateRedis;
@@ -32,7 +32,17 @@ async fn redis_down_mid_job_holds_every_ack_until_the_commit_lands() -> anyhow::
         "no chunk was acked (and no new one taken) while Redis was down"
     );
     pr.restart()?;
-    let verdict = oracle(&env, &job, &ids, 0, Duration::from_secs(120)).await?;
+    // The workers hold their chunks and retry the commit until it lands: nothing goes back
+    // to the queue, nothing is called twice.
+    let verdict = oracle(
+        &env,
+        &job,
+        &ids,
+        0,
+        ApiBound::Exact,
+        Duration::from_secs(120),
+    )
+    .await?;
     assert_eq!(verdict.u64("ok"), 10_000);
     let logs = std::fs::read_to_string(env.path("w1.log"))?
         + &std::fs::read_to_string(env.path("w2.log"))?;
@@ -62,11 +72,20 @@ async fn redis_that_lost_its_data_is_noticed_and_no_chunk_is_thrown_away() -> an
     let job = env.produce(&spec, &input, &[]).await?;
     let mut w1 = env.spawn_worker("w1", &["--prefetch", "2"])?;
     wait_done(&env, &job, 500, Duration::from_secs(60)).await?;
+    let requests_before = env.mock.stats().requests;
     pr.kill();
     pr.restart()?;
     // A new worker has no cached spec: every chunk it takes belongs to a job Redis forgot.
     let mut w2 = env.spawn_worker("w2", &["--prefetch", "2"])?;
     tokio::time::sleep(Duration::from_secs(5)).await;
+    // Only the two chunks w1 held at the loss (prefetch 2 × 100 records) may be called
+    // after it: their commit finds no job, so w1 keeps them, and neither worker calls the
+    // API for a job the store forgot.
+    let requests_after = env.mock.stats().requests;
+    assert!(
+        requests_after <= requests_before + 2 * 100,
+        "{requests_after} requests after the loss, {requests_before} before: a forgotten job was called"
+    );
     let counts = env.broker().queue_counts().await?;
     assert_eq!(counts.dead, 0, "nothing dead-lettered as a stranger");
     assert!(
@@ -114,7 +133,17 @@ async fn a_full_redis_holds_every_ack_until_there_is_room() -> anyhow::Result<()
     assert_eq!(before, during, "no ack while Redis refuses writes");
     let out = pr.cli(&["CONFIG", "SET", "maxmemory", "0"])?;
     assert!(out.status.success());
-    let verdict = oracle(&env, &job, &ids, 0, Duration::from_secs(120)).await?;
+    // The workers hold their chunks and retry the commit until it lands: nothing goes back
+    // to the queue, nothing is called twice.
+    let verdict = oracle(
+        &env,
+        &job,
+        &ids,
+        0,
+        ApiBound::Exact,
+        Duration::from_secs(120),
+    )
+    .await?;
     assert_eq!(verdict.u64("ok"), 3_000);
     assert!(
         wait_exit(&mut worker, Duration::from_secs(60))
@@ -156,7 +185,17 @@ async fn a_redis_that_cannot_persist_holds_every_ack_until_it_can() -> anyhow::R
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let verdict = oracle(&env, &job, &ids, 0, Duration::from_secs(120)).await?;
+    // The workers hold their chunks and retry the commit until it lands: nothing goes back
+    // to the queue, nothing is called twice.
+    let verdict = oracle(
+        &env,
+        &job,
+        &ids,
+        0,
+        ApiBound::Exact,
+        Duration::from_secs(120),
+    )
+    .await?;
     assert_eq!(verdict.u64("ok"), 5_000);
     let log = std::fs::read_to_string(env.path("w.log"))?;
     assert!(
@@ -192,7 +231,17 @@ async fn killed_redis_connections_are_retried_without_double_counting() -> anyho
         pr.cli(&["CLIENT", "KILL", "TYPE", "normal"])?;
         tokio::time::sleep(Duration::from_millis(700)).await;
     }
-    let verdict = oracle(&env, &job, &ids, 0, Duration::from_secs(120)).await?;
+    // The workers hold their chunks and retry the commit until it lands: nothing goes back
+    // to the queue, nothing is called twice.
+    let verdict = oracle(
+        &env,
+        &job,
+        &ids,
+        0,
+        ApiBound::Exact,
+        Duration::from_secs(120),
+    )
+    .await?;
     assert_eq!(verdict.u64("ok"), 8_000);
     for w in [&mut w1, &mut w2] {
         assert!(wait_exit(w, Duration::from_secs(60)).await?.success());
@@ -220,7 +269,17 @@ async fn paused_redis_writes_are_waited_out_without_double_counting() -> anyhow:
     tokio::time::sleep(Duration::from_secs(1)).await;
     let (before, during) = ready_before_and_after(&env, Duration::from_secs(3)).await?;
     assert_eq!(before, during, "no ack while writes are paused");
-    let verdict = oracle(&env, &job, &ids, 0, Duration::from_secs(120)).await?;
+    // The workers hold their chunks and retry the commit until it lands: nothing goes back
+    // to the queue, nothing is called twice.
+    let verdict = oracle(
+        &env,
+        &job,
+        &ids,
+        0,
+        ApiBound::Exact,
+        Duration::from_secs(120),
+    )
+    .await?;
     assert_eq!(verdict.u64("ok"), 6_000);
     assert!(wait_exit(&mut w1, Duration::from_secs(60)).await?.success());
     Ok(())

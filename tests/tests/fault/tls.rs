@@ -165,7 +165,10 @@ async fn amqps_and_rediss_work_with_the_ca_and_refuse_without_it() -> anyhow::Re
     // through the binaries instead.
     let fin = crate::support::wait_for_job(&env, &job).await?;
     assert_eq!((fin.code, fin.u64("ok")), (0, 500), "{}", fin.json);
-    volley_tests::check_results(&crate::support::export(&env, &job, &[]).await?, &ids)?;
+    let results =
+        volley_tests::check_results(&crate::support::export(&env, &job, &[]).await?, &ids)?;
+    // The refused worker above never reached the queue: the API saw each record once.
+    crate::oracle::check_api_bound(&results, &env.mock.stats(), crate::oracle::ApiBound::Exact)?;
     assert!(
         wait_exit(&mut worker, Duration::from_secs(30))
             .await?
