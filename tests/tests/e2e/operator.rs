@@ -19,6 +19,21 @@ async fn wait_listed(env: &TestEnv, id: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The job completes, the API saw exactly one request per record, and the worker leaves
+/// cleanly once idle.
+async fn completes_with_one_request_per_record(
+    env: &TestEnv,
+    job: &str,
+    worker: &mut tokio::process::Child,
+    records: u64,
+) -> anyhow::Result<()> {
+    let fin = wait_for_job(env, job).await?;
+    assert_eq!(fin.state(), "completed", "{}", fin.json);
+    assert_eq!(env.mock.stats().requests, records, "one request per record");
+    assert!(wait_exit(worker, Duration::from_secs(60)).await?.success());
+    Ok(())
+}
+
 async fn workers(env: &TestEnv) -> anyhow::Result<Vec<serde_json::Value>> {
     let out = env.run("volley", &["workers", "--json"]).await?;
     anyhow::ensure!(out.status.success(), "workers: {}", describe(&out));
@@ -85,14 +100,7 @@ async fn status_and_missing_leave_a_healthy_slow_job_alone_from_its_start() -> a
         }
     }
     assert!(looks >= 2, "status was never read while the job ran");
-    let fin = wait_for_job(&env, &job).await?;
-    assert_eq!(fin.state(), "completed", "{}", fin.json);
-    assert_eq!(env.mock.stats().requests, 300, "one request per record");
-    assert!(
-        wait_exit(&mut worker, Duration::from_secs(60))
-            .await?
-            .success()
-    );
+    completes_with_one_request_per_record(&env, &job, &mut worker, 300).await?;
     Ok(())
 }
 
@@ -118,14 +126,7 @@ async fn missing_refuses_while_chunks_are_queued_or_held() -> anyhow::Result<()>
         .await?;
     assert_eq!(out.status.code(), Some(75), "{}", describe(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("after the timeout"));
-    let fin = wait_for_job(&env, &job).await?;
-    assert_eq!(fin.state(), "completed", "{}", fin.json);
-    assert_eq!(env.mock.stats().requests, 1_000, "one request per record");
-    assert!(
-        wait_exit(&mut worker, Duration::from_secs(60))
-            .await?
-            .success()
-    );
+    completes_with_one_request_per_record(&env, &job, &mut worker, 1_000).await?;
     Ok(())
 }
 
