@@ -3,7 +3,7 @@
 
 use crate::kit::{ready_before_and_after, wait_for_log};
 use crate::oracle::{ApiBound, oracle, wait_done};
-use crate::support::wait_exit;
+use crate::support::{describe, send_signal, wait_exit};
 use std::time::Duration;
 use volley_tests::private::PrivateRedis;
 use volley_tests::{TestEnv, write_jsonl};
@@ -72,12 +72,28 @@ async fn redis_that_lost_its_data_is_noticed_and_no_chunk_is_thrown_away() -> an
     let job = env.produce(&spec, &input, &[]).await?;
     let mut w1 = env.spawn_worker("w1", &["--prefetch", "2"])?;
     wait_done(&env, &job, 500, Duration::from_secs(60)).await?;
+    // Freeze the worker so that the chunks committed before the loss are known exactly:
+    // a commit it sent before the stop has reached Redis by the time the count is read
+    // twice the same, and it makes no other until it is resumed, after the loss.
+    let w1_pid = w1.id().ok_or_else(|| anyhow::anyhow!("w1 has no pid"))?;
+    send_signal("-STOP", w1_pid)?;
+    let committed = loop {
+        let first = chunks_done(&env, &job).await?;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if chunks_done(&env, &job).await? == first {
+            break first;
+        }
+    };
     let requests_before = env.mock.stats().requests;
     pr.kill();
     pr.restart()?;
+    send_signal("-CONT", w1_pid)?;
     // A new worker has no cached spec: every chunk it takes belongs to a job Redis forgot.
     let mut w2 = env.spawn_worker("w2", &["--prefetch", "2"])?;
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // w1 finishes what it held and finds no job to commit to; w2 takes forgotten chunks
+    // and returns them, again and again (three returns: it has had every chance to call).
+    wait_for_log(&env, "w1.log", "store lost state", Duration::from_secs(30)).await?;
+    wait_for_count(&env, "w2.log", "store lost state", 3, Duration::from_secs(30)).await?;
     // Only the two chunks w1 held at the loss (prefetch 2 × 100 records) may be called
     // after it: their commit finds no job, so w1 keeps them, and neither worker calls the
     // API for a job the store forgot.
@@ -86,29 +102,75 @@ async fn redis_that_lost_its_data_is_noticed_and_no_chunk_is_thrown_away() -> an
         requests_after <= requests_before + 2 * 100,
         "{requests_after} requests after the loss, {requests_before} before: a forgotten job was called"
     );
-    let counts = env.broker().queue_counts().await?;
-    assert_eq!(counts.dead, 0, "nothing dead-lettered as a stranger");
-    assert!(
-        counts.chunks_ready > 0,
-        "the chunks are still queued: {counts:?}"
-    );
-    let logs = std::fs::read_to_string(env.path("w1.log"))?
-        + &std::fs::read_to_string(env.path("w2.log"))?;
-    assert!(
-        logs.contains("store lost state"),
-        "the workers said what happened: {logs}"
-    );
-    let status = env.run("volley", &["status", &job]).await?;
-    assert_ne!(
+    let status = env.run("volley", &["status", &job, "--json"]).await?;
+    assert_eq!(
         status.status.code(),
-        Some(0),
-        "status does not pretend the job is fine"
+        Some(2),
+        "status knows no such job and says so: {}",
+        describe(&status)
     );
     for w in [&mut w1, &mut w2] {
         let _ = w.start_kill();
         let _ = wait_exit(w, Duration::from_secs(10)).await;
     }
+    eprintln!("amnesia: {committed} chunks committed before the loss, {requests_before} requests then, {requests_after} after");
+    // With both workers gone, every chunk not committed before the loss is back on the
+    // queue: none was acked or dead-lettered as a stranger.
+    let total_chunks = 5_000 / 100;
+    let counts = wait_for_ready(&env, total_chunks - committed, Duration::from_secs(10)).await?;
+    assert_eq!(
+        (counts.chunks_ready, counts.dead),
+        (total_chunks - committed, 0),
+        "{committed} chunks were committed before the loss: {counts:?}"
+    );
     Ok(())
+}
+
+async fn chunks_done(env: &TestEnv, job: &str) -> anyhow::Result<u32> {
+    let id = volley_core::JobId::parse(job).map_err(anyhow::Error::msg)?;
+    let status = volley_core::Store::job_status(&env.store()?, &id).await?;
+    Ok(status.map_or(0, |s| s.chunks_done as u32))
+}
+
+/// Waits until `file` in the test's directory holds `needle` at least `n` times.
+async fn wait_for_count(
+    env: &TestEnv,
+    file: &str,
+    needle: &str,
+    n: usize,
+    within: Duration,
+) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let log = std::fs::read_to_string(env.path(file)).unwrap_or_default();
+        if log.matches(needle).count() >= n {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "{file} said {needle:?} fewer than {n} times within {within:?}: {log}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until the chunk queue holds `ready` messages (unacked ones come back when their
+/// consumer's connection closes), and returns the counts then or at the deadline.
+async fn wait_for_ready(
+    env: &TestEnv,
+    ready: u32,
+    within: Duration,
+) -> anyhow::Result<volley_amqp::QueueCounts> {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let counts = env.broker().queue_counts().await?;
+        if counts.chunks_ready == ready && counts.consumers == 0
+            || std::time::Instant::now() >= deadline
+        {
+            return Ok(counts);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// T30: Redis full (`maxmemory` with `noeviction`): commits are refused with OOM, no chunk
