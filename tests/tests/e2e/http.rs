@@ -275,19 +275,19 @@ async fn three_workers_share_one_rate_limit() -> anyhow::Result<()> {
         (1_900..=2_100).contains(&steady),
         "10 s in the middle saw {steady} requests, not 2000 ± 5%"
     );
-    // A worker the OS does not schedule for a moment sends the requests whose tokens fell in
-    // that moment together when it runs again: allow a stall of 250 ms on a busy 2-core
-    // machine. Without the limit, three workers send thousands in these windows.
-    let stall = RATE / 4;
+    // The README's bound, burst + R·w, once the connections are open. The mock stamps
+    // arrivals in whole milliseconds, so a window may take in one request from each edge:
+    // 2 of slack (measured on a busy 2-core machine: 12-20 of 30 in 50 ms, 202-204 of 220
+    // in a second). Without the limit, three workers send thousands in these windows.
     for (w, anywhere, warmed) in report {
-        let allowed = BURST + RATE * w / 1_000 + 3 + stall;
+        let allowed = BURST + RATE * w / 1_000 + 2;
         assert!(
             warmed as u64 <= allowed,
             "{warmed} requests within {w} ms (allowed {allowed})"
         );
-        // Start-up: connection set-up compresses the first tokens, but never by more than
-        // two extra bursts.
-        let loose = 3 * BURST + RATE * w / 1_000 + stall;
+        // Start-up: new connections can bunch requests that took their tokens in time, a
+        // few (measured: 1 over the bound), never a second burst.
+        let loose = 2 * BURST + RATE * w / 1_000;
         assert!(
             anywhere as u64 <= loose,
             "{anywhere} requests within {w} ms at start-up (allowed {loose})"

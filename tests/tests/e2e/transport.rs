@@ -41,6 +41,7 @@ async fn run_job(
         input.to_str().unwrap_or_default(),
         "--out",
         out_path.to_str().unwrap_or_default(),
+        "--json",
     ])
     .env_remove("http_proxy")
     .env_remove("https_proxy")
@@ -57,7 +58,19 @@ async fn run_job(
         "volley run: {}",
         describe(&out)
     );
+    // The summary (with the job id) for the tests that need it.
+    std::fs::write(env.path("summary.json"), &out.stdout)?;
     Ok(std::fs::read_to_string(out_path)?)
+}
+
+/// The job id `volley run --json` reported in the last `run_job`.
+fn last_job_id(env: &TestEnv) -> anyhow::Result<String> {
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(env.path("summary.json"))?)?;
+    summary["job"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| anyhow::anyhow!("no job id in the summary: {summary}"))
 }
 
 #[tokio::test]
@@ -185,9 +198,16 @@ async fn a_write_carries_the_same_idempotency_key_on_every_attempt() -> anyhow::
         keys.values().all(|n| *n == 3),
         "the same key on each attempt: {keys:?}"
     );
-    assert!(
+    // Exactly `{job}-{record id}`, so a redelivery or a redrive of the record (another
+    // worker, another round) sends the same key.
+    let job = last_job_id(&env)?;
+    let expected: std::collections::BTreeSet<String> =
+        ids.iter().map(|id| format!("{job}-{id}")).collect();
+    assert_eq!(
         keys.keys()
-            .all(|k| k.starts_with("writes-") && k.ends_with(|c: char| c.is_ascii_digit())),
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>(),
+        expected,
         "{keys:?}"
     );
     Ok(())

@@ -50,13 +50,22 @@ pub(crate) fn spawn_producer(
         .spawn()?)
 }
 
-/// The chunk queue's ready count, read now and again after `over`: a count that does not
-/// move means no chunk was acked (nor a new one taken) meanwhile.
+/// The chunk queue's ready count, read now and again after `over`. The workers' prefetch is
+/// full, so a worker that acked a chunk would take the next one at once: a count that does
+/// not move means no chunk was acked meanwhile. That needs chunks to take: the count must
+/// be above 0 at the start. `over` is argued by the commit retries it spans: a worker
+/// retries a refused commit after 0.1, 0.2, 0.4, 0.8, 1.6 s…, so three seconds from the first
+/// refusal hold several tries, each of which would ack if it wrongly took a refusal for
+/// success.
 pub(crate) async fn ready_before_and_after(
     env: &TestEnv,
     over: Duration,
 ) -> anyhow::Result<(u32, u32)> {
     let before = env.broker().queue_counts().await?.chunks_ready;
+    anyhow::ensure!(
+        before > 0,
+        "no chunk was ready to take: a worker acking would not show"
+    );
     tokio::time::sleep(over).await;
     let after = env.broker().queue_counts().await?.chunks_ready;
     Ok((before, after))

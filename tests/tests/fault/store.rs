@@ -93,7 +93,14 @@ async fn redis_that_lost_its_data_is_noticed_and_no_chunk_is_thrown_away() -> an
     // w1 finishes what it held and finds no job to commit to; w2 takes forgotten chunks
     // and returns them, again and again (three returns: it has had every chance to call).
     wait_for_log(&env, "w1.log", "store lost state", Duration::from_secs(30)).await?;
-    wait_for_count(&env, "w2.log", "store lost state", 3, Duration::from_secs(30)).await?;
+    wait_for_count(
+        &env,
+        "w2.log",
+        "store lost state",
+        3,
+        Duration::from_secs(30),
+    )
+    .await?;
     // Only the two chunks w1 held at the loss (prefetch 2 × 100 records) may be called
     // after it: their commit finds no job, so w1 keeps them, and neither worker calls the
     // API for a job the store forgot.
@@ -113,7 +120,9 @@ async fn redis_that_lost_its_data_is_noticed_and_no_chunk_is_thrown_away() -> an
         let _ = w.start_kill();
         let _ = wait_exit(w, Duration::from_secs(10)).await;
     }
-    eprintln!("amnesia: {committed} chunks committed before the loss, {requests_before} requests then, {requests_after} after");
+    eprintln!(
+        "amnesia: {committed} chunks committed before the loss, {requests_before} requests then, {requests_after} after"
+    );
     // With both workers gone, every chunk not committed before the loss is back on the
     // queue: none was acked or dead-lettered as a stranger.
     let total_chunks = 5_000 / 100;

@@ -80,9 +80,12 @@ async fn sigterm_returns_work_that_cannot_finish_within_the_drain_timeout() -> a
     let status = wait_exit(&mut first, Duration::from_secs(10)).await?;
     let took = stopped.elapsed();
     assert!(status.success(), "SIGTERM exits 0, got {status}");
+    // The records take 4 s, so the drain runs its full second; returning the chunks and
+    // closing take tens of milliseconds (measured: 1.02-1.05 s in all), the rest of the
+    // half second is for a busy CI machine.
     assert!(
-        took < Duration::from_secs(4),
-        "exit within the 1 s drain timeout plus clean-up, took {took:?}"
+        took >= Duration::from_secs(1) && took < Duration::from_millis(1_500),
+        "exit after the 1 s drain timeout plus clean-up, took {took:?}"
     );
     let log = std::fs::read_to_string(env.path("first.log"))?;
     assert!(log.contains("returning unfinished chunk"), "{log}");
@@ -193,7 +196,12 @@ async fn a_second_signal_exits_at_once_and_loses_nothing() -> anyhow::Result<()>
         Some(130),
         "the second signal exits at once with 130"
     );
-    assert!(stopped.elapsed() < Duration::from_secs(3));
+    // "At once": measured at 15-20 ms, against a 30 s drain and 3 s records.
+    let took = stopped.elapsed();
+    assert!(
+        took < Duration::from_millis(500),
+        "exited {took:?} after the second signal"
+    );
     let mut second = env.spawn_worker("second", &["--exit-when-idle", "3s"])?;
     // The first worker's calls were out when it returned its chunks (prefetch 3 × 20
     // records): the second calls them again.
