@@ -173,29 +173,51 @@ async fn dry_run_prints_requests_with_secrets_redacted_and_sends_nothing() -> an
             ],
         ),
     ] {
-        let out = env
-            .command(bin)
-            .args(&args)
-            .env("DRY_TOKEN", "s3cr3t-value")
-            .env("VOLLEY_AMQP_URL", &amqp_url)
-            .env("VOLLEY_REDIS_URL", &redis_url)
-            .output()
-            .await?;
-        assert_eq!(out.status.code(), Some(0), "{bin}: {}", describe(&out));
-        for (name, l) in [("RabbitMQ", &amqp), ("Redis", &redis)] {
+        for json in [false, true] {
+            let out = env
+                .command(bin)
+                .args(&args)
+                .args(json.then_some("--json"))
+                .env("DRY_TOKEN", "s3cr3t-value")
+                .env("VOLLEY_AMQP_URL", &amqp_url)
+                .env("VOLLEY_REDIS_URL", &redis_url)
+                .output()
+                .await?;
+            assert_eq!(out.status.code(), Some(0), "{bin}: {}", describe(&out));
+            for (name, l) in [("RabbitMQ", &amqp), ("Redis", &redis)] {
+                assert!(
+                    matches!(l.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+                    "{bin} --dry-run connected to {name}"
+                );
+            }
+            let stdout = String::from_utf8_lossy(&out.stdout);
             assert!(
-                matches!(l.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
-                "{bin} --dry-run connected to {name}"
+                !format!("{stdout}{}", String::from_utf8_lossy(&out.stderr)).contains("s3cr3t"),
+                "the secret must not be printed"
             );
+            if !json {
+                assert_eq!(stdout.matches("POST ").count(), 3, "{stdout}");
+                assert!(stdout.contains("authorization: <redacted>"), "{stdout}");
+                continue;
+            }
+            let previews: Vec<serde_json::Value> = stdout
+                .lines()
+                .map(serde_json::from_str)
+                .collect::<Result<_, _>>()?;
+            let ids: Vec<&str> = previews.iter().filter_map(|p| p["id"].as_str()).collect();
+            assert_eq!(ids, ["r000000", "r000001", "r000002"], "{stdout}");
+            for p in &previews {
+                assert_eq!(p["method"], "POST", "{p}");
+                assert_eq!(p["url"], format!("{}/users", env.mock.base_url()), "{p}");
+                assert_eq!(p["body"]["id"], p["id"], "{p}");
+                let header = |name: &str| {
+                    p["headers"]
+                        .as_array()
+                        .and_then(|hs| hs.iter().find(|h| h[0] == name).and_then(|h| h[1].as_str()))
+                };
+                assert_eq!(header("authorization"), Some("<redacted>"), "{p}");
+            }
         }
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert_eq!(stdout.matches("POST ").count(), 3, "{stdout}");
-        assert!(stdout.contains("authorization: <redacted>"), "{stdout}");
-        assert!(stdout.contains("\"id\": \"r000002\""), "{stdout}");
-        assert!(
-            !format!("{stdout}{}", String::from_utf8_lossy(&out.stderr)).contains("s3cr3t"),
-            "the secret must not be printed"
-        );
     }
     assert_eq!(env.mock.stats().requests, 0, "a dry run sends nothing");
     // A record the templates cannot render is named, with exit 65.

@@ -59,6 +59,8 @@ async fn broker_outage_mid_publish(outage: Outage) -> anyhow::Result<()> {
         Outage::StopApp => pb.stop_app()?,
         Outage::KillNode => pb.kill_node()?,
     }
+    // The outage lasts 8 s: several producer batches (400 ms apart) and heartbeats fall in
+    // it. Nothing is asserted about the time itself.
     tokio::time::sleep(Duration::from_secs(8)).await;
     match outage {
         Outage::StopApp => pb.start_app()?,
@@ -189,6 +191,10 @@ async fn a_memory_alarm_blocks_the_producer_but_not_the_workers() -> anyhow::Res
     }
     let out = pb.ctl(&["set_vm_memory_high_watermark", "0.000001"])?;
     assert!(out.status.success(), "{out:?}");
+    // The alarm is raised at the broker's next memory check (within a second); a batch sent
+    // just before it is confirmed soon after. Then the count must stand still for 8 s: the
+    // producer publishes a batch every 300 ms (the failpoint), so a producer that was not
+    // blocked would add more than twenty batches in that time.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let before = store.job_status(&id).await?.unwrap_or_default();
     tokio::time::sleep(Duration::from_secs(8)).await;

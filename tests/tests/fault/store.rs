@@ -24,8 +24,10 @@ async fn redis_down_mid_job_holds_every_ack_until_the_commit_lands() -> anyhow::
     let mut w2 = env.spawn_worker("w2", &["--prefetch", "2", "--exit-when-idle", "5s"])?;
     wait_done(&env, &job, 2_500, Duration::from_secs(60)).await?;
     pr.kill();
-    // Give the workers time to finish what they hold and fail to commit it.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The workers finish what they hold and fail to commit it.
+    for log in ["w1.log", "w2.log"] {
+        wait_for_log(&env, log, "commit failed", Duration::from_secs(20)).await?;
+    }
     let (before, during) = ready_before_and_after(&env, Duration::from_secs(4)).await?;
     assert_eq!(
         before, during,

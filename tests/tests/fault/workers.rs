@@ -138,10 +138,18 @@ async fn a_frozen_worker_that_wakes_up_after_its_chunks_moved_on_changes_no_coun
     let mut other = env.spawn_worker("other", &["--prefetch", "4", "--exit-when-idle", "4s"])?;
     wait_done(&env, &job, 2_000, Duration::from_secs(60)).await?;
     let pid = zombie.id().unwrap_or_default();
+    let consumers = env.broker().queue_counts().await?.consumers;
     kill("-STOP", pid)?;
     // Heartbeats of 2 s: the broker drops the frozen worker's connection within ~6 s and
-    // requeues what it held.
-    tokio::time::sleep(Duration::from_secs(10)).await;
+    // requeues what it held. The frozen worker wakes only once its consumer is gone.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while env.broker().queue_counts().await?.consumers >= consumers {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the broker kept the frozen worker's consumer for 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     kill("-CONT", pid)?;
     // The zombie's chunks (prefetch 4 × 100) went to the other worker while the zombie
     // still finished its own calls: each may have been called twice. The calls it had in
@@ -187,7 +195,14 @@ async fn a_second_signal_exits_at_once_and_loses_nothing() -> anyhow::Result<()>
     }
     let pid = first.id().unwrap_or_default();
     kill("-TERM", pid)?;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The second signal only once the first is taken (two signals at once may be one).
+    crate::kit::wait_for_log(
+        &env,
+        "first.log",
+        "stop signal: no new chunks",
+        Duration::from_secs(10),
+    )
+    .await?;
     let stopped = Instant::now();
     kill("-TERM", pid)?;
     let status = wait_exit(&mut first, Duration::from_secs(10)).await?;
