@@ -7,6 +7,7 @@ mod contract;
 mod docs;
 mod embedded;
 mod errors;
+mod export;
 mod fleet;
 mod http;
 mod input;
