@@ -168,10 +168,9 @@ fn assert_whole_or_untouched(
         stderr.contains(&format!("cannot write {}", target.display())),
         "{stderr}"
     );
-    assert_eq!(
-        std::fs::read_to_string(target)?,
-        before,
-        "a failed export changed {}",
+    assert!(
+        std::fs::read_to_string(target).ok().as_deref() == Some(before),
+        "a failed export removed or changed {}",
         target.display()
     );
     let partial = format!("{}.partial", target.display());
