@@ -11,6 +11,7 @@ mod export;
 mod fleet;
 mod http;
 mod input;
+mod job_end;
 mod operator;
 mod support;
 mod transport;
