@@ -346,3 +346,108 @@ async fn the_producer_exits_69_at_once_when_rabbitmq_or_redis_is_unreachable() -
     );
     Ok(())
 }
+
+/// The producer's documented patience with a broker lost while publishing: it republishes
+/// the unconfirmed batch for 5 minutes (`OUTAGE_PATIENCE` in volley-producer), then exits
+/// 69 naming the broker, and a re-run with `--resume` publishes the rest.
+#[tokio::test]
+#[ignore = "slow: runs with VOLLEY_SLOW=1"]
+async fn the_producer_gives_up_69_five_minutes_into_a_broker_outage() -> anyhow::Result<()> {
+    let env = TestEnv::new().await?;
+    let proxy = volley_tests::chaos::ChaosProxy::start("127.0.0.1:5672".parse()?).await?;
+    let via_proxy = format!("amqp://guest:guest@{}/%2f", proxy.addr());
+    let input = env.path("records.jsonl");
+    // One record per chunk: a publish long enough to be cut in the middle.
+    write_jsonl(&input, 100_000)?;
+    let spec = env.write_spec(
+        "outage",
+        "/users/{id}",
+        "[chunking]\nsize = 1\n[result]\nbody = \"none\"\n",
+    )?;
+    let (spec_s, input_s) = (path_str(&spec)?, path_str(&input)?);
+    let producer = env
+        .command("volley-producer")
+        .args(["--spec", spec_s, "--input", input_s, "--job-id", "outage-1"])
+        .env("VOLLEY_AMQP_URL", &via_proxy)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let store = env.store()?;
+    let job = volley_core::JobId::parse("outage-1").map_err(anyhow::Error::msg)?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = store.job_status(&job).await?;
+        if status.as_ref().is_some_and(|s| s.published_chunks > 0) {
+            break;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "nothing published: {status:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // RabbitMQ goes away: live connections closed, new ones refused.
+    drop(proxy);
+    let cut = Instant::now();
+    let status = store.job_status(&job).await?;
+    let published = status.as_ref().map_or(0, |s| s.published_chunks);
+    assert!(
+        status.as_ref().is_some_and(|s| s.state == "publishing") && published < 100_000,
+        "cut after the publish ended: {status:?}"
+    );
+    let out = tokio::time::timeout(Duration::from_secs(400), producer.wait_with_output()).await??;
+    let took = cut.elapsed();
+    assert_eq!(out.status.code(), Some(69), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with(
+            "volley-producer: broker unavailable: cannot connect to amqp://guest:***@127.0.0.1:"
+        ) && last.ends_with("Connection refused (os error 111)"),
+        "{stderr}"
+    );
+    // The batch being published when the broker went started just before the cut; its
+    // retries stop once 300 s have passed since it started, after one last attempt at most
+    // 5 s (the longest backoff) later.
+    assert!(
+        took >= Duration::from_secs(295) && took <= Duration::from_secs(306),
+        "gave up {took:?} after the outage began"
+    );
+    let status = store.job_status(&job).await?;
+    assert_eq!(
+        status.as_ref().map(|s| s.state.as_str()),
+        Some("publishing"),
+        "{status:?}"
+    );
+
+    // Back on the broker, the same command with --resume publishes the rest.
+    let out = env
+        .run(
+            "volley-producer",
+            &["--spec", spec_s, "--input", input_s, "--resume", "outage-1"],
+        )
+        .await?;
+    assert!(out.status.success(), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("resuming job outage-1 at chunk"),
+        "{stderr}"
+    );
+    let status = store
+        .job_status(&job)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("job gone"))?;
+    assert_eq!(
+        (
+            status.state.as_str(),
+            status.published_chunks,
+            status.total_chunks
+        ),
+        ("running", 100_000, Some(100_000)),
+        "{status:?}"
+    );
+    // What was confirmed is not sent again; only the batch cut short can be (64 chunks).
+    let ready = env.broker().queue_counts().await?.chunks_ready;
+    assert!(
+        (100_000..=100_000 + 64).contains(&ready),
+        "{ready} chunks queued"
+    );
+    Ok(())
+}
