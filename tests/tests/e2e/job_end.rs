@@ -353,12 +353,34 @@ async fn the_producer_exits_69_at_once_when_rabbitmq_or_redis_is_unreachable() -
 #[tokio::test]
 #[ignore = "slow: runs with VOLLEY_SLOW=1"]
 async fn the_producer_gives_up_69_five_minutes_into_a_broker_outage() -> anyhow::Result<()> {
+    producer_gives_up(100_000, "", Duration::from_secs(300)).await
+}
+
+/// The same give-up path in seconds: the `producer_outage_patience_ms` failpoint shortens
+/// the 5 minutes, `producer_batch_delay_ms` keeps the publish going long enough to cut it.
+#[tokio::test]
+async fn the_producer_gives_up_69_after_its_patience_with_a_broker_lost_while_publishing()
+-> anyhow::Result<()> {
+    producer_gives_up(
+        3_000,
+        "producer_outage_patience_ms=3000;producer_batch_delay_ms=100",
+        Duration::from_secs(3),
+    )
+    .await
+}
+
+/// Cuts RabbitMQ off a producer in the middle of publishing `records` one-record chunks
+/// and checks it gives up after `patience` with exit 69, leaving a job `--resume` finishes.
+async fn producer_gives_up(
+    records: u64,
+    failpoints: &str,
+    patience: Duration,
+) -> anyhow::Result<()> {
     let env = TestEnv::new().await?;
     let proxy = volley_tests::chaos::ChaosProxy::start("127.0.0.1:5672".parse()?).await?;
     let via_proxy = format!("amqp://guest:guest@{}/%2f", proxy.addr());
     let input = env.path("records.jsonl");
-    // One record per chunk: a publish long enough to be cut in the middle.
-    write_jsonl(&input, 100_000)?;
+    write_jsonl(&input, records)?;
     let spec = env.write_spec(
         "outage",
         "/users/{id}",
@@ -369,6 +391,7 @@ async fn the_producer_gives_up_69_five_minutes_into_a_broker_outage() -> anyhow:
         .command("volley-producer")
         .args(["--spec", spec_s, "--input", input_s, "--job-id", "outage-1"])
         .env("VOLLEY_AMQP_URL", &via_proxy)
+        .env("VOLLEY_FAILPOINTS", failpoints)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()?;
@@ -387,12 +410,17 @@ async fn the_producer_gives_up_69_five_minutes_into_a_broker_outage() -> anyhow:
     drop(proxy);
     let cut = Instant::now();
     let status = store.job_status(&job).await?;
-    let published = status.as_ref().map_or(0, |s| s.published_chunks);
     assert!(
-        status.as_ref().is_some_and(|s| s.state == "publishing") && published < 100_000,
+        status
+            .as_ref()
+            .is_some_and(|s| s.state == "publishing" && s.published_chunks < records),
         "cut after the publish ended: {status:?}"
     );
-    let out = tokio::time::timeout(Duration::from_secs(400), producer.wait_with_output()).await??;
+    let out = tokio::time::timeout(
+        patience + Duration::from_secs(60),
+        producer.wait_with_output(),
+    )
+    .await??;
     let took = cut.elapsed();
     assert_eq!(out.status.code(), Some(69), "{}", describe(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -403,12 +431,16 @@ async fn the_producer_gives_up_69_five_minutes_into_a_broker_outage() -> anyhow:
         ) && last.ends_with("Connection refused (os error 111)"),
         "{stderr}"
     );
-    // The batch being published when the broker went started just before the cut; its
-    // retries stop once 300 s have passed since it started, after one last attempt at most
-    // 5 s (the longest backoff) later.
+    // The batch being published when the broker went started at most a batch delay before
+    // the cut; its retries stop once `patience` has passed since it started, after one
+    // last attempt at most 5 s (the longest backoff) later.
+    let (least, most) = (
+        patience - Duration::from_secs(1),
+        patience + Duration::from_secs(6),
+    );
     assert!(
-        took >= Duration::from_secs(295) && took <= Duration::from_secs(306),
-        "gave up {took:?} after the outage began"
+        took >= least && took <= most,
+        "gave up {took:?} after the outage began, not within {least:?}..{most:?}"
     );
     let status = store.job_status(&job).await?;
     assert_eq!(
@@ -440,13 +472,13 @@ async fn the_producer_gives_up_69_five_minutes_into_a_broker_outage() -> anyhow:
             status.published_chunks,
             status.total_chunks
         ),
-        ("running", 100_000, Some(100_000)),
+        ("running", records, Some(records)),
         "{status:?}"
     );
     // What was confirmed is not sent again; only the batch cut short can be (64 chunks).
     let ready = env.broker().queue_counts().await?.chunks_ready;
     assert!(
-        (100_000..=100_000 + 64).contains(&ready),
+        (records..=records + 64).contains(&u64::from(ready)),
         "{ready} chunks queued"
     );
     Ok(())
