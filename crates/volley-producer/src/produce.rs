@@ -22,6 +22,14 @@ pub(crate) const MAX_CHUNK_BYTES: usize = 16 * 1024 * 1024 - 64 * 1024;
 /// How long the producer keeps retrying an unreachable broker or store before giving up.
 const OUTAGE_PATIENCE: Duration = Duration::from_secs(300);
 
+/// [`OUTAGE_PATIENCE`], or the `producer_outage_patience_ms` failpoint's value (a test of
+/// the give-up path that does not take 5 minutes).
+fn outage_patience() -> Duration {
+    volley_core::failpoint::armed("producer_outage_patience_ms")
+        .and_then(|v| v.parse().ok())
+        .map_or(OUTAGE_PATIENCE, Duration::from_millis)
+}
+
 /// What to produce.
 pub struct ProduceRequest {
     /// The spec's text, stored with the job.
@@ -406,7 +414,7 @@ async fn publish_patiently<B: Broker>(
     loop {
         match broker.publish_confirmed(messages.clone()).await {
             Ok(()) => return Ok(()),
-            Err(BrokerError::Unavailable(e)) if started.elapsed() < OUTAGE_PATIENCE => {
+            Err(BrokerError::Unavailable(e)) if started.elapsed() < outage_patience() => {
                 let delay = backoff(attempt);
                 tracing::warn!(job.id = %job, attempt, error.message = %e, retry_in_ms = delay.as_millis() as u64, "publish not confirmed; republishing the batch");
                 tokio::time::sleep(delay).await;
@@ -542,7 +550,7 @@ where
     let mut attempt = 0;
     loop {
         match call().await {
-            Err(StoreError::Unavailable(e)) if started.elapsed() < OUTAGE_PATIENCE => {
+            Err(StoreError::Unavailable(e)) if started.elapsed() < outage_patience() => {
                 let delay = backoff(attempt);
                 tracing::warn!(attempt, error.message = %e, "{what}: store unavailable; retrying");
                 tokio::time::sleep(delay).await;
