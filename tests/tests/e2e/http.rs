@@ -2,7 +2,9 @@
 //! pauses, the circuit breaker, and the body cap. Timing checks read the mock's own arrival
 //! times (`Stats::times_ms`), so they judge what the API actually saw.
 
-use crate::support::{assert_worker_did_records, describe, export, wait_exit, wait_for_job};
+use crate::support::{
+    assert_worker_did_records, describe, export, wait_exit, wait_for_job, wait_workers,
+};
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -69,24 +71,6 @@ fn max_in_window(times: &[u64], w: u64) -> usize {
         best = best.max(end - start);
     }
     best
-}
-
-async fn wait_workers(env: &TestEnv, names: &[&str]) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let out = env.run("volley", &["workers", "--json"]).await?;
-        let workers: Vec<serde_json::Value> =
-            serde_json::from_slice(&out.stdout).unwrap_or_default();
-        let seen: Vec<&str> = workers.iter().filter_map(|w| w["id"].as_str()).collect();
-        if names.iter().all(|n| seen.contains(n)) {
-            return Ok(());
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "workers never heartbeat: {seen:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test]

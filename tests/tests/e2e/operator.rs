@@ -4,20 +4,10 @@
 //! as such, and `status --wait --timeout` has its own exit code. The API's own request
 //! counter is the judge: one call per record.
 
-use crate::support::{describe, wait_exit, wait_for_job};
+use crate::support::{describe, wait_exit, wait_for_job, wait_workers, workers};
 use std::time::{Duration, Instant};
 use volley_core::Store as _;
 use volley_tests::{TestEnv, path_str, write_jsonl};
-
-/// Waits until `volley workers --json` lists `id`.
-async fn wait_listed(env: &TestEnv, id: &str) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while workers(env).await?.iter().all(|w| w["id"] != id) {
-        anyhow::ensure!(Instant::now() < deadline, "worker {id} never beat");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Ok(())
-}
 
 /// The job completes, the API saw exactly one request per record, and the worker leaves
 /// cleanly once idle.
@@ -32,12 +22,6 @@ async fn completes_with_one_request_per_record(
     assert_eq!(env.mock.stats().requests, records, "one request per record");
     assert!(wait_exit(worker, Duration::from_secs(60)).await?.success());
     Ok(())
-}
-
-async fn workers(env: &TestEnv) -> anyhow::Result<Vec<serde_json::Value>> {
-    let out = env.run("volley", &["workers", "--json"]).await?;
-    anyhow::ensure!(out.status.success(), "workers: {}", describe(&out));
-    Ok(serde_json::from_slice(&out.stdout)?)
 }
 
 async fn job_state(env: &TestEnv, job: &str) -> anyhow::Result<String> {
@@ -80,7 +64,7 @@ async fn status_and_missing_leave_a_healthy_slow_job_alone_from_its_start() -> a
     // The worker beats (holding nothing) before the job exists, then takes all three chunks
     // at once: the moment its last beat says nothing is held while nothing is queued.
     let mut worker = env.spawn_worker("w1", &["--exit-when-idle", "3s"])?;
-    wait_listed(&env, "w1").await?;
+    wait_workers(&env, &["w1"]).await?;
     let job = env.produce(&spec, &input, &[]).await?;
     let refused = republish(&env, &spec, &input, &job).await?;
     assert_eq!(refused.status.code(), Some(75), "{}", describe(&refused));
@@ -221,7 +205,7 @@ async fn workers_count_requests_in_flight_and_show_draining_and_exited() -> anyh
 async fn a_killed_worker_is_shown_dead_not_running() -> anyhow::Result<()> {
     let env = TestEnv::new().await?;
     let mut worker = env.spawn_worker("w1", &[])?;
-    wait_listed(&env, "w1").await?;
+    wait_workers(&env, &["w1"]).await?;
     worker.start_kill()?;
     worker.wait().await?;
     // Three missed 5 s beats and a little: then it is dead, and never running after that.

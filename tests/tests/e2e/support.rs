@@ -106,3 +106,39 @@ pub(crate) fn assert_worker_did_records(env: &TestEnv, label: &str) -> anyhow::R
     );
     Ok(done.unwrap_or_default())
 }
+
+/// `volley workers --json`: one object per worker the fleet knows of.
+pub(crate) async fn workers(env: &TestEnv) -> anyhow::Result<Vec<serde_json::Value>> {
+    let out = env.run("volley", &["workers", "--json"]).await?;
+    anyhow::ensure!(out.status.success(), "workers: {}", describe(&out));
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+/// Waits until `volley workers` lists every one of `names` (each has sent a heartbeat, so
+/// it is connected and consuming).
+pub(crate) async fn wait_workers(env: &TestEnv, names: &[&str]) -> anyhow::Result<()> {
+    wait_worker(env, names, |_| true, Duration::from_secs(15)).await
+}
+
+/// Waits until every worker of `names` is listed with a heartbeat for which `holds` is true
+/// (e.g. `chunks_held > 0`), or fails after `within`.
+pub(crate) async fn wait_worker(
+    env: &TestEnv,
+    names: &[&str],
+    holds: impl Fn(&serde_json::Value) -> bool,
+    within: Duration,
+) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let listed = workers(env).await?;
+        let ready = |name: &&str| listed.iter().any(|w| w["id"] == **name && holds(w));
+        if names.iter().all(ready) {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "workers {names:?} not listed as expected within {within:?}: {listed:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
