@@ -1,6 +1,7 @@
 //! The end-to-end suite: one test binary, one module per area. Every test talks to the real
 //! RabbitMQ and Redis in a namespace of its own and cleans up after itself.
 
+mod adaptive;
 mod bound;
 mod cli;
 mod contract;
