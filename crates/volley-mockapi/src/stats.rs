@@ -1,8 +1,8 @@
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// A snapshot of what the mock received.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

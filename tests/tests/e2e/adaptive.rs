@@ -56,7 +56,10 @@ async fn adaptive_concurrency_starts_at_4_and_grows_to_per_worker_while_the_api_
         "a fifth request before any answer: arrivals at +{:?} ms",
         t.iter().take(8).map(|x| x - t[0]).collect::<Vec<_>>()
     );
-    eprintln!("adaptive, no congestion: in_flight_max {}", stats.in_flight_max);
+    eprintln!(
+        "adaptive, no congestion: in_flight_max {}",
+        stats.in_flight_max
+    );
     // Slow start doubles every round trip: 4 → 64 in four 50 ms round trips, then the limit
     // stays there for the second or so the rest of the job takes. per_worker is the most.
     assert!(
@@ -166,7 +169,11 @@ async fn adaptive_concurrency_comes_down_when_latency_grows_with_load() -> anyho
     let late = env.mock.stats();
     let results = check_results(&std::fs::read_to_string(&out_path)?, &ids)?;
     assert!(results.lines.iter().all(|l| l.ok && l.attempts == 1));
-    assert_eq!(early.requests + late.requests, 1_200, "one request per record");
+    assert_eq!(
+        early.requests + late.requests,
+        1_200,
+        "one request per record"
+    );
     eprintln!(
         "adaptive, capacity 8: at most {} in flight in the first {} requests, {} after",
         early.in_flight_max, early.requests, late.in_flight_max
@@ -187,7 +194,8 @@ async fn adaptive_concurrency_comes_down_when_latency_grows_with_load() -> anyho
 }
 
 #[tokio::test]
-async fn running_workers_pick_up_a_changed_host_limit_within_10_s_and_the_old_tokens() -> anyhow::Result<()> {
+async fn running_workers_pick_up_a_changed_host_limit_within_10_s_and_the_old_tokens()
+-> anyhow::Result<()> {
     let env = TestEnv::new().await?;
     let base = env.mock.base_url();
     let limit = |rate: &'static str| {
@@ -195,7 +203,10 @@ async fn running_workers_pick_up_a_changed_host_limit_within_10_s_and_the_old_to
         let env = &env;
         async move {
             let out = env
-                .run("volley", &["hosts", "limit", &base, "--rate", rate, "--burst", "2"])
+                .run(
+                    "volley",
+                    &["hosts", "limit", &base, "--rate", rate, "--burst", "2"],
+                )
                 .await?;
             anyhow::ensure!(out.status.success(), "{}", describe(&out));
             Ok::<_, anyhow::Error>(())
@@ -224,7 +235,11 @@ async fn running_workers_pick_up_a_changed_host_limit_within_10_s_and_the_old_to
     let fin = wait_for_job(&env, &job).await?;
     assert_eq!((fin.code, fin.u64("ok")), (0, 600), "{}", fin.json);
     check_results(&export(&env, &job, &[]).await?, &ids)?;
-    assert!(wait_exit(&mut worker, Duration::from_secs(30)).await?.success());
+    assert!(
+        wait_exit(&mut worker, Duration::from_secs(30))
+            .await?
+            .success()
+    );
     let times = env.mock.stats().times_ms;
     let count = |from: u64, to: u64| times.iter().filter(|t| **t >= from && **t < to).count();
     let first = times[0];

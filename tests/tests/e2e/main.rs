@@ -12,5 +12,6 @@ mod fleet;
 mod http;
 mod input;
 mod operator;
+mod redelivery;
 mod support;
 mod transport;
