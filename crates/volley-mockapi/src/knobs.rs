@@ -16,6 +16,8 @@ use std::time::{Duration, SystemTime};
 /// | `body_bytes=N` | a success is a JSON body of exactly N bytes (`{"id":..,"pad":"xxx.."}`) |
 /// | `endless=true` | a success is a chunked 200 whose body never ends (64 KiB pieces) |
 /// | `echo_headers=true` | a response (a success, or a failure's error body) carries the request's headers (`"headers": {name: value}`), as APIs that echo requests do |
+/// | `capacity=N` | at most N requests (of those carrying the same `capacity`) are served at once; the rest queue, so latency grows with load (the delay starts when a request is served) |
+/// | `overload_above=N` | a request arriving while more than N user-route requests are in flight (itself included) is answered 429 at once (with `retry_after` if given) |
 ///
 /// `fail_first` counts per id (the path id, or the `id` field of a POST body) even without
 /// `track_ids`; the count is cleared by `POST /stats/reset`. It combines with `fail_pct`: a
@@ -36,6 +38,8 @@ pub(crate) struct Knobs {
     pub(crate) endless: bool,
     #[serde(default)]
     pub(crate) echo_headers: bool,
+    pub(crate) capacity: Option<u32>,
+    pub(crate) overload_above: Option<u64>,
 }
 
 impl Knobs {

@@ -6,7 +6,8 @@
 //! Query knobs of the user routes (see `Knobs` in `knobs.rs` for details):
 //! `delay_ms`, `jitter_ms`, `fail_pct`, `status`, `retry_after`, `retry_after_date=SECS`
 //! (an HTTP-date SECS seconds ahead), `fail_first=N` (the first N requests per id fail,
-//! default 503), `body_bytes=N` and `endless=true` (a body that never ends).
+//! default 503), `body_bytes=N`, `endless=true` (a body that never ends), `capacity=N` (N served
+//! at once, the rest queue) and `overload_above=N` (429 while more than N are in flight).
 //!
 //! Admin routes: `POST /admin/outage?status=503` makes every user route answer that status
 //! until `DELETE /admin/outage` ([`MockServer::set_outage`] from Rust); `POST /stats/reset`

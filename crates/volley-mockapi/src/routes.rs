@@ -87,6 +87,26 @@ async fn answer(
     if let Some(code) = counters.outage() {
         return failure(code, "mock outage");
     }
+    if knobs
+        .overload_above
+        .is_some_and(|most| counters.in_flight() > most)
+    {
+        counters.failed(arrived);
+        let mut response = failure(429, "mock overload");
+        if let Some(value) = knobs
+            .retry_after
+            .as_deref()
+            .and_then(|v| HeaderValue::from_str(v).ok())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        return response;
+    }
+    // Queued requests are in flight too (the API has them), served once a slot frees.
+    let _served = match knobs.capacity {
+        Some(n) => counters.serve_slot(n.max(1)).await,
+        None => None,
+    };
     // Counted on arrival, so a request's number does not depend on how long it sleeps.
     let nth = knobs.fail_first.map(|_| counters.nth_for(id));
     let delay = knobs.delay();

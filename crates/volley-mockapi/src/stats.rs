@@ -1,7 +1,8 @@
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// A snapshot of what the mock received.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -46,6 +47,8 @@ pub(crate) struct Counters {
     fail_first: Mutex<HashMap<String, u64>>,
     /// The status every user route answers while an outage is on; 0 when off.
     outage: AtomicU16,
+    /// The serving slots of the `capacity` knob, one pool per capacity asked for.
+    capacity: Mutex<HashMap<u32, Arc<Semaphore>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -71,7 +74,22 @@ impl Counters {
             failures: track_times.then(|| Mutex::new(Vec::new())),
             fail_first: Mutex::new(HashMap::new()),
             outage: AtomicU16::new(0),
+            capacity: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// User-route requests being answered right now.
+    pub(crate) fn in_flight(&self) -> u64 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Waits for one of `n` serving slots (the `capacity` knob); served until the permit drops.
+    pub(crate) async fn serve_slot(&self, n: u32) -> Option<OwnedSemaphorePermit> {
+        let pool = lock(&self.capacity)
+            .entry(n)
+            .or_insert_with(|| Arc::new(Semaphore::new(n as usize)))
+            .clone();
+        pool.acquire_owned().await.ok()
     }
 
     /// Notes a user-route request being answered until the guard drops (also when the

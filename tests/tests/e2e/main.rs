@@ -1,6 +1,7 @@
 //! The end-to-end suite: one test binary, one module per area. Every test talks to the real
 //! RabbitMQ and Redis in a namespace of its own and cleans up after itself.
 
+mod adaptive;
 mod bound;
 mod cli;
 mod contract;
@@ -13,5 +14,6 @@ mod http;
 mod input;
 mod job_end;
 mod operator;
+mod redelivery;
 mod support;
 mod transport;

@@ -78,13 +78,16 @@ impl AdaptiveLimit {
         }
     }
 
-    /// Feeds one finished request.
-    pub(crate) fn record(&self, latency: Duration, congested: bool) {
+    /// Feeds one finished request; `succeeded` when it got the answer it asked for. Only
+    /// successes set the lowest latency: a 429 or a 500 answered at once says nothing about
+    /// how fast the API serves, and taking its 1 ms for the floor would call every real
+    /// answer congestion and hold the limit at 1 for good.
+    pub(crate) fn record(&self, latency: Duration, congested: bool, succeeded: bool) {
         let mut s = self.lock();
-        let floor = *s.min_latency.get_or_insert(latency);
-        if latency < floor {
+        if succeeded && s.min_latency.is_none_or(|floor| latency < floor) {
             s.min_latency = Some(latency);
         }
+        let floor = s.min_latency.unwrap_or(latency);
         let slow = latency > floor.mul_f64(2.5) && latency > Duration::from_millis(5);
         if congested || slow {
             let round_trip = floor.max(Duration::from_millis(20));
@@ -110,24 +113,41 @@ mod tests {
     fn grows_to_the_max_while_all_is_well_and_cuts_on_congestion() {
         let limit = AdaptiveLimit::new(100);
         for _ in 0..200 {
-            limit.record(Duration::from_millis(10), false);
+            limit.record(Duration::from_millis(10), false, true);
         }
         assert_eq!(limit.limit(), 100);
-        limit.record(Duration::from_millis(10), true);
+        limit.record(Duration::from_millis(10), true, false);
         assert_eq!(limit.limit(), 75);
-        limit.record(Duration::from_millis(10), true);
+        limit.record(Duration::from_millis(10), true, false);
         assert_eq!(limit.limit(), 75, "one cut per round trip");
         std::thread::sleep(Duration::from_millis(25));
-        limit.record(Duration::from_millis(200), false);
+        limit.record(Duration::from_millis(200), false, true);
         assert_eq!(
             limit.limit(),
             56,
             "latency far above the floor is congestion too"
         );
         for _ in 0..56 {
-            limit.record(Duration::from_millis(10), false);
+            limit.record(Duration::from_millis(10), false, true);
         }
         assert_eq!(limit.limit(), 57, "additive increase after the first cut");
+    }
+
+    #[test]
+    fn fast_refusals_do_not_lower_the_latency_floor() {
+        let limit = AdaptiveLimit::new(64);
+        limit.record(Duration::from_millis(50), false, true);
+        // A 429 answered in 1 ms: a cut, but not a new floor.
+        limit.record(Duration::from_millis(1), true, false);
+        let after_cut = limit.limit();
+        for _ in 0..20 {
+            limit.record(Duration::from_millis(50), false, true);
+        }
+        assert!(
+            limit.limit() > after_cut,
+            "50 ms answers after a 1 ms refusal are not congestion: {} <= {after_cut}",
+            limit.limit()
+        );
     }
 
     #[tokio::test]

@@ -348,7 +348,7 @@ impl Processor for HttpProcessor {
             if let JobSlots::Adaptive(a) = &self.job_slots {
                 let congested = matches!(attempt.status, Some(429 | 503))
                     || error.is_some_and(|e| e.kind == ErrorKind::Timeout);
-                a.record(attempt.latency, congested);
+                a.record(attempt.latency, congested, attempt.result.is_ok());
             }
             self.watch_first_calls(&attempt);
             let seen = Observation {
