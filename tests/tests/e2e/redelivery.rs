@@ -11,9 +11,6 @@ use volley_tests::tiny::{self, Reply};
 use volley_tests::{TestEnv, check_results, write_jsonl};
 
 #[tokio::test]
-#[ignore = "product bug (issue 14, part B): past max_wait the breaker stays open with no traffic to \
-            close it; redriven records that come while its one probe is out fail at once with \
-            `breaker` (49 of 50 here), so `retry --only breaker` does not send them again"]
 async fn max_wait_fails_held_records_with_breaker_and_retry_only_breaker_sends_them_again()
 -> anyhow::Result<()> {
     let env = TestEnv::new().await?;
@@ -67,8 +64,23 @@ async fn max_wait_fails_held_records_with_breaker_and_retry_only_breaker_sends_t
     let outage_requests = env.mock.stats().requests;
     assert_eq!(outage_requests, attempts, "requests during the outage");
 
-    // The API is back: the breaker failures go again, each in one request.
+    // The API is back. The worker cannot know until its next probe: once the cool-down of
+    // the last failed probe has passed (`volley status` says `open (probing)`), a redrive
+    // sends one record as the probe while the others wait for its answer, then all of them.
     env.mock.set_outage(None);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = env.run("volley", &["status", &job, "--json"]).await?;
+        let status: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+        if status["host"]["breaker"] == "open (probing)" {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the cool-down never passed: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let out = env
         .run("volley", &["retry", &job, "--only", "breaker", "--json"])
         .await?;

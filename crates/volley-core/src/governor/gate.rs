@@ -204,7 +204,7 @@ impl Governor {
                     }
                     nap(until_ms, &state.changed).await;
                 }
-                BreakerPhase::Open { since_ms, until_ms } => {
+                BreakerPhase::Open { until_ms, .. } => {
                     let ttl = u64::try_from(job.breaker.cooldown.get().as_millis())
                         .unwrap_or(5_000)
                         + 30_000;
@@ -225,9 +225,11 @@ impl Governor {
                         tracing::info!(host = %host, "breaker probe");
                         break Admission::Probe;
                     }
-                    if let Some(e) = fail_fast(since_ms) {
-                        return Err(e);
-                    }
+                    // A probe is out (here or on another worker): wait for its verdict, and
+                    // never fail fast now. Past `max_wait` the host is known down only when
+                    // its last probe failed (which reopens the breaker, above); a breaker
+                    // left open with no traffic after an outage (a redrive later) is tried
+                    // again by one probe while the other records wait for its answer.
                     nap(now + 200, &state.changed).await;
                 }
                 BreakerPhase::Ramping { since_ms, ramp_ms } => {
@@ -536,5 +538,58 @@ mod tests {
                 if c.contains("Connection refused"))),
             "{current:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn past_max_wait_records_wait_for_a_due_probe_instead_of_failing() {
+        let governor = Governor::start(Arc::new(MemoryFleet::new()));
+        let mut job = limits(Duration::ZERO);
+        job.breaker.cooldown = SpecDuration(Duration::from_millis(20));
+        job.breaker.ramp = SpecDuration(Duration::from_millis(1));
+        let down = RecordError {
+            kind: ErrorKind::Status,
+            message: "HTTP 503 Service Unavailable".into(),
+        };
+        let failed = Observation {
+            status: Some(503),
+            error: Some(&down),
+            retry_after: None,
+        };
+        for _ in 0..3 {
+            governor.observe("h", Admission::Normal, failed, &job).await;
+        }
+        // In the cool-down of a failed verdict, past max_wait: the host is known down.
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        let error = governor.admit("h", &job).await.unwrap_err();
+        assert_eq!(error.kind, ErrorKind::Breaker);
+        // The cool-down over (a redrive, later): one record probes, the others wait for it.
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert!(matches!(
+            governor.admit("h", &job).await,
+            Ok(Admission::Probe)
+        ));
+        let governor = Arc::new(governor);
+        let waiting = tokio::spawn({
+            let (governor, job) = (governor.clone(), job.clone());
+            async move { governor.admit("h", &job).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            !waiting.is_finished(),
+            "a record failed while the probe was out"
+        );
+        let answered = Observation {
+            status: Some(200),
+            error: None,
+            retry_after: None,
+        };
+        governor
+            .observe("h", Admission::Probe, answered, &job)
+            .await;
+        let admitted = tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("admitted after the probe answered")
+            .expect("task");
+        assert!(matches!(admitted, Ok(Admission::Normal)), "{admitted:?}");
     }
 }
