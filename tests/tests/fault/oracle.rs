@@ -27,6 +27,23 @@ pub(crate) enum ApiBound {
         size: u64,
         why: &'static str,
     },
+    /// [`ApiBound::Chunks`] for work cut off once, at `cut_ms` (ms since the epoch, the
+    /// mock's clock): a worker killed or stopped then. An id called more often than its
+    /// results say must have been called before the cut (by the worker cut off) and again
+    /// after it, so a chunk a healthy worker called twice shows even among the held ones.
+    CutChunks {
+        chunks: u64,
+        size: u64,
+        cut_ms: u64,
+        why: &'static str,
+    },
+}
+
+/// Now, in ms since the epoch: the mock stamps arrivals on the same clock.
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// What the oracle saw.
@@ -148,14 +165,41 @@ pub(crate) fn check_api_bound(
     let (allowed, why) = match api {
         ApiBound::Exact => (0, "nothing is redelivered"),
         ApiBound::AtMost(n, why) => (n, why),
-        ApiBound::Chunks { chunks, size, why } => (chunks * size, why),
+        ApiBound::Chunks { chunks, size, why }
+        | ApiBound::CutChunks {
+            chunks, size, why, ..
+        } => (chunks * size, why),
     };
     let repeated_lines: Vec<&volley_core::ResultLine> = results
         .lines
         .iter()
         .filter(|l| stats.per_id.get(&l.id).copied().unwrap_or(0) > u64::from(l.attempts))
         .collect();
-    if let ApiBound::Chunks { chunks, size, why } = api {
+    if let ApiBound::CutChunks { cut_ms, why, .. } = api {
+        let not_cut: Vec<(&String, &[u64])> = repeated_lines
+            .iter()
+            .map(|l| {
+                let times = stats
+                    .per_id_times_ms
+                    .get(&l.id)
+                    .map_or(&[][..], Vec::as_slice);
+                (&l.id, times)
+            })
+            .filter(|(_, times)| {
+                !(times.iter().any(|t| *t <= cut_ms) && times.iter().any(|t| *t > cut_ms))
+            })
+            .take(5)
+            .collect();
+        anyhow::ensure!(
+            not_cut.is_empty(),
+            "O6: ids called more often than recorded, not before and after the cut at {cut_ms} ({why}): {not_cut:?}"
+        );
+    }
+    if let ApiBound::Chunks { chunks, size, why }
+    | ApiBound::CutChunks {
+        chunks, size, why, ..
+    } = api
+    {
         // JSONL input without a header: line n is record n - 1.
         let repeated_chunks: BTreeSet<u64> = repeated_lines
             .iter()

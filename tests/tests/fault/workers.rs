@@ -35,13 +35,17 @@ async fn a_worker_killed_mid_flight_loses_nothing_and_counts_nothing_twice() -> 
     wait_worker(&env, &["victim"], busy, Duration::from_secs(20)).await?;
     kill("-KILL", victim.id().unwrap_or_default())?;
     let _ = wait_exit(&mut victim, Duration::from_secs(10)).await?;
+    // The victim is gone: its requests reached the API before this (what it had written to
+    // its sockets arrived when they closed), and the broker returns its chunks only now.
+    let cut_ms = crate::oracle::now_ms();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mut replacement = env.spawn_worker("replacement", &["--exit-when-idle", "4s"])?;
     // HTTP is at least once: only the records the victim held (prefetch 4 × 100) may have
     // been called twice.
-    let held = ApiBound::Chunks {
+    let held = ApiBound::CutChunks {
         chunks: 4,
         size: 100,
+        cut_ms,
         why: "the chunks the killed worker held",
     };
     let verdict = oracle(&env, &job, &ids, 0, held, Duration::from_secs(120)).await?;
@@ -96,12 +100,15 @@ async fn sigterm_returns_work_that_cannot_finish_within_the_drain_timeout() -> a
         .await?
         .expect("job");
     assert_eq!(status_now.done, 0, "nothing partly committed");
+    // The first worker has exited: its calls came before this, the second's after.
+    let cut_ms = crate::oracle::now_ms();
     let mut second = env.spawn_worker("second", &["--exit-when-idle", "3s"])?;
     // The first worker's calls were out when it returned its chunks (prefetch 3 × 20
     // records): the second calls them again.
-    let returned = ApiBound::Chunks {
+    let returned = ApiBound::CutChunks {
         chunks: 3,
         size: 20,
+        cut_ms,
         why: "the chunks the stopped worker returned",
     };
     oracle(&env, &job, &ids, 0, returned, Duration::from_secs(60)).await?;
@@ -218,12 +225,15 @@ async fn a_second_signal_exits_at_once_and_loses_nothing() -> anyhow::Result<()>
         took < Duration::from_millis(500),
         "exited {took:?} after the second signal"
     );
+    // The first worker has exited: its calls came before this, the second's after.
+    let cut_ms = crate::oracle::now_ms();
     let mut second = env.spawn_worker("second", &["--exit-when-idle", "3s"])?;
     // The first worker's calls were out when it returned its chunks (prefetch 3 × 20
     // records): the second calls them again.
-    let returned = ApiBound::Chunks {
+    let returned = ApiBound::CutChunks {
         chunks: 3,
         size: 20,
+        cut_ms,
         why: "the chunks the stopped worker returned",
     };
     oracle(&env, &job, &ids, 0, returned, Duration::from_secs(60)).await?;
