@@ -382,13 +382,27 @@ async fn json_log_format_makes_every_stderr_line_a_json_object() -> anyhow::Resu
         Some(0)
     );
     let lines = assert_json_log("worker", &std::fs::read_to_string(&worker_log)?, &job);
-    let panicked = lines
+    // The record's failure names its job and record as fields, and the panic itself (the
+    // hook's report, text of several lines without JSON logs) is one JSON line too.
+    let panic = "failpoint panic_on_record reached at r000007";
+    let record_line = lines
         .iter()
-        .filter(|l| l["panic"] == "failpoint panic_on_record reached at r000007")
-        .count();
+        .find(|l| l["message"] == "record processor panicked")
+        .unwrap_or_else(|| panic!("no line for the panicking record: {lines:?}"));
+    assert_eq!(
+        (
+            &record_line["job.id"],
+            &record_line["record.id"],
+            &record_line["panic"]
+        ),
+        (&job.as_str().into(), &PANICKING.into(), &panic.into()),
+        "{record_line}"
+    );
     assert!(
-        panicked >= 1,
-        "the panic is not among the JSON lines: {lines:?}"
+        lines
+            .iter()
+            .any(|l| l["message"] == "panicked" && l["panic"] == panic),
+        "the panic is not reported as a JSON line: {lines:?}"
     );
     Ok(())
 }
