@@ -161,8 +161,7 @@ async fn health_once_listening(addr: &str) -> anyhow::Result<(u16, String)> {
     loop {
         match get_health(addr).await {
             Ok(answer) => return Ok(answer),
-            Err(e) if Instant::now() < deadline => {
-                let _ = e;
+            Err(_) if Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             Err(e) => return Err(e.context(format!("/health on {addr} never answered"))),
@@ -174,41 +173,65 @@ fn free_addr() -> anyhow::Result<String> {
     Ok(format!("127.0.0.1:{}", volley_tests::private::free_port()?))
 }
 
-#[tokio::test]
-async fn health_answers_while_the_worker_waits_for_a_closed_redis() -> anyhow::Result<()> {
+/// Starts a worker whose `var` points at a closed port (`url`, the service `name`) with
+/// `--startup-timeout 0`, waits until its log says it waits for that service, then checks
+/// `/health` answers 200 `ok` while it waits and that SIGTERM ends the wait with exit 0.
+async fn health_while_waiting_for(var: &str, url: &str, name: &str) -> anyhow::Result<()> {
     let env = TestEnv::new().await?;
     let http = free_addr()?;
-    // Nobody listens on this port: the worker waits for Redis for as long as it takes.
-    let redis = format!("redis://{}", free_addr()?);
-    let log = std::fs::File::create(env.path("w1.log"))?;
+    let log_path = env.path("w1.log");
+    let log = std::fs::File::create(&log_path)?;
     let mut worker = env
         .command("volley-worker")
-        .env("VOLLEY_REDIS_URL", &redis)
-        .args([
-            "--worker-id",
-            "w1",
-            "--startup-timeout",
-            "0",
-            "--http-addr",
-            &http,
-        ])
+        .env(var, url)
+        .args(["--worker-id", "w1", "--startup-timeout", "0"])
+        .args(["--http-addr", &http])
         .stdout(log.try_clone()?)
         .stderr(log)
         .spawn()?;
+    // The README's start-up line (`… not reachable yet; waiting for it`), naming the service:
+    // the worker is past everything before that wait (Redis, for the broker's).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(&log_path)?;
+        if text
+            .lines()
+            .any(|l| l.contains(name) && l.contains("not reachable yet; waiting for it"))
+        {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline && worker.try_wait()?.is_none(),
+            "the worker never said it waits for {name}:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(health_once_listening(&http).await?, (200, "ok".to_string()));
     // Still waiting, not exited: a liveness probe must not restart a worker that waits.
     assert!(
         worker.try_wait()?.is_none(),
-        "the worker left while waiting"
+        "the worker left while waiting for {name}"
     );
-    assert_eq!(get_health(&http).await?, (200, "ok".to_string()));
     // SIGTERM while waiting exits 0 at once (bounded here by the 5 s a test allows for a
     // process to be scheduled and exit on this shared machine).
-    let pid = worker.id().expect("worker pid");
-    send_signal("-TERM", pid)?;
+    send_signal("-TERM", worker.id().expect("worker pid"))?;
     let exit = wait_exit(&mut worker, Duration::from_secs(5)).await?;
-    assert_eq!(exit.code(), Some(0));
+    assert_eq!(exit.code(), Some(0), "exit while waiting for {name}");
     Ok(())
+}
+
+#[tokio::test]
+async fn health_answers_while_the_worker_waits_for_a_closed_redis() -> anyhow::Result<()> {
+    // Nobody listens on this port: the worker waits for Redis for as long as it takes.
+    let url = format!("redis://{}", free_addr()?);
+    health_while_waiting_for("VOLLEY_REDIS_URL", &url, "Redis at").await
+}
+
+#[tokio::test]
+async fn health_answers_while_the_worker_waits_for_a_closed_rabbitmq() -> anyhow::Result<()> {
+    // Redis is up, the broker's port is closed: the worker waits for RabbitMQ.
+    let url = format!("amqp://guest:guest@{}/%2f", free_addr()?);
+    health_while_waiting_for("VOLLEY_AMQP_URL", &url, "RabbitMQ at").await
 }
 
 #[tokio::test]
