@@ -28,7 +28,8 @@ pub fn abort_when_reached(name: &str, progress: u64) {
     if let Some(limit) = armed(name).and_then(|v| v.parse::<u64>().ok())
         && progress >= limit
     {
-        crate::errln!("failpoint {name} reached at {progress}: aborting");
+        let text = format!("failpoint {name} reached at {progress}: aborting");
+        crate::telemetry::say(tracing::Level::ERROR, "", &text, &[]);
         std::process::abort();
     }
 }
@@ -44,7 +45,8 @@ pub fn on_record(id: &str) {
         )
     });
     if abort.as_deref() == Some(id) {
-        crate::errln!("failpoint abort_on_record reached at {id}: aborting");
+        let text = format!("failpoint abort_on_record reached at {id}: aborting");
+        crate::telemetry::say(tracing::Level::ERROR, "", &text, &[]);
         std::process::abort();
     }
     if panic.as_deref() == Some(id) {

@@ -2,7 +2,7 @@
 //! processor's semaphores bound how many are in flight, shared across every chunk a worker
 //! holds, so one slow record never idles the other slots (no chunk barrier).
 
-use crate::{ChunkRecord, ErrorKind, RecordError, RecordOutcome};
+use crate::{ChunkRecord, ErrorKind, JobId, RecordError, RecordOutcome};
 use futures_util::FutureExt;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -13,6 +13,11 @@ use tokio::task::JoinSet;
 pub trait Processor: Send + Sync + 'static {
     /// Processes a record.
     fn process(&self, record: &ChunkRecord) -> impl Future<Output = RecordOutcome> + Send;
+
+    /// The job whose records this processor runs, named in its log lines (`job.id`).
+    fn job(&self) -> Option<&JobId> {
+        None
+    }
 }
 
 /// Runs every record of a chunk and returns their outcomes in record order (`None` only when
@@ -37,7 +42,8 @@ pub async fn run_chunk<P: Processor>(
             })
             .catch_unwind()
             .await;
-            let outcome = result.unwrap_or_else(|panic| panic_outcome(record, panic.as_ref()));
+            let job = processor.job();
+            let outcome = result.unwrap_or_else(|panic| panic_outcome(job, record, panic.as_ref()));
             (index, outcome)
         });
     }
@@ -51,13 +57,17 @@ pub async fn run_chunk<P: Processor>(
     slots.into_iter().collect()
 }
 
-fn panic_outcome(record: &ChunkRecord, panic: &(dyn std::any::Any + Send)) -> RecordOutcome {
+fn panic_outcome(
+    job: Option<&JobId>,
+    record: &ChunkRecord,
+    panic: &(dyn std::any::Any + Send),
+) -> RecordOutcome {
     let message = panic
         .downcast_ref::<&str>()
         .map(|s| (*s).to_string())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".into());
-    tracing::error!(record.id = %record.id.escape_debug(), panic = %message, "record processor panicked");
+    tracing::error!(job.id = job.map(tracing::field::display), record.id = %record.id.escape_debug(), panic = %message, "record processor panicked");
     RecordOutcome {
         id: record.id.clone(),
         line: record.line,

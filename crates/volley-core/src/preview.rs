@@ -118,10 +118,11 @@ impl DryRun {
                 self.previews.len()
             ));
         }
-        crate::errln!(
+        let text = format!(
             "dry run: {} requests rendered, none sent",
             self.previews.len()
         );
+        crate::telemetry::say(tracing::Level::INFO, "", &text, &[]);
         Ok(())
     }
 }

@@ -2,19 +2,89 @@
 //! `VOLLEY_LOG_FORMAT=json`, compact text otherwise; always on stderr, so stdout stays free for
 //! what scripts read (the producer's job id, `--json` output).
 
+use std::sync::OnceLock;
 use tracing_subscriber::EnvFilter;
+
+/// Whether logs are JSON lines (`VOLLEY_LOG_FORMAT=json`), read once.
+pub fn json_logs() -> bool {
+    static JSON: OnceLock<bool> = OnceLock::new();
+    *JSON.get_or_init(|| {
+        std::env::var("VOLLEY_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"))
+    })
+}
+
+/// A line for the user on stderr, shown whatever `RUST_LOG` says: `prefix: text` (or the
+/// text alone when `prefix` is empty), or with `VOLLEY_LOG_FORMAT=json` one JSON object
+/// like the log lines (`timestamp`, `level`, `message`, then `fields`, e.g. `job.id`), so a
+/// log collector reading stderr sees JSON only.
+pub fn say(level: tracing::Level, prefix: &str, text: &str, fields: &[(&str, &str)]) {
+    if !json_logs() {
+        if prefix.is_empty() {
+            crate::errln!("{text}");
+        } else {
+            crate::errln!("{prefix}: {text}");
+        }
+        return;
+    }
+    let mut line = serde_json::Map::new();
+    let now = humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string();
+    line.insert("timestamp".into(), now.into());
+    line.insert("level".into(), level.as_str().into());
+    line.insert("message".into(), text.into());
+    for (key, value) in fields {
+        line.insert((*key).into(), (*value).into());
+    }
+    crate::errln!("{}", serde_json::Value::Object(line));
+}
+
+/// Under JSON logs a panic is reported as one JSON line (the default hook writes several
+/// lines of text): the payload, where it happened, and the backtrace when `RUST_BACKTRACE`
+/// asks for one.
+fn report_panics_as_json() {
+    std::panic::set_hook(Box::new(|info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let thread = std::thread::current()
+            .name()
+            .unwrap_or("unnamed")
+            .to_string();
+        let backtrace = std::backtrace::Backtrace::capture();
+        let backtrace = match backtrace.status() {
+            std::backtrace::BacktraceStatus::Captured => backtrace.to_string(),
+            _ => String::new(),
+        };
+        let mut fields = vec![
+            ("panic", message.as_str()),
+            ("panic.location", location.as_str()),
+            ("thread", thread.as_str()),
+        ];
+        if !backtrace.is_empty() {
+            fields.push(("backtrace", backtrace.as_str()));
+        }
+        say(tracing::Level::ERROR, "", "panicked", &fields);
+    }));
+}
 
 /// Installs the global subscriber. Calling it twice is harmless.
 pub fn init_tracing(default_filter: &str) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
-    let json = std::env::var("VOLLEY_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
+    let json = json_logs();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let _ = if json {
+        report_panics_as_json();
         builder.json().flatten_event(true).try_init()
     } else {
         builder.compact().try_init()

@@ -12,6 +12,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use tracing::Level;
 use volley_amqp::{AmqpBroker, AmqpOptions};
 use volley_core::exit::{
     CANT_CREATE, CONFIG, DATA_ERROR, INTERNAL, NO_INPUT, OK, SOFTWARE, TRY_LATER, UNAVAILABLE,
@@ -94,7 +95,11 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            volley_core::errln!("volley-producer: cannot start the runtime: {e}");
+            say(
+                Level::ERROR,
+                &format!("cannot start the runtime: {e}"),
+                None,
+            );
             return ExitCode::from(SOFTWARE);
         }
     };
@@ -103,15 +108,23 @@ fn main() -> ExitCode {
         Ok(_) if volley_core::output::failed() => ExitCode::from(CANT_CREATE),
         Ok(code) => code,
         Err(e) => {
-            volley_core::errln!("volley-producer: {e:#}");
+            say(Level::ERROR, &format!("{e:#}"), None);
             ExitCode::from(INTERNAL)
         }
     }
 }
 
 fn fail(code: u8, message: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
-    volley_core::errln!("volley-producer: {message}");
+    say(Level::ERROR, &message.to_string(), None);
     Ok(ExitCode::from(code))
+}
+
+/// A line for the user on stderr: `volley-producer: text`, or a JSON log line (with the job
+/// as `job.id`) under `VOLLEY_LOG_FORMAT=json`.
+fn say(level: Level, text: &str, job: Option<&JobId>) {
+    let job = job.map(ToString::to_string);
+    let fields: Vec<(&str, &str)> = job.iter().map(|j| ("job.id", j.as_str())).collect();
+    volley_core::telemetry::say(level, "volley-producer", text, &fields);
 }
 
 async fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -246,39 +259,52 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
     match result {
         Ok(report) if args.missing => {
             if report.republished.is_empty() {
-                volley_core::errln!(
-                    "volley-producer: job {job} ({}): no missing chunks, nothing published",
-                    report.state
+                say(
+                    Level::INFO,
+                    &format!(
+                        "job {job} ({}): no missing chunks, nothing published",
+                        report.state
+                    ),
+                    Some(&job),
                 );
             } else {
-                volley_core::errln!(
-                    "volley-producer: job {job}: republished {} missing chunks: {}",
-                    report.republished.len(),
-                    volley_core::render_list(&report.republished, 20)
+                say(
+                    Level::INFO,
+                    &format!(
+                        "job {job}: republished {} missing chunks: {}",
+                        report.republished.len(),
+                        volley_core::render_list(&report.republished, 20)
+                    ),
+                    Some(&job),
                 );
             }
             volley_core::outln!("{job}");
             Ok(ExitCode::SUCCESS)
         }
         Ok(report) => {
-            volley_core::errln!(
-                "volley-producer: job {job}: {} records in {} chunks published ({} by this run); state {}",
-                report.total_records,
-                report.total_chunks,
-                report.published_now,
-                report.state
+            say(
+                Level::INFO,
+                &format!(
+                    "job {job}: {} records in {} chunks published ({} by this run); state {}",
+                    report.total_records, report.total_chunks, report.published_now, report.state
+                ),
+                Some(&job),
             );
             if let Some(warning) = report.duplicates.describe() {
-                volley_core::errln!("volley-producer: warning: {warning}");
+                say(Level::WARN, &format!("warning: {warning}"), Some(&job));
             }
             // Kept bodies live in Redis for every record: say so before it fills up.
             let worst = report.total_records.saturating_mul(body_cap);
             if keeps_bodies && worst > 4 << 30 {
-                volley_core::errln!(
-                    "volley-producer: warning: this job may keep up to {:.1} GiB of response bodies in Redis ({} records x result.max_body_bytes {}); keep less with result.select, a smaller max_body_bytes or body = \"none\"",
-                    worst as f64 / f64::from(1u32 << 30),
-                    report.total_records,
-                    body_cap
+                say(
+                    Level::WARN,
+                    &format!(
+                        "warning: this job may keep up to {:.1} GiB of response bodies in Redis ({} records x result.max_body_bytes {}); keep less with result.select, a smaller max_body_bytes or body = \"none\"",
+                        worst as f64 / f64::from(1u32 << 30),
+                        report.total_records,
+                        body_cap
+                    ),
+                    Some(&job),
                 );
             }
             volley_core::outln!("{job}");
@@ -328,12 +354,16 @@ fn broker_failure(e: BrokerError) -> anyhow::Result<ExitCode> {
 /// Says on stderr whether the job was created or resumed (`--job-id` does either).
 fn say_start(job: JobId) -> impl FnOnce(&JobStart) + Send {
     move |start| match start {
-        JobStart::Created => volley_core::errln!("volley-producer: created job {job}"),
-        JobStart::Resuming { chunk } => {
-            volley_core::errln!("volley-producer: resuming job {job} at chunk {chunk}");
-        }
-        JobStart::AlreadyPublished { state } => volley_core::errln!(
-            "volley-producer: job {job} already fully published (state {state}); nothing to publish"
+        JobStart::Created => say(Level::INFO, &format!("created job {job}"), Some(&job)),
+        JobStart::Resuming { chunk } => say(
+            Level::INFO,
+            &format!("resuming job {job} at chunk {chunk}"),
+            Some(&job),
+        ),
+        JobStart::AlreadyPublished { state } => say(
+            Level::INFO,
+            &format!("job {job} already fully published (state {state}); nothing to publish"),
+            Some(&job),
         ),
     }
 }

@@ -76,7 +76,8 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            volley_core::errln!("volley-worker: cannot start the runtime: {e}");
+            let text = format!("cannot start the runtime: {e}");
+            volley_core::telemetry::say(tracing::Level::ERROR, "volley-worker", &text, &[]);
             return ExitCode::from(70);
         }
     };
@@ -84,7 +85,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error.message = %e, error.cause_chain = ?e, "worker failed");
-            volley_core::errln!("volley-worker: {e:#}");
+            // The log line above says it already under JSON logs; text logs get it plainly.
+            if !volley_core::telemetry::json_logs() {
+                volley_core::errln!("volley-worker: {e:#}");
+            }
             ExitCode::from(69)
         }
     }

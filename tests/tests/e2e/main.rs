@@ -17,3 +17,4 @@ mod operator;
 mod redelivery;
 mod support;
 mod transport;
+mod worker_settings;

@@ -274,6 +274,10 @@ impl HttpProcessor {
 }
 
 impl Processor for HttpProcessor {
+    fn job(&self) -> Option<&JobId> {
+        Some(&self.job)
+    }
+
     async fn process(&self, record: &ChunkRecord) -> RecordOutcome {
         let mut outcome = RecordOutcome {
             id: record.id.clone(),
