@@ -259,12 +259,14 @@ async fn three_workers_share_one_rate_limit() -> anyhow::Result<()> {
         (1_900..=2_100).contains(&steady),
         "10 s in the middle saw {steady} requests, not 2000 ± 5%"
     );
-    // The README's bound, burst + R·w, once the connections are open. The mock stamps
-    // arrivals in whole milliseconds, so a window may take in one request from each edge:
-    // 2 of slack (measured on a busy 2-core machine: 12-20 of 30 in 50 ms, 202-204 of 220
-    // in a second). Without the limit, three workers send thousands in these windows.
+    // The README's bound, burst + R·w, once the connections are open, and the 10 more it
+    // states for a starved machine: a worker the OS does not schedule for 50 ms sends the
+    // requests whose tokens fell in that time together when it runs again (measured: 12-20
+    // of 30 in 50 ms and 202-204 of 220 in a second with the machine busy; 73 of 70 in
+    // 250 ms once, with three compilers sharing its 2 cores). Without the limit, three
+    // workers send thousands in these windows.
     for (w, anywhere, warmed) in report {
-        let allowed = BURST + RATE * w / 1_000 + 2;
+        let allowed = BURST + RATE * w / 1_000 + RATE / 20;
         assert!(
             warmed as u64 <= allowed,
             "{warmed} requests within {w} ms (allowed {allowed})"
