@@ -4,7 +4,7 @@
 //! while, and gives up after the start-up timeout. A refusal that waiting cannot cure (a
 //! queue declared with other arguments) ends the wait at once.
 
-use crate::chunk::store_backoff;
+use crate::chunk::STORE_BACKOFF;
 use crate::options::WorkerOptions;
 use crate::run::WorkerError;
 use std::fmt::Display;
@@ -87,7 +87,7 @@ where
             biased;
             () = shutdown.cancelled() => return Ok(None),
             () = until(deadline) => return Err(not_up(service, limit, last)),
-            () = tokio::time::sleep(store_backoff(failures)) => {}
+            () = tokio::time::sleep(STORE_BACKOFF.delay(failures)) => {}
         }
         failures = failures.saturating_add(1);
     }
