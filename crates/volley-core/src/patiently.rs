@@ -76,7 +76,7 @@ impl<'a> Patiently<'a> {
     /// [`GaveUp::Failed`] with an error `transient` refuses or the last one when the
     /// patience ran out; [`GaveUp::Cancelled`] when the token fired during a wait.
     pub async fn run<T, E, Fut>(
-        &self,
+        self,
         transient: impl Fn(&E) -> bool,
         mut on_retry: impl FnMut(&Retrying<'_, E>),
         mut call: impl FnMut() -> Fut,
