@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use volley_core::input::{InputError, ReaderOptions, RecordReader};
-use volley_core::patiently::{GaveUp, Patiently};
+use volley_core::patiently::{Patiently, Retrying};
 use volley_core::time::now_ms;
 use volley_core::{
     Backoff, Broker, BrokerError, ChunkMessage, JobId, JobSpec, JobState, NewJob, OutgoingChunk,
@@ -414,19 +414,16 @@ async fn publish_patiently<B: Broker>(
     job: &JobId,
     messages: Vec<OutgoingChunk>,
 ) -> Result<(), ProduceError> {
-    let never = CancellationToken::new();
-    Patiently::new(OUTAGE_BACKOFF, &never)
-        .for_at_most(outage_patience())
-        .run(
-            |e| matches!(e, BrokerError::Unavailable(_)),
-            |r| {
-                let (attempt, e) = (r.attempt, r.error);
-                tracing::warn!(job.id = %job, attempt, error.message = %e, retry_in_ms = r.retry_in.as_millis() as u64, "publish not confirmed; republishing the batch");
-            },
-            || broker.publish_confirmed(messages.clone()),
-        )
-        .await
-        .map_err(|gave_up| ProduceError::Broker(gave_up_on(gave_up)))
+    through_outage(
+        |e| matches!(e, BrokerError::Unavailable(_)),
+        |r| {
+            let (attempt, e) = (r.attempt, r.error);
+            tracing::warn!(job.id = %job, attempt, error.message = %e, retry_in_ms = r.retry_in.as_millis() as u64, "publish not confirmed; republishing the batch");
+        },
+        || broker.publish_confirmed(messages.clone()),
+    )
+    .await
+    .map_err(ProduceError::Broker)
 }
 
 /// What `--missing` republishes from.
@@ -544,25 +541,36 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, StoreError>>,
 {
+    through_outage(
+        |e| matches!(e, StoreError::Unavailable(_)),
+        |r| {
+            let (attempt, e) = (r.attempt, r.error);
+            tracing::warn!(attempt, error.message = %e, "{what}: store unavailable; retrying");
+        },
+        call,
+    )
+    .await
+}
+
+/// Retries `call` through an outage for [`outage_patience`]. The producer has no token to
+/// cancel its waits: an interrupted producer exits, and a resumed run picks up from the
+/// publish mark.
+async fn through_outage<T, E, Fut>(
+    transient: impl Fn(&E) -> bool,
+    on_retry: impl FnMut(&Retrying<'_, E>),
+    call: impl FnMut() -> Fut,
+) -> Result<T, E>
+where
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
     let never = CancellationToken::new();
     Patiently::new(OUTAGE_BACKOFF, &never)
         .for_at_most(outage_patience())
-        .run(
-            |e| matches!(e, StoreError::Unavailable(_)),
-            |r| {
-                let (attempt, e) = (r.attempt, r.error);
-                tracing::warn!(attempt, error.message = %e, "{what}: store unavailable; retrying");
-            },
-            call,
-        )
+        .run(transient, on_retry, call)
         .await
-        .map_err(gave_up_on)
-}
-
-/// The error a producer's retry ended with: it has no token to cancel its waits (an
-/// interrupted producer exits, and a resumed run picks up from the publish mark).
-fn gave_up_on<E>(gave_up: GaveUp<E>) -> E {
-    gave_up
-        .into_error()
-        .expect("the producer's token is never cancelled")
+        .map_err(|gave_up| {
+            gave_up
+                .into_error()
+                .expect("the producer's retries have no token that could cancel them")
+        })
 }
