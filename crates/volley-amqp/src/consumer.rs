@@ -1,6 +1,6 @@
 use crate::delivery::AmqpDelivery;
 use crate::options::{
-    AmqpOptions, CLOSE_WAIT, CONNECT_FAILED, connect, reconnect_delay, unavailable,
+    AmqpOptions, CLOSE_WAIT, CONNECT_FAILED, RECONNECT_BACKOFF, connect, unavailable,
     within_open_deadline,
 };
 use crate::topology::Topology;
@@ -59,7 +59,7 @@ impl AmqpConsumer {
                 Err(BrokerError::Unavailable(e)) if attempt < 4 && !e.contains(CONNECT_FAILED) => {
                     attempt += 1;
                     tracing::warn!(attempt, error.message = %e, "consumer could not start; retrying");
-                    tokio::time::sleep(reconnect_delay(attempt)).await;
+                    tokio::time::sleep(RECONNECT_BACKOFF.delay(attempt)).await;
                 }
                 Err(e) => return Err(e),
             }
@@ -113,7 +113,7 @@ impl AmqpConsumer {
                     return;
                 }
                 Err(e) => {
-                    let delay = reconnect_delay(attempt);
+                    let delay = RECONNECT_BACKOFF.delay(attempt);
                     tracing::warn!(attempt, error.message = %e, retry_in_ms = delay.as_millis() as u64, "consumer reconnect failed");
                     attempt = attempt.saturating_add(1);
                     tokio::time::sleep(delay).await;

@@ -13,7 +13,7 @@ mod topology;
 pub use consumer::AmqpConsumer;
 pub use dead::{DeadLetter, RequeueReport};
 pub use delivery::AmqpDelivery;
-pub use options::{AmqpOptions, redact_amqp_url};
+pub use options::AmqpOptions;
 pub use topology::{QueueCounts, Topology};
 
 use volley_core::{Broker, BrokerError, OutgoingChunk};

@@ -1,6 +1,6 @@
 use lapin::{Connection, ConnectionProperties};
 use std::time::Duration;
-use volley_core::{BrokerError, Namespace};
+use volley_core::{Backoff, BrokerError, Namespace, redact_url};
 
 /// How to reach RabbitMQ and how the queues are set up.
 #[derive(Debug, Clone)]
@@ -31,19 +31,6 @@ impl AmqpOptions {
             confirm_timeout: Duration::from_secs(30),
             connection_name: "volley".into(),
         }
-    }
-}
-
-/// Hides the password of an AMQP URL, for logs and errors.
-pub fn redact_amqp_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) => {
-            if parsed.password().is_some() {
-                let _ = parsed.set_password(Some("***"));
-            }
-            parsed.to_string()
-        }
-        Err(_) => "<unparsable url>".into(),
     }
 }
 
@@ -95,19 +82,18 @@ pub(crate) async fn connect(options: &AmqpOptions, role: &str) -> Result<Connect
         Ok(Ok(conn)) => Ok(conn),
         Ok(Err(e)) => Err(BrokerError::Unavailable(format!(
             "{CONNECT_FAILED}{}: {e}",
-            redact_amqp_url(&options.url)
+            redact_url(&options.url)
         ))),
         Err(_) => Err(BrokerError::Unavailable(format!(
             "{CONNECT_FAILED}{}: no answer within {:?}",
-            redact_amqp_url(&options.url),
+            redact_url(&options.url),
             options.connect_timeout
         ))),
     }
 }
 
-/// Capped exponential backoff with full jitter, for reconnect loops.
-pub(crate) fn reconnect_delay(attempt: u32) -> Duration {
-    let ceiling = Duration::from_millis(200).saturating_mul(1 << attempt.min(6));
-    let ceiling = ceiling.min(Duration::from_secs(10));
-    Duration::from_millis(100) + ceiling.mul_f64(fastrand::f64())
-}
+/// Reconnect loops wait 100 ms plus a uniform share of 200 ms doubling to 10 s: jittered,
+/// so that workers cut off together do not all come back at the same moment.
+pub(crate) const RECONNECT_BACKOFF: Backoff =
+    Backoff::doubling(Duration::from_millis(200), Duration::from_secs(10))
+        .with_jitter_above(Duration::from_millis(100));

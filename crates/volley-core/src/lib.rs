@@ -9,6 +9,7 @@
     reason = "stdout and stderr go through volley_core::outln! and errln!, which never panic on a closed pipe"
 )]
 
+mod backoff;
 mod broker;
 mod chunk;
 pub mod exit;
@@ -20,8 +21,10 @@ mod job;
 pub mod memory;
 mod outcome;
 pub mod output;
+pub mod patiently;
 mod pipeline;
 pub mod preview;
+mod redact_url;
 pub mod redrive;
 mod retry;
 pub mod settings;
@@ -32,6 +35,7 @@ pub mod telemetry;
 pub mod template;
 pub mod time;
 
+pub use backoff::Backoff;
 pub use broker::{Broker, BrokerError, ChunkConsumer, ChunkDelivery, OutgoingChunk};
 pub use chunk::{
     CHUNK_FORMAT_VERSION, ChunkDecodeError, ChunkEncoder, ChunkMessage, ChunkRecord, Redo,
@@ -43,6 +47,7 @@ pub use outcome::{
     decode_row, encode_chunk_results,
 };
 pub use pipeline::{Processor, run_chunk};
+pub use redact_url::redact_url;
 pub use retry::{RetryPolicy, parse_retry_after};
 pub use settings::{Settings, SettingsError};
 pub use spec::{

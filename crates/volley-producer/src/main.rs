@@ -22,9 +22,9 @@ use volley_core::input::{InputFormat, ReaderOptions, open_input};
 use volley_core::preview::DryRun;
 use volley_core::template::process_env;
 use volley_core::time::now_ms;
-use volley_core::{BrokerError, JobId, JobSpec, Settings, StoreError};
+use volley_core::{BrokerError, JobId, JobSpec, Settings, StoreError, redact_url};
 use volley_producer::{JobStart, ProduceError, ProduceRequest, Verdict, check_missing, produce};
-use volley_redis::{RedisOptions, RedisStore, redact_url};
+use volley_redis::{RedisOptions, RedisStore};
 
 /// The codes `volley-producer` can return (its `--help` lists them).
 const EXIT_CODES: &[u8] = &[

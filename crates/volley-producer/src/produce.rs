@@ -6,12 +6,14 @@ use crate::skip::{DoneRecords, counted};
 use std::io::BufRead;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 use volley_core::input::{InputError, ReaderOptions, RecordReader};
+use volley_core::patiently::{Patiently, Retrying};
 use volley_core::time::now_ms;
 use volley_core::{
-    Broker, BrokerError, ChunkMessage, JobId, JobSpec, JobState, NewJob, OutgoingChunk,
+    Backoff, Broker, BrokerError, ChunkMessage, JobId, JobSpec, JobState, NewJob, OutgoingChunk,
     PublishMark, Registration, Store, StoreError,
 };
 
@@ -21,6 +23,9 @@ const BATCH_CHUNKS: usize = 64;
 pub(crate) const MAX_CHUNK_BYTES: usize = 16 * 1024 * 1024 - 64 * 1024;
 /// How long the producer keeps retrying an unreachable broker or store before giving up.
 const OUTAGE_PATIENCE: Duration = Duration::from_secs(300);
+/// Its waits between tries: 200 ms doubling to 5 s.
+const OUTAGE_BACKOFF: Backoff =
+    Backoff::doubling(Duration::from_millis(200), Duration::from_secs(5));
 
 /// [`OUTAGE_PATIENCE`], or the `producer_outage_patience_ms` failpoint's value (a test of
 /// the give-up path that does not take 5 minutes).
@@ -409,20 +414,16 @@ async fn publish_patiently<B: Broker>(
     job: &JobId,
     messages: Vec<OutgoingChunk>,
 ) -> Result<(), ProduceError> {
-    let started = Instant::now();
-    let mut attempt = 0u32;
-    loop {
-        match broker.publish_confirmed(messages.clone()).await {
-            Ok(()) => return Ok(()),
-            Err(BrokerError::Unavailable(e)) if started.elapsed() < outage_patience() => {
-                let delay = backoff(attempt);
-                tracing::warn!(job.id = %job, attempt, error.message = %e, retry_in_ms = delay.as_millis() as u64, "publish not confirmed; republishing the batch");
-                tokio::time::sleep(delay).await;
-                attempt += 1;
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
+    through_outage(
+        |e| matches!(e, BrokerError::Unavailable(_)),
+        |r| {
+            let (attempt, e) = (r.attempt, r.error);
+            tracing::warn!(job.id = %job, attempt, error.message = %e, retry_in_ms = r.retry_in.as_millis() as u64, "publish not confirmed; republishing the batch");
+        },
+        || broker.publish_confirmed(messages.clone()),
+    )
+    .await
+    .map_err(ProduceError::Broker)
 }
 
 /// What `--missing` republishes from.
@@ -534,29 +535,42 @@ async fn republish_missing<B: Broker, S: Store>(
     Ok(report)
 }
 
-fn backoff(attempt: u32) -> Duration {
-    Duration::from_millis(200)
-        .saturating_mul(1 << attempt.min(5))
-        .min(Duration::from_secs(5))
-}
-
 /// Retries a store call through outages for a while; other errors end at once.
-async fn patiently<T, F, Fut>(what: &str, mut call: F) -> Result<T, StoreError>
+async fn patiently<T, F, Fut>(what: &str, call: F) -> Result<T, StoreError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, StoreError>>,
 {
-    let started = Instant::now();
-    let mut attempt = 0;
-    loop {
-        match call().await {
-            Err(StoreError::Unavailable(e)) if started.elapsed() < outage_patience() => {
-                let delay = backoff(attempt);
-                tracing::warn!(attempt, error.message = %e, "{what}: store unavailable; retrying");
-                tokio::time::sleep(delay).await;
-                attempt += 1;
-            }
-            other => return other,
-        }
-    }
+    through_outage(
+        |e| matches!(e, StoreError::Unavailable(_)),
+        |r| {
+            let (attempt, e) = (r.attempt, r.error);
+            tracing::warn!(attempt, error.message = %e, "{what}: store unavailable; retrying");
+        },
+        call,
+    )
+    .await
+}
+
+/// Retries `call` through an outage for [`outage_patience`]. The producer has no token to
+/// cancel its waits: an interrupted producer exits, and a resumed run picks up from the
+/// publish mark.
+async fn through_outage<T, E, Fut>(
+    transient: impl Fn(&E) -> bool,
+    on_retry: impl FnMut(&Retrying<'_, E>),
+    call: impl FnMut() -> Fut,
+) -> Result<T, E>
+where
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let never = CancellationToken::new();
+    Patiently::new(OUTAGE_BACKOFF, &never)
+        .for_at_most(outage_patience())
+        .run(transient, on_retry, call)
+        .await
+        .map_err(|gave_up| {
+            gave_up
+                .into_error()
+                .expect("the producer's retries have no token that could cancel them")
+        })
 }

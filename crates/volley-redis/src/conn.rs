@@ -3,7 +3,7 @@ use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
 use std::sync::Mutex;
 use std::time::Duration;
-use volley_core::StoreError;
+use volley_core::{StoreError, redact_url};
 
 /// How to reach Redis.
 #[derive(Debug, Clone)]
@@ -25,19 +25,6 @@ impl RedisOptions {
             command_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(5),
         }
-    }
-}
-
-/// Hides the password of a connection URL, for logs and errors.
-pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) => {
-            if parsed.password().is_some() {
-                let _ = parsed.set_password(Some("***"));
-            }
-            parsed.to_string()
-        }
-        Err(_) => "<unparsable url>".into(),
     }
 }
 

@@ -1,7 +1,7 @@
 //! The fleet state on Redis: GCRA buckets in a Lua script on Redis's clock, pauses and breaker
 //! phases in hashes, and a pub/sub channel that tells every worker of a change at once.
 
-use crate::conn::{RedisOptions, redact_url};
+use crate::conn::RedisOptions;
 use crate::store::RedisStore;
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
@@ -10,9 +10,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 use tokio::sync::broadcast;
-use volley_core::StoreError;
 use volley_core::governor::{FleetEvent, FleetState, HostLimit, Reservation, StoredBreaker};
 use volley_core::time::now_ms;
+use volley_core::{Backoff, StoreError, redact_url};
 
 static GCRA: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/gcra.lua")));
 static PAUSE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/pause.lua")));
@@ -135,6 +135,10 @@ impl RedisFleet {
     }
 }
 
+/// Waits before subscribing again: 200 ms, growing by 200 ms a try, to 5 s.
+const RESUBSCRIBE_BACKOFF: Backoff =
+    Backoff::linear(Duration::from_millis(200), Duration::from_secs(5));
+
 /// Forwards the channel's messages to the local broadcast, resubscribing after any failure.
 async fn subscribe(client: redis::Client, channel: String, events: broadcast::Sender<FleetEvent>) {
     let mut attempt = 0u32;
@@ -164,8 +168,9 @@ async fn subscribe(client: redis::Client, channel: String, events: broadcast::Se
         if events.receiver_count() == 0 && attempt > 0 {
             return;
         }
+        let delay = RESUBSCRIBE_BACKOFF.delay(attempt);
         attempt = attempt.saturating_add(1);
-        tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt.min(25)))).await;
+        tokio::time::sleep(delay).await;
     }
 }
 

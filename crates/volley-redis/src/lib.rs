@@ -10,6 +10,6 @@ mod scripts;
 mod status;
 mod store;
 
-pub use conn::{RedisOptions, redact_url};
+pub use conn::RedisOptions;
 pub use fleet::RedisFleet;
 pub use store::{RedisStore, WORKER_BEAT_KEPT_SECS};

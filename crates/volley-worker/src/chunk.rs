@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use volley_core::patiently::Patiently;
 use volley_core::time::now_ms;
 use volley_core::{
-    ChunkCommit, ChunkDelivery, ChunkMessage, ChunkRecord, CommitStatus, ErrorKind, RecordError,
-    RecordOutcome, Store, run_chunk,
+    Backoff, ChunkCommit, ChunkDelivery, ChunkMessage, ChunkRecord, CommitStatus, ErrorKind,
+    RecordError, RecordOutcome, Store, run_chunk,
 };
 
 /// What every chunk task shares.
@@ -27,11 +28,8 @@ pub(crate) struct ChunkContext<S> {
 }
 
 /// Backoff for store retries (and start-up waits): 100 ms doubling to 5 s.
-pub(crate) fn store_backoff(attempt: u32) -> Duration {
-    Duration::from_millis(100)
-        .saturating_mul(1 << attempt.min(6))
-        .min(Duration::from_secs(5))
-}
+pub(crate) const STORE_BACKOFF: Backoff =
+    Backoff::doubling(Duration::from_millis(100), Duration::from_secs(5));
 
 /// Handles one delivery to the end; never panics on bad input.
 pub(crate) async fn handle_delivery<S: Store, D: ChunkDelivery>(
@@ -130,67 +128,69 @@ pub(crate) async fn handle_delivery<S: Store, D: ChunkDelivery>(
     }
 }
 
+/// The job's entry, retrying the store until it answers; `None` for a job it does not
+/// know, or when the drain timeout passes first.
 async fn find_job<S: Store>(
     ctx: &ChunkContext<S>,
     message: &ChunkMessage,
 ) -> Option<Arc<JobEntry>> {
-    let mut attempt: u32 = 0;
-    loop {
-        match ctx.jobs.get(&ctx.store, &message.job).await {
-            Ok(found) => return found,
-            Err(e) => {
+    Patiently::new(STORE_BACKOFF, &ctx.abort)
+        .run(
+            |_| true,
+            |r| {
+                let e = r.error;
                 tracing::warn!(job.id = %message.job, error.message = %e, "cannot load job spec; retrying");
-                tokio::select! {
-                    () = tokio::time::sleep(store_backoff(attempt)) => {}
-                    () = ctx.abort.cancelled() => return None,
-                }
-                attempt += 1;
-            }
-        }
-    }
+            },
+            || ctx.jobs.get(&ctx.store, &message.job),
+        )
+        .await
+        .ok()
+        .flatten()
 }
 
 /// Commits until the store gives a definite answer; `false` when the chunk must go back to
 /// the queue instead (drain timeout passed, or the store lost the job).
 async fn commit<S: Store>(ctx: &ChunkContext<S>, commit: &ChunkCommit) -> bool {
     let (job, chunk) = (&commit.job, commit.chunk);
-    let mut attempt: u32 = 0;
-    loop {
-        match ctx.store.commit_chunk(commit).await {
-            Ok(CommitStatus::Committed(state)) => {
-                ctx.state.chunks_committed.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(job.id = %job, chunk, state = %state, "commit.ok");
-                if state.is_terminal() {
-                    tracing::info!(job.id = %job, state = %state, "job finished");
-                }
-                return true;
-            }
-            Ok(CommitStatus::AlreadyCommitted) => {
-                ctx.state
-                    .chunks_already_committed
-                    .fetch_add(1, Ordering::Relaxed);
-                tracing::info!(job.id = %job, chunk, "commit.already: another delivery committed this chunk");
-                return true;
-            }
-            Ok(CommitStatus::UnknownJob) => {
-                tracing::error!(job.id = %job, chunk, "store lost state for job (or chunk out of range); not acking");
-                // Forget the cached spec, so the next delivery checks the store first
-                // instead of calling the API again, and slow the loop down.
-                ctx.jobs.forget(job).await;
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                return false;
-            }
-            Err(e) => {
+    let answer = Patiently::new(STORE_BACKOFF, &ctx.abort)
+        .run(
+            |_| true,
+            |r| {
                 ctx.state.commit_retries.fetch_add(1, Ordering::Relaxed);
+                let (attempt, e) = (r.attempt, r.error);
                 if attempt.is_multiple_of(10) {
                     tracing::warn!(job.id = %job, chunk, attempt, error.message = %e, "commit failed; retrying, chunk stays unacked");
                 }
-                tokio::select! {
-                    () = tokio::time::sleep(store_backoff(attempt)) => {}
-                    () = ctx.abort.cancelled() => return false,
-                }
-                attempt += 1;
+            },
+            || ctx.store.commit_chunk(commit),
+        )
+        .await;
+    let Ok(status) = answer else {
+        return false;
+    };
+    match status {
+        CommitStatus::Committed(state) => {
+            ctx.state.chunks_committed.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(job.id = %job, chunk, state = %state, "commit.ok");
+            if state.is_terminal() {
+                tracing::info!(job.id = %job, state = %state, "job finished");
             }
+            true
+        }
+        CommitStatus::AlreadyCommitted => {
+            ctx.state
+                .chunks_already_committed
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::info!(job.id = %job, chunk, "commit.already: another delivery committed this chunk");
+            true
+        }
+        CommitStatus::UnknownJob => {
+            tracing::error!(job.id = %job, chunk, "store lost state for job (or chunk out of range); not acking");
+            // Forget the cached spec, so the next delivery checks the store first
+            // instead of calling the API again, and slow the loop down.
+            ctx.jobs.forget(job).await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            false
         }
     }
 }

@@ -13,9 +13,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
-use volley_amqp::{AmqpBroker, AmqpOptions, redact_amqp_url};
-use volley_core::{Settings, StoreError};
-use volley_redis::{RedisFleet, RedisOptions, RedisStore, redact_url};
+use volley_amqp::{AmqpBroker, AmqpOptions};
+use volley_core::{Settings, StoreError, redact_url};
+use volley_redis::{RedisFleet, RedisOptions, RedisStore};
 use volley_worker::startup::wait_until_up;
 use volley_worker::{DEFAULT_STARTUP_TIMEOUT, WorkerOptions, run_worker};
 
@@ -110,7 +110,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let redis = RedisOptions::new(settings.redis_url());
     let store = RedisStore::new(&redis, ns.clone())?;
     let fleet = RedisFleet::start(store.clone(), &redis)?;
-    tracing::info!(namespace = %ns, amqp = %redact_amqp_url(settings.amqp_url()), redis = %redact_url(settings.redis_url()), "starting");
+    tracing::info!(namespace = %ns, amqp = %redact_url(settings.amqp_url()), redis = %redact_url(settings.redis_url()), "starting");
     raise_open_file_limit(args.concurrency);
     if let Some(proxy) = volley_core::proxy_from_env() {
         tracing::info!(proxy = %proxy, "API requests go through a proxy (from the environment)");
@@ -154,7 +154,7 @@ fn worker_options(args: &Args, settings: &Settings) -> WorkerOptions {
             .unwrap_or_else(volley_worker_default_id),
         settle_poison_at: Some(u64::from(settings.delivery_limit.saturating_sub(1).max(1))),
         max_hold: args.max_hold,
-        broker_name: format!("RabbitMQ at {}", redact_amqp_url(settings.amqp_url())),
+        broker_name: format!("RabbitMQ at {}", redact_url(settings.amqp_url())),
         ..WorkerOptions::default()
     }
 }

@@ -4,13 +4,15 @@
 //! while, and gives up after the start-up timeout. A refusal that waiting cannot cure (a
 //! queue declared with other arguments) ends the wait at once.
 
-use crate::chunk::store_backoff;
+use crate::chunk::STORE_BACKOFF;
 use crate::options::WorkerOptions;
 use crate::run::WorkerError;
 use std::fmt::Display;
 use std::future::Future;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
+use volley_core::patiently::Patiently;
 use volley_core::{Broker, BrokerError};
 
 /// How often a worker still waiting says so.
@@ -55,7 +57,7 @@ pub async fn wait_until_up<T, E, Fut>(
     limit: Option<Duration>,
     shutdown: &CancellationToken,
     permanent: impl Fn(&E) -> bool,
-    mut attempt: impl FnMut() -> Fut,
+    attempt: impl FnMut() -> Fut,
 ) -> Result<Option<T>, WaitFailed<E>>
 where
     E: Display,
@@ -63,33 +65,26 @@ where
 {
     let started = Instant::now();
     let deadline = limit.map(|limit| tokio::time::Instant::from_std(started + limit));
-    let mut log = WaitLog::new(service, limit, started);
-    let mut last: Option<String> = None;
-    let mut failures: u32 = 0;
-    loop {
-        let result = tokio::select! {
-            biased;
-            () = shutdown.cancelled() => return Ok(None),
-            () = until(deadline) => return Err(not_up(service, limit, last)),
-            result = attempt() => result,
-        };
-        let error = match result {
+    let log = Mutex::new(WaitLog::new(service, limit, started));
+    let said = || log.lock().unwrap_or_else(|p| p.into_inner());
+    let waiting = Patiently::new(STORE_BACKOFF, shutdown).run(
+        |e| !permanent(e),
+        |r| said().failed(r.attempt, r.error.to_string()),
+        attempt,
+    );
+    // The patient retry stops only at a wait; the start-up timeout and a stop signal also
+    // cut an attempt short (a connect to a host that drops packets can hang).
+    tokio::select! {
+        biased;
+        () = shutdown.cancelled() => Ok(None),
+        () = until(deadline) => Err(not_up(service, limit, said().last.take())),
+        answer = waiting => match answer {
             Ok(up) => {
-                log.up(failures);
-                return Ok(Some(up));
+                said().up();
+                Ok(Some(up))
             }
-            Err(e) if permanent(&e) => return Err(WaitFailed::Refused(e)),
-            Err(e) => e.to_string(),
-        };
-        log.failed(failures, &error);
-        last = Some(error);
-        tokio::select! {
-            biased;
-            () = shutdown.cancelled() => return Ok(None),
-            () = until(deadline) => return Err(not_up(service, limit, last)),
-            () = tokio::time::sleep(store_backoff(failures)) => {}
-        }
-        failures = failures.saturating_add(1);
+            Err(gave_up) => gave_up.into_error().map_or(Ok(None), |e| Err(WaitFailed::Refused(e))),
+        },
     }
 }
 
@@ -100,6 +95,9 @@ struct WaitLog<'a> {
     limit: Option<Duration>,
     started: Instant,
     last_said: Instant,
+    failures: u32,
+    /// What the last attempt said, for the message when the timeout passes.
+    last: Option<String>,
 }
 
 impl<'a> WaitLog<'a> {
@@ -109,11 +107,15 @@ impl<'a> WaitLog<'a> {
             limit,
             started,
             last_said: started,
+            failures: 0,
+            last: None,
         }
     }
 
-    fn failed(&mut self, failures_before: u32, error: &str) {
+    fn failed(&mut self, failures_before: u32, error: String) {
+        self.failures = failures_before + 1;
         let service = self.service;
+        let error = self.last.insert(error).as_str();
         if failures_before == 0 {
             let limit = self.limit.map_or_else(|| "none".into(), shown);
             tracing::warn!(service, error.message = %error, limit = %limit, "{service} not reachable yet; waiting for it");
@@ -125,8 +127,8 @@ impl<'a> WaitLog<'a> {
         self.last_said = Instant::now();
     }
 
-    fn up(&self, failures: u32) {
-        if failures > 0 {
+    fn up(&self) {
+        if self.failures > 0 {
             let service = self.service;
             tracing::info!(
                 service,

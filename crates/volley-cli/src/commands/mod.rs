@@ -11,8 +11,8 @@ pub mod status;
 
 use crate::exit::{CONFIG, Failure, UNAVAILABLE, USAGE};
 use std::path::Path;
-use volley_core::{JobId, Settings};
-use volley_redis::{RedisOptions, RedisStore, redact_url};
+use volley_core::{JobId, Settings, redact_url};
+use volley_redis::{RedisOptions, RedisStore};
 
 /// Connection flags every fleet command takes.
 #[derive(Debug, Clone, clap::Args)]
@@ -100,7 +100,7 @@ pub fn broker_failure(settings: &Settings, e: volley_core::BrokerError, then: &s
             UNAVAILABLE,
             format!(
                 "cannot use RabbitMQ at {}: {e}{then}",
-                volley_amqp::redact_amqp_url(settings.amqp_url())
+                redact_url(settings.amqp_url())
             ),
         ),
     }

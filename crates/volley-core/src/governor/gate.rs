@@ -2,7 +2,7 @@ use super::breaker::{BreakerPhase, LocalBreaker};
 use super::dispenser::Dispenser;
 use super::fleet::{FleetEvent, FleetState, HostLimit};
 use crate::time::now_ms;
-use crate::{BreakerSpec, ErrorKind, RecordError};
+use crate::{Backoff, BreakerSpec, ErrorKind, RecordError};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -13,6 +13,10 @@ use tokio::sync::Notify;
 const HOST_LIMITS_TTL: Duration = Duration::from_secs(10);
 /// Longest single sleep while waiting, so announcements and shutdowns are noticed.
 const TICK: Duration = Duration::from_millis(250);
+/// Waits for an unreachable shared rate limiter: 100 ms, growing by 100 ms a try, to 1 s
+/// (short, since every record of the host waits behind it).
+const RATE_LIMITER_BACKOFF: Backoff =
+    Backoff::linear(Duration::from_millis(100), Duration::from_secs(1));
 
 /// What one job asks of the governor.
 #[derive(Debug, Clone)]
@@ -285,8 +289,9 @@ impl Governor {
             if attempt.is_multiple_of(20) {
                 tracing::warn!(key, error.message = %e, "rate limiter unavailable; waiting");
             }
+            let delay = RATE_LIMITER_BACKOFF.delay(attempt);
             attempt += 1;
-            tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt.min(10)))).await;
+            tokio::time::sleep(delay).await;
         }
     }
 
