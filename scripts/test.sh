@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite: formatting, lints, unit and adapter tests, and the end-to-end suite
-# against a real RabbitMQ and a real Redis (started here when they are not running).
+# The whole test suite: the toolchain against rust-version, formatting, lints, cargo deny, unit
+# and adapter tests, and the end-to-end suite against a real RabbitMQ and a real Redis
+# (started here when they are not running).
 # VOLLEY_SLOW=1 adds the slow fault scenarios (marked #[ignore], reported as skipped otherwise).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,21 +42,66 @@ ensure_rabbitmq() {
 
 rabbitmq_up() { (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; }
 
+# rustc against the highest rust-version a member states (cargo refuses an older one too,
+# but later and package by package). No older toolchain can be downloaded here, so this
+# checks the version; clippy's incompatible_msrv checks the std APIs the code uses against it.
+check_rust_version() {
+  local needed have
+  needed=$(cargo metadata --no-deps --format-version 1 --locked |
+    grep -o '"rust_version":"[0-9.]*"' | cut -d'"' -f4 | sort -V | tail -n1)
+  have=$(rustc --version | cut -d' ' -f2)
+  if [ "$(printf '%s\n%s\n' "$needed" "$have" | sort -V | head -n1)" != "$needed" ]; then
+    log "rustc $have is older than the workspace's rust-version $needed: rustup update"; exit 1
+  fi
+  log "rustc $have (rust-version $needed)"
+}
+
+# cargo deny (deny.toml): licences, bans and sources need nothing but Cargo.lock; advisories
+# need the RustSec database from GitHub, checked only when it can be fetched (or, offline,
+# against a copy fetched before), and reported as skipped otherwise.
+cargo_deny() {
+  if ! cargo deny --version >/dev/null 2>&1; then
+    log "installing cargo-deny (once; a few minutes)"
+    cargo install cargo-deny --locked --quiet
+  fi
+  log "cargo deny check licenses bans sources"
+  cargo deny --locked check --hide-inclusion-graph licenses bans sources
+  local db_url=https://github.com/RustSec/advisory-db
+  local db_dir=${CARGO_HOME:-$HOME/.cargo}/advisory-dbs
+  if timeout 15 git ls-remote --quiet "$db_url" HEAD >/dev/null 2>&1; then
+    log "cargo deny check advisories"
+    cargo deny --locked check --hide-inclusion-graph advisories
+  elif compgen -G "$db_dir/*/.git" >/dev/null; then
+    log "cargo deny check advisories: $db_url cannot be reached; using the copy fetched before (it may be out of date)"
+    cargo deny --locked check --hide-inclusion-graph --disable-fetch advisories
+  else
+    log "cargo deny check advisories SKIPPED: $db_url cannot be reached and there is no copy fetched before"
+  fi
+}
+
 ensure_packages
 ensure_redis
 ensure_rabbitmq
 
+# The tests arm failpoints (VOLLEY_FAILPOINTS), which only a build with this feature has; the
+# build, nextest and cargo test get the same features so that none rebuilds without them.
+features=(--features volley-core/failpoints)
+
+check_rust_version
 log "cargo fmt --check"
 cargo fmt --all -- --check
 log "cargo clippy"
+# A user's build (no failpoints), then the failpoints themselves.
 cargo clippy --workspace --all-targets --locked -- -D warnings
-log "building binaries"
-cargo build --workspace --bins --locked
+cargo clippy -p volley-core --lib --locked "${features[@]}" -- -D warnings
+cargo_deny
+log "building binaries (with failpoints)"
+cargo build --workspace --bins --locked "${features[@]}"
 # The slow scenarios are #[ignore]d, so a default run reports them as skipped, not passed.
 slow=${VOLLEY_SLOW:-}
 log "running tests${slow:+ (with the slow scenarios)}"
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --locked --no-fail-fast ${slow:+--run-ignored all}
+  cargo nextest run --workspace --locked "${features[@]}" --no-fail-fast ${slow:+--run-ignored all}
 else
-  cargo test --workspace --locked --no-fail-fast ${slow:+-- --include-ignored}
+  cargo test --workspace --locked "${features[@]}" --no-fail-fast ${slow:+-- --include-ignored}
 fi

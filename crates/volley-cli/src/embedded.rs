@@ -184,10 +184,7 @@ async fn wait_for_end(store: &MemoryStore, job: &JobId, bar: &ProgressBar) -> Jo
     loop {
         if let Ok(Some(status)) = store.job_status(job).await {
             bar.set_position(status.done);
-            let state = JobState::parse(&status.state);
-            let stalled = state == Some(JobState::InputError)
-                && status.chunks_done >= status.published_chunks;
-            if state.is_some_and(JobState::is_terminal) || stalled {
+            if status.has_ended() {
                 return status;
             }
         }

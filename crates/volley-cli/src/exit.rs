@@ -141,6 +141,8 @@ mod tests {
         ("retry_job(", &[USAGE, INTERNAL, UNAVAILABLE, CONFIG]),
         ("broker_failure(", &[UNAVAILABLE, CONFIG]),
         ("unavailable(", &[UNAVAILABLE]),
+        ("lookup::job_status(", &[USAGE, UNAVAILABLE]),
+        ("lookup::job_spec(", &[USAGE, UNAVAILABLE, INTERNAL]),
         ("job_id(", &[USAGE]),
         ("connection.store()", &[USAGE, UNAVAILABLE]),
         ("connection.settings()", &[USAGE]),

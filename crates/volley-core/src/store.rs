@@ -236,6 +236,18 @@ pub struct JobStatus {
     pub input: String,
 }
 
+impl JobStatus {
+    /// Whether the job's counters will change no more: a terminal state, or an input error
+    /// once every published chunk has committed (the producer stopped, nothing is left).
+    #[must_use]
+    pub fn has_ended(&self) -> bool {
+        match JobState::parse(&self.state) {
+            Some(JobState::InputError) => self.chunks_done >= self.published_chunks,
+            state => state.is_some_and(JobState::is_terminal),
+        }
+    }
+}
+
 /// A worker's heartbeat.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct WorkerBeat {
@@ -503,6 +515,22 @@ pub fn render_list(chunks: &[u64], max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_job_ends_terminal_or_stopped_at_an_input_error_with_every_chunk_committed() {
+        let status = |state: &str, chunks_done| JobStatus {
+            state: state.into(),
+            chunks_done,
+            published_chunks: 3,
+            ..JobStatus::default()
+        };
+        assert!(status("completed", 0).has_ended());
+        assert!(status("failed", 0).has_ended());
+        assert!(!status("running", 3).has_ended());
+        assert!(!status("input_error", 2).has_ended());
+        assert!(status("input_error", 3).has_ended());
+        assert!(!status("unknown", 3).has_ended());
+    }
 
     #[test]
     fn a_worker_that_missed_its_beats_is_dead_unless_it_said_it_exited() {

@@ -73,7 +73,8 @@ fn report_panics_as_json() {
     }));
 }
 
-/// Installs the global subscriber. Calling it twice is harmless.
+/// Installs the global subscriber, then warns if `VOLLEY_FAILPOINTS` is set in a build
+/// without failpoints ([`crate::failpoint::warn_if_ignored`]). Calling it twice is harmless.
 pub fn init_tracing(default_filter: &str) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
@@ -89,4 +90,6 @@ pub fn init_tracing(default_filter: &str) {
     } else {
         builder.compact().try_init()
     };
+    // Every binary starts here: one place for all of them to say so.
+    crate::failpoint::warn_if_ignored();
 }

@@ -4,6 +4,7 @@ pub mod dead;
 pub mod demo;
 pub mod hosts;
 pub mod jobs;
+mod lookup;
 pub mod results;
 pub mod retry;
 pub mod run;

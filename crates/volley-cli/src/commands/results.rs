@@ -1,6 +1,6 @@
 //! `volley results JOB [--out FILE] [--format jsonl|csv] [--failed]`.
 
-use super::{Connection, job_id, unavailable};
+use super::{Connection, job_id, lookup};
 use crate::exit::{self, Failure};
 use crate::export::{AtomicFile, ResultFormat, export};
 use std::path::PathBuf;
@@ -32,16 +32,7 @@ pub struct ResultsArgs {
 pub async fn run(args: ResultsArgs) -> Result<(), Failure> {
     let job = job_id(&args.job)?;
     let (settings, store) = args.connection.store()?;
-    let status = store
-        .job_status(&job)
-        .await
-        .map_err(|e| unavailable(&settings, e))?
-        .ok_or_else(|| {
-            Failure::new(
-                exit::USAGE,
-                format!("no job {job} in namespace {}", settings.namespace),
-            )
-        })?;
+    let status = lookup::job_status(&settings, &store, &job).await?;
     let chunks = status.total_chunks.unwrap_or(status.published_chunks);
     let summary = write_results(
         &store,

@@ -1,12 +1,12 @@
 //! `volley retry JOB [--only KINDS]`: send a finished job's failed records again.
 
-use super::{Connection, broker_failure, job_id, unavailable};
+use super::{Connection, broker_failure, job_id, lookup, unavailable};
 use crate::exit::{self, Failure};
 use volley_amqp::AmqpBroker;
 use volley_core::redrive::{RedriveError, RedriveFilter, RedriveReport, redrive};
 
 use volley_core::time::now_ms;
-use volley_core::{JobId, JobSpec, Settings, Store, StoreError};
+use volley_core::{JobId, Settings, StoreError};
 use volley_redis::RedisStore;
 
 /// Send a finished job's failed records again; their new outcomes replace the old ones.
@@ -77,18 +77,7 @@ pub(crate) async fn retry_job(
     job: &JobId,
     filter: &RedriveFilter,
 ) -> Result<RedriveReport, Failure> {
-    let spec_text = store
-        .job_spec(job)
-        .await
-        .map_err(|e| unavailable(settings, e))?
-        .ok_or_else(|| {
-            Failure::new(
-                exit::USAGE,
-                format!("no job {job} in namespace {}", settings.namespace),
-            )
-        })?;
-    let spec = JobSpec::from_toml(&spec_text)
-        .map_err(|e| Failure::new(exit::INTERNAL, format!("stored spec of {job}: {e}")))?;
+    let spec = lookup::job_spec(settings, store, job).await?;
     let chunk_size = usize::try_from(spec.chunking.size).unwrap_or(usize::MAX);
     redrive(store, broker, job, filter, chunk_size, now_ms())
         .await

@@ -1,11 +1,11 @@
 //! `volley status JOB [--json] [--wait]`.
 
-use super::{Connection, job_id, unavailable};
+use super::{Connection, job_id, lookup};
 use crate::exit::{self, Failure};
 use crate::render::StatusView;
 use std::time::Duration;
 use volley_core::time::now_ms;
-use volley_core::{JobSpec, JobState, Store};
+use volley_core::{JobSpec, Store};
 
 /// Show a job's progress.
 #[derive(Debug, clap::Args)]
@@ -48,20 +48,8 @@ pub async fn run(args: StatusArgs) -> Result<(), Failure> {
     let started = std::time::Instant::now();
     let mut last_missing_check: Option<std::time::Instant> = None;
     loop {
-        let status = store
-            .job_status(&job)
-            .await
-            .map_err(|e| unavailable(&settings, e))?
-            .ok_or_else(|| {
-                Failure::new(
-                    exit::USAGE,
-                    format!("no job {job} in namespace {}", settings.namespace),
-                )
-            })?;
-        let state = JobState::parse(&status.state);
-        let stalled =
-            state == Some(JobState::InputError) && status.chunks_done >= status.published_chunks;
-        let ended = state.is_some_and(JobState::is_terminal) || stalled;
+        let status = lookup::job_status(&settings, &store, &job).await?;
+        let ended = status.has_ended();
         let mut missing = None;
         if !ended && last_missing_check.is_none_or(|t| t.elapsed() >= MISSING_CHECK_EVERY) {
             last_missing_check = Some(std::time::Instant::now());
