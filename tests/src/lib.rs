@@ -9,6 +9,7 @@ pub mod chaos;
 mod env;
 pub mod private;
 mod records;
+pub mod support;
 pub mod tiny;
 
 pub use bins::{bin, run_bin};

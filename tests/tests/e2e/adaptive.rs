@@ -4,7 +4,7 @@
 //! (`volley hosts limit`) within 10 s. Every figure is the mock's own: its arrival times, its
 //! 429s and the requests it held at once (`in_flight_max`).
 
-use crate::support::{describe, export, wait_exit, wait_for_job};
+use volley_tests::support::{describe, export, wait_exit, wait_for_job};
 use std::time::{Duration, Instant};
 use volley_tests::{TestEnv, check_results, write_jsonl};
 

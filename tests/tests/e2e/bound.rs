@@ -3,7 +3,7 @@
 //! `concurrency.per_worker` requests in flight. The judge is the API's own in-flight
 //! maximum, not the worker's counters.
 
-use crate::support::{wait_exit, wait_for_job};
+use volley_tests::support::{wait_exit, wait_for_job};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;

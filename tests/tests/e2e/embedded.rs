@@ -1,6 +1,6 @@
 //! `volley run` and `volley demo`: the embedded default, no services.
 
-use crate::support::{describe, send_signal, wait_for_requests};
+use volley_tests::support::{describe, send_signal, wait_for_requests};
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::process::Stdio;

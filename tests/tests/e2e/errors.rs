@@ -3,7 +3,7 @@
 //! finds it in every result and in `volley status`, and the job ends in classified failures
 //! within the documented `breaker.max_wait` instead of waiting silently.
 
-use crate::support::{describe, wait_exit, wait_for_job};
+use volley_tests::support::{describe, wait_exit, wait_for_job};
 use std::time::{Duration, Instant};
 use volley_tests::{TestEnv, check_results, write_jsonl};
 

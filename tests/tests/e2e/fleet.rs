@@ -1,6 +1,6 @@
 //! The fleet path: volley-producer → RabbitMQ → volley-worker processes → Redis → volley.
 
-use crate::support::{assert_worker_did_records, describe, export, wait_exit, wait_for_job};
+use volley_tests::support::{assert_worker_did_records, describe, export, wait_exit, wait_for_job};
 use std::time::Duration;
 use volley_core::Store;
 use volley_tests::{TestEnv, check_results, write_jsonl};

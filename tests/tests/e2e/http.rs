@@ -2,7 +2,7 @@
 //! pauses, the circuit breaker, and the body cap. Timing checks read the mock's own arrival
 //! times (`Stats::times_ms`), so they judge what the API actually saw.
 
-use crate::support::{
+use volley_tests::support::{
     assert_worker_did_records, describe, export, wait_exit, wait_for_job, wait_workers,
 };
 use std::collections::BTreeSet;

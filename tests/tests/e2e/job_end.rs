@@ -4,7 +4,7 @@
 //! --requeue --job JOB` sends back only that job's dead letters; the producer exits 69 when
 //! RabbitMQ or Redis cannot be reached.
 
-use crate::support::{describe, wait_exit, wait_for_job};
+use volley_tests::support::{describe, wait_exit, wait_for_job};
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::process::Stdio;

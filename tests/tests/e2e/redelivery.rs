@@ -3,7 +3,7 @@
 //! back; a write carries the same `Idempotency-Key: {job}-{record id}` when its chunk is
 //! redelivered after a worker was killed and when it is redriven.
 
-use crate::support::{describe, export, wait_exit, wait_for_job};
+use volley_tests::support::{describe, export, wait_exit, wait_for_job};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
@@ -109,7 +109,7 @@ async fn max_wait_fails_held_records_with_breaker_and_retry_only_breaker_sends_t
         "one request per redriven record"
     );
     let pid = worker.id().ok_or_else(|| anyhow::anyhow!("worker gone"))?;
-    crate::support::send_signal("-TERM", pid)?;
+    volley_tests::support::send_signal("-TERM", pid)?;
     assert!(
         wait_exit(&mut worker, Duration::from_secs(30))
             .await?
@@ -223,7 +223,7 @@ async fn a_write_keeps_its_idempotency_key_on_redelivery_and_on_redrive() -> any
     assert_eq!(keys_since(&server, 40), expected, "the redrive");
     check_results(&export(&env, &job, &[]).await?, &ids)?;
     let pid = w2.id().ok_or_else(|| anyhow::anyhow!("worker gone"))?;
-    crate::support::send_signal("-TERM", pid)?;
+    volley_tests::support::send_signal("-TERM", pid)?;
     assert!(wait_exit(&mut w2, Duration::from_secs(30)).await?.success());
     Ok(())
 }

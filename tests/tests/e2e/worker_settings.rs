@@ -4,7 +4,7 @@
 //! worker waits for its services), `VOLLEY_RETENTION` (the TTL of a finished job's keys) and
 //! `VOLLEY_LOG_FORMAT=json` (every stderr line a JSON object).
 
-use crate::support::{
+use volley_tests::support::{
     assert_worker_did_records, describe, export, send_signal, wait_exit, wait_for_job, wait_workers,
 };
 use std::collections::BTreeSet;

@@ -4,7 +4,7 @@
 //! `volley-producer --job-id JOB --missing` publishes them again from the input.
 
 use crate::oracle::{ApiBound, oracle, wait_done};
-use crate::support::{describe, wait_exit};
+use volley_tests::support::{describe, wait_exit};
 use std::process::Command;
 use std::time::Duration;
 use volley_tests::private::PrivateRedis;

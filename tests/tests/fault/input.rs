@@ -1,7 +1,7 @@
 //! Bad input (T43, T45, T46): each case names its file and line, leaves a documented job
 //! state, and never crashes.
 
-use crate::support::{describe, export, wait_exit};
+use volley_tests::support::{describe, export, wait_exit};
 use std::collections::BTreeSet;
 use std::time::Duration;
 use volley_tests::TestEnv;

@@ -2,7 +2,7 @@
 //! once, the counters equal the records, the API saw every record and was called no more
 //! often than the scenario allows, the queue is drained.
 
-use crate::support::{describe, export};
+use volley_tests::support::{describe, export};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 use volley_core::{JobId, Store};

@@ -2,7 +2,7 @@
 //! not chunks at all. Neither may block the queue or lose a record.
 
 use crate::oracle::{ApiBound, oracle};
-use crate::support::{describe, wait_exit};
+use volley_tests::support::{describe, wait_exit};
 use std::time::{Duration, Instant};
 use tokio::process::Child;
 use volley_core::{Broker, OutgoingChunk};

@@ -6,7 +6,7 @@
 //! (reported as skipped); runs with VOLLEY_SLOW=1.
 
 use crate::oracle::{ApiBound, oracle, wait_done};
-use crate::support::wait_exit;
+use volley_tests::support::wait_exit;
 use std::process::Command;
 use std::time::{Duration, Instant};
 use tokio::process::Child;

@@ -1,7 +1,7 @@
 //! Bad specs (T48, T49): refused before anything is registered or published, exit 2, with
 //! the key named.
 
-use crate::support::describe;
+use volley_tests::support::describe;
 use volley_tests::TestEnv;
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 
 use crate::kit::{ready_before_and_after, wait_for_log};
 use crate::oracle::{ApiBound, oracle, wait_done};
-use crate::support::{describe, send_signal, wait_exit};
+use volley_tests::support::{describe, send_signal, wait_exit};
 use std::time::Duration;
 use volley_tests::private::PrivateRedis;
 use volley_tests::{TestEnv, write_jsonl};

@@ -1,7 +1,7 @@
 //! Workers dying and being stopped (T01, T06) on the shared services.
 
 use crate::oracle::{ApiBound, oracle, wait_done};
-use crate::support::{wait_exit, wait_worker};
+use volley_tests::support::{wait_exit, wait_worker};
 use std::time::{Duration, Instant};
 use volley_tests::{TestEnv, write_jsonl};
 
@@ -262,7 +262,7 @@ async fn a_delivery_limit_mismatch_is_a_clear_error_not_a_crash_loop() -> anyhow
         .env("VOLLEY_DELIVERY_LIMIT", "5")
         .output()
         .await?;
-    assert!(!out.status.success(), "{}", crate::support::describe(&out));
+    assert!(!out.status.success(), "{}", volley_tests::support::describe(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains(
