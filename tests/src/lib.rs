@@ -7,6 +7,7 @@
 mod bins;
 pub mod chaos;
 mod env;
+mod eventually;
 pub mod private;
 mod records;
 pub mod support;
@@ -14,4 +15,5 @@ pub mod tiny;
 
 pub use bins::{bin, run_bin};
 pub use env::{TestEnv, path_str};
+pub use eventually::{Answer, eventually, eventually_every};
 pub use records::{ResultsCheck, check_results, write_jsonl};

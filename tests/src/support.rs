@@ -1,9 +1,9 @@
 //! Helpers both test binaries use: waiting on `volley status --wait --json` and on
 //! `volley workers --json`, exporting results, signals, and reading a worker's exit line.
 
+use crate::{TestEnv, eventually_every};
 use std::process::Output;
 use std::time::Duration;
-use crate::TestEnv;
 
 /// The final figures of `volley status --wait --json`.
 pub struct Final {
@@ -72,21 +72,16 @@ pub fn send_signal(signal: &str, pid: u32) -> anyhow::Result<()> {
 }
 
 /// Polls the mock until it has seen at least `n` requests.
-pub async fn wait_for_requests(
-    env: &TestEnv,
-    n: u64,
-    within: Duration,
-) -> anyhow::Result<()> {
-    let deadline = std::time::Instant::now() + within;
-    while env.mock.stats().requests < n {
-        anyhow::ensure!(
-            std::time::Instant::now() < deadline,
-            "the API saw {} requests, not {n}, within {within:?}",
-            env.mock.stats().requests
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    Ok(())
+pub async fn wait_for_requests(env: &TestEnv, n: u64, within: Duration) -> anyhow::Result<()> {
+    eventually_every(within, Duration::from_millis(20), || async {
+        let seen = env.mock.stats().requests;
+        if seen >= n {
+            Ok(())
+        } else {
+            Err(format!("the API saw {seen} requests, not {n}"))
+        }
+    })
+    .await
 }
 
 /// The records a worker reports having done in its exit line (`worker stopped chunks=N
@@ -131,17 +126,16 @@ pub async fn wait_worker(
     holds: impl Fn(&serde_json::Value) -> bool,
     within: Duration,
 ) -> anyhow::Result<()> {
-    let deadline = std::time::Instant::now() + within;
-    loop {
+    eventually_every(within, Duration::from_millis(100), || async {
         let listed = workers(env).await?;
         let ready = |name: &&str| listed.iter().any(|w| w["id"] == **name && holds(w));
         if names.iter().all(ready) {
-            return Ok(());
+            Ok(())
+        } else {
+            Err(anyhow::anyhow!(
+                "workers {names:?} not listed as expected: {listed:?}"
+            ))
         }
-        anyhow::ensure!(
-            std::time::Instant::now() < deadline,
-            "workers {names:?} not listed as expected within {within:?}: {listed:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await
 }

@@ -2,11 +2,11 @@
 //! `rediss://` work when the CA is given through `SSL_CERT_FILE`, and a server whose
 //! certificate the CA did not sign is refused with a clear error. Ignored in a default run (reported as skipped); runs with VOLLEY_SLOW=1.
 
-use volley_tests::support::{describe, wait_exit};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 use volley_tests::private::{PrivateBroker, PrivateRedis, free_port};
+use volley_tests::support::{describe, wait_exit};
 use volley_tests::{TestEnv, write_jsonl};
 
 fn openssl(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
