@@ -7,10 +7,13 @@
 mod bins;
 pub mod chaos;
 mod env;
+mod eventually;
 pub mod private;
 mod records;
+pub mod support;
 pub mod tiny;
 
 pub use bins::{bin, run_bin};
 pub use env::{TestEnv, path_str};
+pub use eventually::{Answer, eventually, eventually_every};
 pub use records::{ResultsCheck, check_results, write_jsonl};

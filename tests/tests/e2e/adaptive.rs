@@ -4,8 +4,9 @@
 //! (`volley hosts limit`) within 10 s. Every figure is the mock's own: its arrival times, its
 //! 429s and the requests it held at once (`in_flight_max`).
 
-use crate::support::{describe, export, wait_exit, wait_for_job};
-use std::time::{Duration, Instant};
+use anyhow::Context as _;
+use std::time::Duration;
+use volley_tests::support::{describe, export, wait_exit, wait_for_job};
 use volley_tests::{TestEnv, check_results, write_jsonl};
 
 /// `volley run --json` of `records` records with `spec_extra`; returns the results after
@@ -150,11 +151,13 @@ async fn adaptive_concurrency_comes_down_when_latency_grows_with_load() -> anyho
         .spawn()?;
     // Slow start grows the limit until the first slow answer, which only a 17th request in
     // flight gets: the API must have held 17 at once before any cut.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while env.mock.stats().requests < 300 {
-        anyhow::ensure!(Instant::now() < deadline, "the job never got going");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    volley_tests::eventually_every(
+        Duration::from_secs(20),
+        Duration::from_millis(10),
+        || async { env.mock.stats().requests >= 300 },
+    )
+    .await
+    .context("the job never got going")?;
     let early = env.mock.stats();
     // From here the maximum is the steady state's (the reset restarts it from what is in
     // flight now, and zeroes the request count).
@@ -225,11 +228,13 @@ async fn running_workers_pick_up_a_changed_host_limit_within_10_s_and_the_old_to
     let job = env.produce(&spec, &input, &[]).await?;
     let mut worker = env.spawn_worker("w1", &["--exit-when-idle", "2s"])?;
     // Let the worker run under 20/s for a while, then raise the limit to 100/s.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while env.mock.stats().requests < 40 {
-        anyhow::ensure!(Instant::now() < deadline, "the job never got going");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    volley_tests::eventually_every(
+        Duration::from_secs(30),
+        Duration::from_millis(20),
+        || async { env.mock.stats().requests >= 40 },
+    )
+    .await
+    .context("the job never got going")?;
     limit("100").await?;
     let changed = volley_core::time::now_ms();
     let fin = wait_for_job(&env, &job).await?;

@@ -3,7 +3,6 @@
 //! `concurrency.per_worker` requests in flight. The judge is the API's own in-flight
 //! maximum, not the worker's counters.
 
-use crate::support::{wait_exit, wait_for_job};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -13,6 +12,7 @@ use volley_core::time::now_ms;
 use volley_core::{
     Broker, ChunkEncoder, ChunkMessage, JobId, JobState, NewJob, OutgoingChunk, PublishMark, Store,
 };
+use volley_tests::support::{wait_exit, wait_for_job};
 use volley_tests::{TestEnv, write_jsonl};
 use volley_worker::{WorkerOptions, run_worker};
 

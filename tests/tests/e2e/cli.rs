@@ -1,10 +1,10 @@
 //! The operator's side of the commands: output into a closed pipe, `--resume`, the exit
 //! codes `--help` lists, and a delivery limit that differs from the queue's.
 
-use crate::support::{describe, wait_exit, wait_for_job};
 use std::process::{Output, Stdio};
 use std::time::Duration;
 use volley_core::Store;
+use volley_tests::support::{describe, wait_exit, wait_for_job};
 use volley_tests::{TestEnv, path_str, write_jsonl};
 
 /// Runs a command whose stdout is a pipe nobody reads: its read end is closed before the

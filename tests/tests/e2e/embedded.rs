@@ -1,11 +1,11 @@
 //! `volley run` and `volley demo`: the embedded default, no services.
 
-use crate::support::{describe, send_signal, wait_for_requests};
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, BufReader};
+use volley_tests::support::{describe, send_signal, wait_for_requests};
 use volley_tests::{TestEnv, check_results, path_str, write_jsonl};
 
 #[tokio::test]

@@ -3,8 +3,8 @@
 //! finds it in every result and in `volley status`, and the job ends in classified failures
 //! within the documented `breaker.max_wait` instead of waiting silently.
 
-use crate::support::{describe, wait_exit, wait_for_job};
 use std::time::{Duration, Instant};
+use volley_tests::support::{describe, wait_exit, wait_for_job};
 use volley_tests::{TestEnv, check_results, write_jsonl};
 
 /// The default of `breaker.max_wait` as the README documents it, and room for the rest of a
@@ -19,18 +19,14 @@ async fn wait_for_line(
     within: Duration,
     found: impl Fn(&str) -> bool,
 ) -> anyhow::Result<String> {
-    let deadline = Instant::now() + within;
-    loop {
+    volley_tests::eventually_every(within, Duration::from_millis(100), || async {
         let text = std::fs::read_to_string(log).unwrap_or_default();
-        if let Some(line) = text.lines().find(|l| found(l)) {
-            return Ok(line.to_string());
+        match text.lines().find(|l| found(l)) {
+            Some(line) => Ok(line.to_string()),
+            None => Err(format!("no such line:\n{text}")),
         }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "no such line within {within:?}:\n{text}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await
 }
 
 #[tokio::test]

@@ -2,11 +2,11 @@
 //! and formula cells guarded, `--out FILE` that exists only whole (for `volley results` and
 //! `volley run`), and results in input order even when chunks finish out of order.
 
-use crate::support::{describe, export, wait_exit, wait_for_job};
 use std::io::Write as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use volley_core::Store as _;
+use volley_tests::support::{describe, export, wait_exit, wait_for_job};
 use volley_tests::{TestEnv, path_str, write_jsonl};
 
 /// The columns of a result, in the README's order.

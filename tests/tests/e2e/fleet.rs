@@ -1,8 +1,9 @@
 //! The fleet path: volley-producer → RabbitMQ → volley-worker processes → Redis → volley.
 
-use crate::support::{assert_worker_did_records, describe, export, wait_exit, wait_for_job};
+use anyhow::Context as _;
 use std::time::Duration;
 use volley_core::Store;
+use volley_tests::support::{assert_worker_did_records, describe, export, wait_exit, wait_for_job};
 use volley_tests::{TestEnv, check_results, write_jsonl};
 
 const BODY_NONE: &str = "[result]\nbody = \"none\"\n[concurrency]\nper_worker = 64\n";
@@ -251,11 +252,17 @@ async fn sigterm_drains_held_chunks_and_exits_zero() -> anyhow::Result<()> {
     let mut first = env.spawn_worker("first", &["--prefetch", "2", "--drain-timeout", "20s"])?;
     let store = env.store()?;
     let id = volley_core::JobId::parse(&job).map_err(anyhow::Error::msg)?;
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while store.job_status(&id).await?.map_or(0, |s| s.done) < 200 {
-        anyhow::ensure!(std::time::Instant::now() < deadline, "no progress");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    volley_tests::eventually_every(
+        Duration::from_secs(30),
+        Duration::from_millis(50),
+        || async {
+            let done = store.job_status(&id).await?.map_or(0, |s| s.done) >= 200;
+            anyhow::ensure!(done, "not yet");
+            anyhow::Ok(())
+        },
+    )
+    .await
+    .context("no progress")?;
     let pid = first.id().expect("worker pid");
     std::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])

@@ -2,13 +2,14 @@
 //! pauses, the circuit breaker, and the body cap. Timing checks read the mock's own arrival
 //! times (`Stats::times_ms`), so they judge what the API actually saw.
 
-use crate::support::{
-    assert_worker_did_records, describe, export, wait_exit, wait_for_job, wait_workers,
-};
+use anyhow::Context as _;
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use volley_tests::support::{
+    assert_worker_did_records, describe, export, wait_exit, wait_for_job, wait_workers,
+};
 use volley_tests::{ResultsCheck, TestEnv, check_results, write_jsonl};
 
 /// Clock slack between the mock's arrival stamps and the engine's timers.
@@ -398,11 +399,13 @@ async fn breaker_holds_records_through_an_outage_with_only_probes_reaching_the_a
     wait_workers(&env, &["w1", "w2"]).await?;
     let job = env.produce(&spec, &input, &[]).await?;
     // Wait for the first failures, then keep the outage up for 3 s.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while env.mock.stats().requests == 0 {
-        anyhow::ensure!(Instant::now() < deadline, "no request reached the API");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    volley_tests::eventually_every(
+        Duration::from_secs(20),
+        Duration::from_millis(10),
+        || async { env.mock.stats().requests != 0 },
+    )
+    .await
+    .context("no request reached the API")?;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let status = env.run("volley", &["status", &job, "--json"]).await?;
     let status_json: serde_json::Value = serde_json::from_slice(&status.stdout)?;

@@ -1,9 +1,9 @@
 //! Bad specs and bad input, through the real binaries.
 
-use crate::support::{describe, export, wait_exit, wait_for_job};
 use std::io::Write;
 use std::time::Duration;
 use volley_core::Store;
+use volley_tests::support::{describe, export, wait_exit, wait_for_job};
 use volley_tests::{TestEnv, check_results};
 
 #[tokio::test]

@@ -4,12 +4,12 @@
 //! --requeue --job JOB` sends back only that job's dead letters; the producer exits 69 when
 //! RabbitMQ or Redis cannot be reached.
 
-use crate::support::{describe, wait_exit, wait_for_job};
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 use volley_core::Store as _;
+use volley_tests::support::{describe, wait_exit, wait_for_job};
 use volley_tests::{TestEnv, path_str, write_jsonl};
 
 #[tokio::test]

@@ -15,6 +15,5 @@ mod input;
 mod job_end;
 mod operator;
 mod redelivery;
-mod support;
 mod transport;
 mod worker_settings;

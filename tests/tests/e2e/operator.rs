@@ -4,9 +4,9 @@
 //! as such, and `status --wait --timeout` has its own exit code. The API's own request
 //! counter is the judge: one call per record.
 
-use crate::support::{describe, wait_exit, wait_for_job, wait_workers, workers};
 use std::time::{Duration, Instant};
 use volley_core::Store as _;
+use volley_tests::support::{describe, wait_exit, wait_for_job, wait_workers, workers};
 use volley_tests::{TestEnv, path_str, write_jsonl};
 
 /// The job completes, the API saw exactly one request per record, and the worker leaves

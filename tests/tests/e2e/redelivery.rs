@@ -3,10 +3,11 @@
 //! back; a write carries the same `Idempotency-Key: {job}-{record id}` when its chunk is
 //! redelivered after a worker was killed and when it is redriven.
 
-use crate::support::{describe, export, wait_exit, wait_for_job};
+use anyhow::Context as _;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
+use volley_tests::support::{describe, export, wait_exit, wait_for_job};
 use volley_tests::tiny::{self, Reply};
 use volley_tests::{TestEnv, check_results, write_jsonl};
 
@@ -109,7 +110,7 @@ async fn max_wait_fails_held_records_with_breaker_and_retry_only_breaker_sends_t
         "one request per redriven record"
     );
     let pid = worker.id().ok_or_else(|| anyhow::anyhow!("worker gone"))?;
-    crate::support::send_signal("-TERM", pid)?;
+    volley_tests::support::send_signal("-TERM", pid)?;
     assert!(
         wait_exit(&mut worker, Duration::from_secs(30))
             .await?
@@ -151,15 +152,13 @@ fn keys_since(server: &tiny::TinyServer, from: usize) -> BTreeMap<String, usize>
 }
 
 async fn wait_for_seen(server: &tiny::TinyServer, n: usize) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while server.headers().len() < n {
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "the API saw {} requests, not {n}",
-            server.headers().len()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    volley_tests::eventually_every(
+        Duration::from_secs(30),
+        Duration::from_millis(20),
+        || async { server.headers().len() >= n },
+    )
+    .await
+    .with_context(|| format!("the API saw {} requests, not {n}", server.headers().len()))?;
     Ok(())
 }
 
@@ -223,7 +222,7 @@ async fn a_write_keeps_its_idempotency_key_on_redelivery_and_on_redrive() -> any
     assert_eq!(keys_since(&server, 40), expected, "the redrive");
     check_results(&export(&env, &job, &[]).await?, &ids)?;
     let pid = w2.id().ok_or_else(|| anyhow::anyhow!("worker gone"))?;
-    crate::support::send_signal("-TERM", pid)?;
+    volley_tests::support::send_signal("-TERM", pid)?;
     assert!(wait_exit(&mut w2, Duration::from_secs(30)).await?.success());
     Ok(())
 }

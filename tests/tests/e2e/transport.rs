@@ -1,7 +1,7 @@
 //! Transport: proxies from the environment and redirects that stay within their origin.
 
-use crate::support::describe;
 use std::sync::{Arc, Mutex};
+use volley_tests::support::describe;
 use volley_tests::tiny::{self, Reply};
 use volley_tests::{TestEnv, check_results, write_jsonl};
 

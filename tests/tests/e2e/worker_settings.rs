@@ -4,13 +4,13 @@
 //! worker waits for its services), `VOLLEY_RETENTION` (the TTL of a finished job's keys) and
 //! `VOLLEY_LOG_FORMAT=json` (every stderr line a JSON object).
 
-use crate::support::{
-    assert_worker_did_records, describe, export, send_signal, wait_exit, wait_for_job, wait_workers,
-};
 use std::collections::BTreeSet;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use volley_tests::support::{
+    assert_worker_did_records, describe, export, send_signal, wait_exit, wait_for_job, wait_workers,
+};
 use volley_tests::{TestEnv, check_results, path_str, write_jsonl};
 
 /// The record the failpoint panics on: the 8th of 20, in the second chunk of 5.

@@ -4,10 +4,10 @@
 //! `volley-producer --job-id JOB --missing` publishes them again from the input.
 
 use crate::oracle::{ApiBound, oracle, wait_done};
-use crate::support::{describe, wait_exit};
 use std::process::Command;
 use std::time::Duration;
 use volley_tests::private::PrivateRedis;
+use volley_tests::support::{describe, wait_exit};
 use volley_tests::{TestEnv, write_jsonl};
 
 fn signal(pid: u32, sig: &str) -> anyhow::Result<()> {

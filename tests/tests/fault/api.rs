@@ -2,8 +2,8 @@
 //! invalid JSON, redirect loops. Each becomes a classified failed outcome; nothing hangs or
 //! crashes, and the same worker goes on to finish healthy records.
 
-use crate::support::describe;
 use std::time::{Duration, Instant};
+use volley_tests::support::describe;
 use volley_tests::tiny::{self, Reply};
 use volley_tests::{TestEnv, check_results, write_jsonl};
 

@@ -3,10 +3,10 @@
 
 use crate::kit::spawn_producer;
 use crate::oracle::{ApiBound, oracle};
-use crate::support::wait_exit;
 use std::time::{Duration, Instant};
 use volley_core::{JobId, Store};
 use volley_tests::private::PrivateBroker;
+use volley_tests::support::wait_exit;
 use volley_tests::{TestEnv, write_jsonl};
 
 /// How the broker goes away.

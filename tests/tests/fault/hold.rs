@@ -4,10 +4,10 @@
 //! Ignored in a default run (reported as skipped); runs with VOLLEY_SLOW=1.
 
 use crate::oracle::{ApiBound, oracle};
-use crate::support::wait_exit;
 use std::time::Duration;
 use volley_tests::TestEnv;
 use volley_tests::private::PrivateBroker;
+use volley_tests::support::wait_exit;
 
 #[tokio::test]
 #[ignore = "slow: runs with VOLLEY_SLOW=1"]

@@ -1,10 +1,10 @@
 //! Bad input (T43, T45, T46): each case names its file and line, leaves a documented job
 //! state, and never crashes.
 
-use crate::support::{describe, export, wait_exit};
 use std::collections::BTreeSet;
 use std::time::Duration;
 use volley_tests::TestEnv;
+use volley_tests::support::{describe, export, wait_exit};
 
 async fn produce_raw(
     env: &TestEnv,

@@ -1,7 +1,7 @@
 //! Helpers only the fault scenarios use.
 
 use std::time::Duration;
-use volley_tests::TestEnv;
+use volley_tests::{TestEnv, eventually_every};
 
 /// Waits until a process's log (a file in the test's directory) contains `needle`.
 pub(crate) async fn wait_for_log(
@@ -10,18 +10,15 @@ pub(crate) async fn wait_for_log(
     needle: &str,
     within: Duration,
 ) -> anyhow::Result<()> {
-    let deadline = std::time::Instant::now() + within;
-    loop {
+    eventually_every(within, Duration::from_millis(200), || async {
         let log = std::fs::read_to_string(env.path(file)).unwrap_or_default();
         if log.contains(needle) {
-            return Ok(());
+            Ok(())
+        } else {
+            Err(format!("{file} never said {needle:?}: {log}"))
         }
-        anyhow::ensure!(
-            std::time::Instant::now() < deadline,
-            "{file} never said {needle:?} within {within:?}: {log}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    })
+    .await
 }
 
 /// Starts `volley-producer` for `job` in the background with failpoints armed (e.g.

@@ -4,8 +4,8 @@
 //! and every record ends ok on its first attempt.
 
 use crate::oracle::{ApiBound, oracle};
-use crate::support::wait_exit;
 use std::time::Duration;
+use volley_tests::support::wait_exit;
 use volley_tests::{TestEnv, bin, write_jsonl};
 
 #[tokio::test]

@@ -2,10 +2,6 @@
 //! on observed progress, and the oracle after every scenario. Scenarios that stop or fill a
 //! server use private instances (`volley_tests::private`) and run one at a time.
 
-#[path = "../e2e/support.rs"]
-#[allow(dead_code)]
-mod support;
-
 mod amnesia;
 mod api;
 mod broker;

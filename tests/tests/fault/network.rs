@@ -4,9 +4,9 @@
 //! counted twice.
 
 use crate::oracle::{ApiBound, oracle, wait_done};
-use crate::support::wait_exit;
 use std::time::Duration;
 use volley_tests::chaos::ChaosProxy;
+use volley_tests::support::wait_exit;
 use volley_tests::{TestEnv, write_jsonl};
 
 #[tokio::test]

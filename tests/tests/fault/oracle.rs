@@ -2,10 +2,10 @@
 //! once, the counters equal the records, the API saw every record and was called no more
 //! often than the scenario allows, the queue is drained.
 
-use crate::support::{describe, export};
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use volley_core::{JobId, Store};
+use volley_tests::support::{describe, export};
 use volley_tests::{ResultsCheck, TestEnv, check_results};
 
 /// How many requests the API may have received beyond the attempts the results record.
@@ -67,8 +67,7 @@ pub(crate) async fn wait_done(
 ) -> anyhow::Result<()> {
     let store = env.store()?;
     let id = JobId::parse(job).map_err(anyhow::Error::msg)?;
-    let deadline = Instant::now() + within;
-    loop {
+    volley_tests::eventually(within, || async {
         let done = store
             .job_status(&id)
             .await
@@ -76,14 +75,14 @@ pub(crate) async fn wait_done(
             .flatten()
             .map_or(0, |s| s.done);
         if done >= records {
-            return Ok(());
+            Ok(())
+        } else {
+            Err(format!(
+                "job {job} reached only {done} of {records} records"
+            ))
         }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "job {job} reached only {done} of {records} records"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await
 }
 
 /// O1–O6: terminal within `within`, exactly-once results, exact counters, every record seen

@@ -2,10 +2,10 @@
 //! not chunks at all. Neither may block the queue or lose a record.
 
 use crate::oracle::{ApiBound, oracle};
-use crate::support::{describe, wait_exit};
 use std::time::{Duration, Instant};
 use tokio::process::Child;
 use volley_core::{Broker, OutgoingChunk};
+use volley_tests::support::{describe, wait_exit};
 use volley_tests::{TestEnv, write_jsonl};
 
 fn worker_with_failpoints(env: &TestEnv, label: &str, failpoints: &str) -> anyhow::Result<Child> {

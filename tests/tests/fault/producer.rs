@@ -3,8 +3,8 @@
 //! it whole.
 
 use crate::oracle::{ApiBound, oracle};
-use crate::support::{describe, wait_exit};
 use std::time::Duration;
+use volley_tests::support::{describe, wait_exit};
 use volley_tests::{TestEnv, write_jsonl};
 
 #[tokio::test]

@@ -2,8 +2,8 @@
 //! results (even when the API echoes them back) or Redis; record values never change where
 //! a request goes.
 
-use crate::support::{describe, export, wait_exit};
 use std::time::Duration;
+use volley_tests::support::{describe, export, wait_exit};
 use volley_tests::tiny::{self, Reply};
 use volley_tests::{TestEnv, write_jsonl};
 

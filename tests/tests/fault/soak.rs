@@ -6,13 +6,13 @@
 //! (reported as skipped); runs with VOLLEY_SLOW=1.
 
 use crate::oracle::{ApiBound, oracle, wait_done};
-use crate::support::wait_exit;
 use std::process::Command;
 use std::time::{Duration, Instant};
 use tokio::process::Child;
 use volley_core::Store;
 use volley_tests::chaos::ChaosProxy;
 use volley_tests::private::PrivateRedis;
+use volley_tests::support::wait_exit;
 use volley_tests::{TestEnv, write_jsonl};
 
 const RECORDS: u64 = 150_000;

@@ -1,8 +1,8 @@
 //! Bad specs (T48, T49): refused before anything is registered or published, exit 2, with
 //! the key named.
 
-use crate::support::describe;
 use volley_tests::TestEnv;
+use volley_tests::support::describe;
 
 #[tokio::test]
 async fn every_bad_spec_is_refused_naming_its_key_and_nothing_is_registered() -> anyhow::Result<()>

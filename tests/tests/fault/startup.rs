@@ -4,9 +4,9 @@
 //! password hidden) when `--startup-timeout` passes.
 
 use crate::kit::wait_for_log;
-use crate::support::{describe, wait_exit, wait_for_job};
 use std::time::{Duration, Instant};
 use volley_tests::private::{PrivateBroker, PrivateRedis, free_port};
+use volley_tests::support::{describe, wait_exit, wait_for_job};
 use volley_tests::{TestEnv, write_jsonl};
 
 const RECORDS: u64 = 200;

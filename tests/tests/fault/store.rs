@@ -3,9 +3,9 @@
 
 use crate::kit::{ready_before_and_after, wait_for_log};
 use crate::oracle::{ApiBound, oracle, wait_done};
-use crate::support::{describe, send_signal, wait_exit};
 use std::time::Duration;
 use volley_tests::private::PrivateRedis;
+use volley_tests::support::{describe, send_signal, wait_exit};
 use volley_tests::{TestEnv, write_jsonl};
 
 #[tokio::test]
@@ -151,18 +151,17 @@ async fn wait_for_count(
     n: usize,
     within: Duration,
 ) -> anyhow::Result<()> {
-    let deadline = std::time::Instant::now() + within;
-    loop {
+    volley_tests::eventually_every(within, Duration::from_millis(100), || async {
         let log = std::fs::read_to_string(env.path(file)).unwrap_or_default();
         if log.matches(needle).count() >= n {
-            return Ok(());
+            Ok(())
+        } else {
+            Err(format!(
+                "{file} said {needle:?} fewer than {n} times: {log}"
+            ))
         }
-        anyhow::ensure!(
-            std::time::Instant::now() < deadline,
-            "{file} said {needle:?} fewer than {n} times within {within:?}: {log}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await
 }
 
 /// Waits until the chunk queue holds `ready` messages (unacked ones come back when their

@@ -2,11 +2,11 @@
 //! `rediss://` work when the CA is given through `SSL_CERT_FILE`, and a server whose
 //! certificate the CA did not sign is refused with a clear error. Ignored in a default run (reported as skipped); runs with VOLLEY_SLOW=1.
 
-use crate::support::{describe, wait_exit};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 use volley_tests::private::{PrivateBroker, PrivateRedis, free_port};
+use volley_tests::support::{describe, wait_exit};
 use volley_tests::{TestEnv, write_jsonl};
 
 fn openssl(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
@@ -163,10 +163,10 @@ async fn amqps_and_rediss_work_with_the_ca_and_refuse_without_it() -> anyhow::Re
     let mut worker = env.spawn_worker("w", &["--exit-when-idle", "3s"])?;
     // The oracle's broker check runs in this process, which has no CA configured: check
     // through the binaries instead.
-    let fin = crate::support::wait_for_job(&env, &job).await?;
+    let fin = volley_tests::support::wait_for_job(&env, &job).await?;
     assert_eq!((fin.code, fin.u64("ok")), (0, 500), "{}", fin.json);
     let results =
-        volley_tests::check_results(&crate::support::export(&env, &job, &[]).await?, &ids)?;
+        volley_tests::check_results(&volley_tests::support::export(&env, &job, &[]).await?, &ids)?;
     // The refused worker above never reached the queue: the API saw each record once.
     crate::oracle::check_api_bound(&results, &env.mock.stats(), crate::oracle::ApiBound::Exact)?;
     assert!(

@@ -1,8 +1,9 @@
 //! Workers dying and being stopped (T01, T06) on the shared services.
 
 use crate::oracle::{ApiBound, oracle, wait_done};
-use crate::support::{wait_exit, wait_worker};
+use anyhow::Context as _;
 use std::time::{Duration, Instant};
+use volley_tests::support::{wait_exit, wait_worker};
 use volley_tests::{TestEnv, write_jsonl};
 
 fn kill(signal: &str, pid: u32) -> anyhow::Result<()> {
@@ -72,14 +73,13 @@ async fn sigterm_returns_work_that_cannot_finish_within_the_drain_timeout() -> a
     let job = env.produce(&spec, &input, &[]).await?;
     let mut first = env.spawn_worker("first", &["--prefetch", "3", "--drain-timeout", "1s"])?;
     // Wait until the first worker holds chunks and its requests are out.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while env.mock.stats().requests < 40 {
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "the worker never started calling"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    volley_tests::eventually_every(
+        Duration::from_secs(20),
+        Duration::from_millis(20),
+        || async { env.mock.stats().requests >= 40 },
+    )
+    .await
+    .context("the worker never started calling")?;
     let stopped = Instant::now();
     kill("-TERM", first.id().unwrap_or_default())?;
     let status = wait_exit(&mut first, Duration::from_secs(10)).await?;
@@ -150,14 +150,17 @@ async fn a_frozen_worker_that_wakes_up_after_its_chunks_moved_on_changes_no_coun
     kill("-STOP", pid)?;
     // Heartbeats of 2 s: the broker drops the frozen worker's connection within ~6 s and
     // requeues what it held. The frozen worker wakes only once its consumer is gone.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while env.broker().queue_counts().await?.consumers >= consumers {
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "the broker kept the frozen worker's consumer for 20 s"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    volley_tests::eventually_every(
+        Duration::from_secs(20),
+        Duration::from_millis(200),
+        || async {
+            let done = env.broker().queue_counts().await?.consumers < consumers;
+            anyhow::ensure!(done, "not yet");
+            anyhow::Ok(())
+        },
+    )
+    .await
+    .context("the broker kept the frozen worker's consumer for 20 s")?;
     kill("-CONT", pid)?;
     // The zombie's chunks (prefetch 4 × 100) went to the other worker while the zombie
     // still finished its own calls: each may have been called twice. The calls it had in
@@ -193,14 +196,13 @@ async fn a_second_signal_exits_at_once_and_loses_nothing() -> anyhow::Result<()>
     )?;
     let job = env.produce(&spec, &input, &[]).await?;
     let mut first = env.spawn_worker("first", &["--prefetch", "3", "--drain-timeout", "30s"])?;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while env.mock.stats().requests < 40 {
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "the worker never started calling"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    volley_tests::eventually_every(
+        Duration::from_secs(20),
+        Duration::from_millis(20),
+        || async { env.mock.stats().requests >= 40 },
+    )
+    .await
+    .context("the worker never started calling")?;
     let pid = first.id().unwrap_or_default();
     kill("-TERM", pid)?;
     // The second signal only once the first is taken (two signals at once may be one).
@@ -262,7 +264,11 @@ async fn a_delivery_limit_mismatch_is_a_clear_error_not_a_crash_loop() -> anyhow
         .env("VOLLEY_DELIVERY_LIMIT", "5")
         .output()
         .await?;
-    assert!(!out.status.success(), "{}", crate::support::describe(&out));
+    assert!(
+        !out.status.success(),
+        "{}",
+        volley_tests::support::describe(&out)
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains(
@@ -326,11 +332,17 @@ async fn a_deleted_queue_is_noticed_and_declared_again() -> anyhow::Result<()> {
     let input = env.path("records.jsonl");
     let ids = write_jsonl(&input, 500)?;
     let mut worker = env.spawn_worker("w", &["--exit-when-idle", "20s"])?;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while env.broker().queue_counts().await?.consumers == 0 {
-        anyhow::ensure!(Instant::now() < deadline, "the worker never consumed");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    volley_tests::eventually_every(
+        Duration::from_secs(20),
+        Duration::from_millis(100),
+        || async {
+            let done = env.broker().queue_counts().await?.consumers != 0;
+            anyhow::ensure!(done, "not yet");
+            anyhow::Ok(())
+        },
+    )
+    .await
+    .context("the worker never consumed")?;
     let queue = format!("{}.chunks", env.ns);
     let out = std::process::Command::new("rabbitmqctl")
         .args(["delete_queue", &queue])

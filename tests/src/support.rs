@@ -1,25 +1,28 @@
+//! Helpers both test binaries use: waiting on `volley status --wait --json` and on
+//! `volley workers --json`, exporting results, signals, and reading a worker's exit line.
+
+use crate::{TestEnv, eventually_every};
 use std::process::Output;
 use std::time::Duration;
-use volley_tests::TestEnv;
 
 /// The final figures of `volley status --wait --json`.
-pub(crate) struct Final {
-    pub(crate) code: i32,
-    pub(crate) json: serde_json::Value,
+pub struct Final {
+    pub code: i32,
+    pub json: serde_json::Value,
 }
 
 impl Final {
-    pub(crate) fn u64(&self, key: &str) -> u64 {
+    pub fn u64(&self, key: &str) -> u64 {
         self.json[key]
             .as_u64()
             .unwrap_or_else(|| panic!("status has no {key}: {}", self.json))
     }
-    pub(crate) fn state(&self) -> &str {
+    pub fn state(&self) -> &str {
         self.json["state"].as_str().unwrap_or("")
     }
 }
 
-pub(crate) async fn wait_for_job(env: &TestEnv, job: &str) -> anyhow::Result<Final> {
+pub async fn wait_for_job(env: &TestEnv, job: &str) -> anyhow::Result<Final> {
     let out = tokio::time::timeout(
         Duration::from_secs(120),
         env.run("volley", &["status", job, "--wait", "--json"]),
@@ -33,7 +36,7 @@ pub(crate) async fn wait_for_job(env: &TestEnv, job: &str) -> anyhow::Result<Fin
     })
 }
 
-pub(crate) async fn export(env: &TestEnv, job: &str, extra: &[&str]) -> anyhow::Result<String> {
+pub async fn export(env: &TestEnv, job: &str, extra: &[&str]) -> anyhow::Result<String> {
     let path = env.path(&format!("{job}.results.jsonl"));
     let path_s = path.to_str().unwrap_or_default().to_string();
     let mut args = vec!["results", job, "--out", &path_s];
@@ -43,7 +46,7 @@ pub(crate) async fn export(env: &TestEnv, job: &str, extra: &[&str]) -> anyhow::
     Ok(std::fs::read_to_string(path)?)
 }
 
-pub(crate) fn describe(out: &Output) -> String {
+pub fn describe(out: &Output) -> String {
     format!(
         "exit {:?}\nstdout: {}\nstderr: {}",
         out.status.code(),
@@ -52,7 +55,7 @@ pub(crate) fn describe(out: &Output) -> String {
     )
 }
 
-pub(crate) async fn wait_exit(
+pub async fn wait_exit(
     child: &mut tokio::process::Child,
     within: Duration,
 ) -> anyhow::Result<std::process::ExitStatus> {
@@ -60,7 +63,7 @@ pub(crate) async fn wait_exit(
 }
 
 /// Sends `signal` (`-INT`, `-TERM`) to a process.
-pub(crate) fn send_signal(signal: &str, pid: u32) -> anyhow::Result<()> {
+pub fn send_signal(signal: &str, pid: u32) -> anyhow::Result<()> {
     let status = std::process::Command::new("kill")
         .args([signal, &pid.to_string()])
         .status()?;
@@ -69,26 +72,21 @@ pub(crate) fn send_signal(signal: &str, pid: u32) -> anyhow::Result<()> {
 }
 
 /// Polls the mock until it has seen at least `n` requests.
-pub(crate) async fn wait_for_requests(
-    env: &TestEnv,
-    n: u64,
-    within: Duration,
-) -> anyhow::Result<()> {
-    let deadline = std::time::Instant::now() + within;
-    while env.mock.stats().requests < n {
-        anyhow::ensure!(
-            std::time::Instant::now() < deadline,
-            "the API saw {} requests, not {n}, within {within:?}",
-            env.mock.stats().requests
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    Ok(())
+pub async fn wait_for_requests(env: &TestEnv, n: u64, within: Duration) -> anyhow::Result<()> {
+    eventually_every(within, Duration::from_millis(20), || async {
+        let seen = env.mock.stats().requests;
+        if seen >= n {
+            Ok(())
+        } else {
+            Err(format!("the API saw {seen} requests, not {n}"))
+        }
+    })
+    .await
 }
 
 /// The records a worker reports having done in its exit line (`worker stopped chunks=N
 /// records=M`), read from its log; `None` when it never wrote that line.
-pub(crate) fn records_done_in_log(log: &str) -> Option<u64> {
+pub fn records_done_in_log(log: &str) -> Option<u64> {
     let line = log.lines().rev().find(|l| l.contains("worker stopped"))?;
     let (_, after) = line.split_once(" records=")?;
     let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
@@ -97,7 +95,7 @@ pub(crate) fn records_done_in_log(log: &str) -> Option<u64> {
 
 /// Asserts that the worker whose log is `label.log` did records (its exit line counts more
 /// than 0), so a check that needs every worker busy cannot pass with an idle one.
-pub(crate) fn assert_worker_did_records(env: &TestEnv, label: &str) -> anyhow::Result<u64> {
+pub fn assert_worker_did_records(env: &TestEnv, label: &str) -> anyhow::Result<u64> {
     let log = std::fs::read_to_string(env.path(&format!("{label}.log")))?;
     let done = records_done_in_log(&log);
     assert!(
@@ -108,7 +106,7 @@ pub(crate) fn assert_worker_did_records(env: &TestEnv, label: &str) -> anyhow::R
 }
 
 /// `volley workers --json`: one object per worker the fleet knows of.
-pub(crate) async fn workers(env: &TestEnv) -> anyhow::Result<Vec<serde_json::Value>> {
+pub async fn workers(env: &TestEnv) -> anyhow::Result<Vec<serde_json::Value>> {
     let out = env.run("volley", &["workers", "--json"]).await?;
     anyhow::ensure!(out.status.success(), "workers: {}", describe(&out));
     Ok(serde_json::from_slice(&out.stdout)?)
@@ -116,29 +114,28 @@ pub(crate) async fn workers(env: &TestEnv) -> anyhow::Result<Vec<serde_json::Val
 
 /// Waits until `volley workers` lists every one of `names` (each has sent a heartbeat, so
 /// it is connected and consuming).
-pub(crate) async fn wait_workers(env: &TestEnv, names: &[&str]) -> anyhow::Result<()> {
+pub async fn wait_workers(env: &TestEnv, names: &[&str]) -> anyhow::Result<()> {
     wait_worker(env, names, |_| true, Duration::from_secs(15)).await
 }
 
 /// Waits until every worker of `names` is listed with a heartbeat for which `holds` is true
 /// (e.g. `chunks_held > 0`), or fails after `within`.
-pub(crate) async fn wait_worker(
+pub async fn wait_worker(
     env: &TestEnv,
     names: &[&str],
     holds: impl Fn(&serde_json::Value) -> bool,
     within: Duration,
 ) -> anyhow::Result<()> {
-    let deadline = std::time::Instant::now() + within;
-    loop {
+    eventually_every(within, Duration::from_millis(100), || async {
         let listed = workers(env).await?;
         let ready = |name: &&str| listed.iter().any(|w| w["id"] == **name && holds(w));
         if names.iter().all(ready) {
-            return Ok(());
+            Ok(())
+        } else {
+            Err(anyhow::anyhow!(
+                "workers {names:?} not listed as expected: {listed:?}"
+            ))
         }
-        anyhow::ensure!(
-            std::time::Instant::now() < deadline,
-            "workers {names:?} not listed as expected within {within:?}: {listed:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await
 }
