@@ -3,7 +3,7 @@
 use crate::oracle::{ApiBound, oracle, wait_done};
 use anyhow::Context as _;
 use std::time::{Duration, Instant};
-use volley_tests::support::{wait_exit, wait_worker};
+use volley_tests::support::{wait_exit, wait_for_requests, wait_worker};
 use volley_tests::{TestEnv, write_jsonl};
 
 fn kill(signal: &str, pid: u32) -> anyhow::Result<()> {
@@ -73,13 +73,9 @@ async fn sigterm_returns_work_that_cannot_finish_within_the_drain_timeout() -> a
     let job = env.produce(&spec, &input, &[]).await?;
     let mut first = env.spawn_worker("first", &["--prefetch", "3", "--drain-timeout", "1s"])?;
     // Wait until the first worker holds chunks and its requests are out.
-    volley_tests::eventually_every(
-        Duration::from_secs(20),
-        Duration::from_millis(20),
-        || async { env.mock.stats().requests >= 40 },
-    )
-    .await
-    .context("the worker never started calling")?;
+    wait_for_requests(&env, 40, Duration::from_secs(20))
+        .await
+        .context("the worker never started calling")?;
     let stopped = Instant::now();
     kill("-TERM", first.id().unwrap_or_default())?;
     let status = wait_exit(&mut first, Duration::from_secs(10)).await?;
@@ -196,13 +192,9 @@ async fn a_second_signal_exits_at_once_and_loses_nothing() -> anyhow::Result<()>
     )?;
     let job = env.produce(&spec, &input, &[]).await?;
     let mut first = env.spawn_worker("first", &["--prefetch", "3", "--drain-timeout", "30s"])?;
-    volley_tests::eventually_every(
-        Duration::from_secs(20),
-        Duration::from_millis(20),
-        || async { env.mock.stats().requests >= 40 },
-    )
-    .await
-    .context("the worker never started calling")?;
+    wait_for_requests(&env, 40, Duration::from_secs(20))
+        .await
+        .context("the worker never started calling")?;
     let pid = first.id().unwrap_or_default();
     kill("-TERM", pid)?;
     // The second signal only once the first is taken (two signals at once may be one).
