@@ -4,9 +4,10 @@ use std::process::Output;
 use tokio::process::{Child, Command};
 use volley_amqp::{AmqpBroker, AmqpOptions};
 use volley_core::Namespace;
-use volley_core::settings::{DEFAULT_AMQP_URL, DEFAULT_REDIS_URL};
 use volley_mockapi::{MockConfig, MockServer};
-use volley_redis::{RedisOptions, RedisStore};
+use volley_redis::RedisStore;
+use volley_runtime::Settings;
+use volley_runtime::settings::{DEFAULT_AMQP_URL, DEFAULT_REDIS_URL};
 
 /// One test's world: namespace, mock API, scratch directory.
 pub struct TestEnv {
@@ -72,24 +73,25 @@ impl TestEnv {
         self.dir.join(name)
     }
 
-    pub fn store(&self) -> anyhow::Result<RedisStore> {
-        Ok(RedisStore::new(
-            &RedisOptions::new(&self.redis_url),
-            self.ns.clone(),
-        )?)
+    /// The settings a child process of this env loads: this process's environment, then
+    /// [`TestEnv::envs`] on top, through the same layering the binaries use.
+    pub fn settings(&self) -> anyhow::Result<Settings> {
+        let env = std::env::vars().chain(self.envs());
+        Ok(Settings::load_from(None, env, &[])?)
     }
 
-    pub fn broker(&self) -> AmqpBroker {
-        let mut options = AmqpOptions::new(&self.amqp_url, self.ns.clone());
-        if let Some(limit) = self
-            .extra_env
-            .iter()
-            .find(|(k, _)| k == "VOLLEY_DELIVERY_LIMIT")
-            .and_then(|(_, v)| v.parse().ok())
-        {
-            options.delivery_limit = limit;
-        }
-        AmqpBroker::new(options)
+    /// The env's store, built from [`TestEnv::settings`] as the binaries build theirs.
+    pub fn store(&self) -> anyhow::Result<RedisStore> {
+        Ok(RedisStore::from_settings(&self.settings()?)?)
+    }
+
+    /// The env's broker (its delivery limit too), built from [`TestEnv::settings`] as the
+    /// binaries build theirs.
+    pub fn broker(&self) -> anyhow::Result<AmqpBroker> {
+        Ok(AmqpBroker::new(AmqpOptions::from_settings(
+            &self.settings()?,
+            "volley",
+        )))
     }
 
     /// Writes a spec calling the mock API; `extra` is appended verbatim.
@@ -169,7 +171,10 @@ impl TestEnv {
     pub async fn cleanup(&self) -> anyhow::Result<()> {
         // Each part is cleaned even when another fails (a private broker already gone must
         // not leave the namespace's Redis keys behind).
-        let broker = self.broker().delete_topology().await;
+        let broker = match self.broker() {
+            Ok(broker) => broker.delete_topology().await.map_err(anyhow::Error::from),
+            Err(e) => Err(e),
+        };
         let store = match self.store() {
             Ok(store) => store
                 .delete_namespace()
@@ -197,7 +202,7 @@ impl Drop for TestEnv {
             eprintln!("kept {} (namespace {})", self.dir.display(), self.ns);
             return;
         }
-        let broker = self.broker();
+        let broker = self.broker().ok();
         let store = self.store().ok();
         let dir = self.dir.clone();
         let _ = std::thread::spawn(move || {
@@ -208,7 +213,9 @@ impl Drop for TestEnv {
                 return;
             };
             rt.block_on(async {
-                let _ = broker.delete_topology().await;
+                if let Some(broker) = broker {
+                    let _ = broker.delete_topology().await;
+                }
                 if let Some(store) = store {
                     let _ = store.delete_namespace().await;
                 }

@@ -1,6 +1,7 @@
 use lapin::{Connection, ConnectionProperties};
 use std::time::Duration;
 use volley_core::{Backoff, BrokerError, Namespace, redact_url};
+use volley_runtime::Settings;
 
 /// How to reach RabbitMQ and how the queues are set up.
 #[derive(Debug, Clone)]
@@ -30,6 +31,17 @@ impl AmqpOptions {
             connect_timeout: Duration::from_secs(10),
             confirm_timeout: Duration::from_secs(30),
             connection_name: "volley".into(),
+        }
+    }
+
+    /// Options for the broker the settings name (URL, namespace, delivery limit), shown as
+    /// `connection_name` in the broker's connection list: the one way the binaries, the CLI
+    /// and the test kit reach RabbitMQ.
+    pub fn from_settings(settings: &Settings, connection_name: impl Into<String>) -> Self {
+        Self {
+            delivery_limit: settings.delivery_limit,
+            connection_name: connection_name.into(),
+            ..Self::new(settings.amqp_url(), settings.namespace.clone())
         }
     }
 }

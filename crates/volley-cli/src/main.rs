@@ -16,7 +16,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 use volley_cli::commands::{dead, demo, hosts, jobs, results, retry, run, status};
-use volley_cli::exit::{self, Failure, codes};
+use volley_cli::exit::{self, codes};
 
 /// Push millions of records through an HTTP API, on one machine or a fleet.
 #[derive(Debug, Parser)]
@@ -59,18 +59,9 @@ enum Command {
 
 fn main() -> ExitCode {
     // lapin logs each channel the broker closes; the commands report those errors themselves.
-    volley_core::telemetry::init_tracing("warn,lapin=off");
+    volley_runtime::telemetry::init_tracing("warn,lapin=off");
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            return Failure::new(exit::SOFTWARE, format!("cannot start the runtime: {e}")).report();
-        }
-    };
-    let result = runtime.block_on(async move {
+    let result = volley_runtime::block_on("volley", async move {
         match cli.command {
             Command::Run(args) => run::run(args).await,
             Command::Demo(args) => demo::run(args).await,
@@ -84,9 +75,8 @@ fn main() -> ExitCode {
         }
     });
     match result {
-        // A short output behind a 0 would pass for a complete one.
-        Ok(()) if volley_core::output::failed() => ExitCode::from(exit::CANT_CREATE),
-        Ok(()) => ExitCode::SUCCESS,
-        Err(failure) => failure.report(),
+        Ok(Ok(())) => volley_runtime::unless_stdout_failed(ExitCode::SUCCESS),
+        Ok(Err(failure)) => failure.report(),
+        Err(code) => code,
     }
 }

@@ -35,7 +35,7 @@ mod points {
             && progress >= limit
         {
             let text = format!("failpoint {name} reached at {progress}: aborting");
-            crate::telemetry::say(tracing::Level::ERROR, "", &text, &[]);
+            crate::output::say(tracing::Level::ERROR, "", &text, &[]);
             std::process::abort();
         }
     }
@@ -51,7 +51,7 @@ mod points {
         });
         if abort.as_deref() == Some(id) {
             let text = format!("failpoint abort_on_record reached at {id}: aborting");
-            crate::telemetry::say(tracing::Level::ERROR, "", &text, &[]);
+            crate::output::say(tracing::Level::ERROR, "", &text, &[]);
             std::process::abort();
         }
         if panic.as_deref() == Some(id) {

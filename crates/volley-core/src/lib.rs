@@ -27,11 +27,9 @@ pub mod preview;
 mod redact_url;
 pub mod redrive;
 mod retry;
-pub mod settings;
 mod spec;
 mod store;
 mod tally;
-pub mod telemetry;
 pub mod template;
 pub mod time;
 
@@ -49,7 +47,6 @@ pub use outcome::{
 pub use pipeline::{Processor, run_chunk};
 pub use redact_url::redact_url;
 pub use retry::{RetryPolicy, parse_retry_after};
-pub use settings::{Settings, SettingsError};
 pub use spec::{
     BodyMode, BreakerSpec, ChunkingSpec, ConcurrencySpec, InputSpec, JobSpec, RequestSpec,
     ResultSpec, RetrySpec, SpecDuration, SpecError, SpecMethod,

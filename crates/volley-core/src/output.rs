@@ -10,8 +10,14 @@
 //! Messages for the user go to stderr through [`crate::errln!`] and [`crate::err!`]: a
 //! closed stderr (`volley status JOB 2>&1 | head -1`) would make `eprintln!` panic too.
 //! There is nowhere left to report a failed write to stderr, so it is dropped.
+//!
+//! A line for the user that must follow the log format (a JSON line under
+//! `VOLLEY_LOG_FORMAT=json`) goes through [`say`]; it lives here rather than beside the
+//! tracing set-up (in `volley-runtime`) because the domain says such lines too (dry runs,
+//! failpoints).
 
 use std::io::Write as _;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 const OPEN: u8 = 0;
@@ -83,4 +89,36 @@ macro_rules! err {
     ($($arg:tt)*) => {
         $crate::output::write_stderr(format_args!($($arg)*))
     };
+}
+
+/// Whether logs are JSON lines (`VOLLEY_LOG_FORMAT=json`), read once.
+pub fn json_logs() -> bool {
+    static JSON: OnceLock<bool> = OnceLock::new();
+    *JSON.get_or_init(|| {
+        std::env::var("VOLLEY_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"))
+    })
+}
+
+/// A line for the user on stderr, shown whatever `RUST_LOG` says: `prefix: text` (or the
+/// text alone when `prefix` is empty), or with `VOLLEY_LOG_FORMAT=json` one JSON object
+/// like the log lines (`timestamp`, `level`, `message`, then `fields`, e.g. `job.id`), so a
+/// log collector reading stderr sees JSON only.
+pub fn say(level: tracing::Level, prefix: &str, text: &str, fields: &[(&str, &str)]) {
+    if !json_logs() {
+        if prefix.is_empty() {
+            crate::errln!("{text}");
+        } else {
+            crate::errln!("{prefix}: {text}");
+        }
+        return;
+    }
+    let mut line = serde_json::Map::new();
+    let now = humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string();
+    line.insert("timestamp".into(), now.into());
+    line.insert("level".into(), level.as_str().into());
+    line.insert("message".into(), text.into());
+    for (key, value) in fields {
+        line.insert((*key).into(), (*value).into());
+    }
+    crate::errln!("{}", serde_json::Value::Object(line));
 }

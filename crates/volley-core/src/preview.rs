@@ -122,7 +122,7 @@ impl DryRun {
             "dry run: {} requests rendered, none sent",
             self.previews.len()
         );
-        crate::telemetry::say(tracing::Level::INFO, "", &text, &[]);
+        crate::output::say(tracing::Level::INFO, "", &text, &[]);
         Ok(())
     }
 }

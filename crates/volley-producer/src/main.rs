@@ -22,9 +22,10 @@ use volley_core::input::{InputFormat, ReaderOptions, open_input};
 use volley_core::preview::DryRun;
 use volley_core::template::process_env;
 use volley_core::time::now_ms;
-use volley_core::{BrokerError, JobId, JobSpec, Settings, StoreError, redact_url};
+use volley_core::{BrokerError, JobId, JobSpec, StoreError, redact_url};
 use volley_producer::{JobStart, ProduceError, ProduceRequest, Verdict, check_missing, produce};
-use volley_redis::{RedisOptions, RedisStore};
+use volley_redis::RedisStore;
+use volley_runtime::Settings;
 
 /// The codes `volley-producer` can return (its `--help` lists them).
 const EXIT_CODES: &[u8] = &[
@@ -87,30 +88,16 @@ struct Args {
 /// Exit codes: [`EXIT_CODES`], meanings in `volley_core::exit`.
 fn main() -> ExitCode {
     // lapin logs each channel the broker closes; the producer reports those errors itself.
-    volley_core::telemetry::init_tracing("warn,lapin=off");
+    volley_runtime::telemetry::init_tracing("warn,lapin=off");
     let args = Args::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            say(
-                Level::ERROR,
-                &format!("cannot start the runtime: {e}"),
-                None,
-            );
-            return ExitCode::from(SOFTWARE);
-        }
-    };
-    match runtime.block_on(run(args)) {
+    match volley_runtime::block_on("volley-producer", run(args)) {
         // The job id could not be printed (a full disk): a script would not find it.
-        Ok(_) if volley_core::output::failed() => ExitCode::from(CANT_CREATE),
-        Ok(code) => code,
-        Err(e) => {
+        Ok(Ok(code)) => volley_runtime::unless_stdout_failed(code),
+        Ok(Err(e)) => {
             say(Level::ERROR, &format!("{e:#}"), None);
             ExitCode::from(INTERNAL)
         }
+        Err(code) => code,
     }
 }
 
@@ -124,7 +111,7 @@ fn fail(code: u8, message: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
 fn say(level: Level, text: &str, job: Option<&JobId>) {
     let job = job.map(ToString::to_string);
     let fields: Vec<(&str, &str)> = job.iter().map(|j| ("job.id", j.as_str())).collect();
-    volley_core::telemetry::say(level, "volley-producer", text, &fields);
+    volley_core::output::say(level, "volley-producer", text, &fields);
 }
 
 async fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -202,15 +189,14 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Ok(s) => s,
         Err(e) => return fail(USAGE, e),
     };
-    let ns = settings.namespace()?;
-    let mut amqp = AmqpOptions::new(settings.amqp_url(), ns.clone());
-    amqp.delivery_limit = settings.delivery_limit;
-    amqp.connection_name = format!("volley-producer {job}");
-    let broker = AmqpBroker::new(amqp);
+    let broker = AmqpBroker::new(AmqpOptions::from_settings(
+        &settings,
+        format!("volley-producer {job}"),
+    ));
     if let Err(e) = broker.check().await {
         return broker_failure(e);
     }
-    let store = RedisStore::new(&RedisOptions::new(settings.redis_url()), ns)?;
+    let store = RedisStore::from_settings(&settings)?;
     match store.check_server().await {
         Ok(warnings) => warnings.iter().for_each(|w| tracing::warn!("{w}")),
         Err(e) => {
@@ -247,7 +233,7 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         job: job.clone(),
         input,
         input_name,
-        retention_secs: settings.retention()?.as_secs(),
+        retention_secs: settings.retention.as_secs(),
         on_progress: Box::new(move |n| progress.set_position(n)),
         missing,
         skip_done: None,

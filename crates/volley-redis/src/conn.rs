@@ -4,6 +4,7 @@ use redis::aio::MultiplexedConnection;
 use std::sync::Mutex;
 use std::time::Duration;
 use volley_core::{StoreError, redact_url};
+use volley_runtime::Settings;
 
 /// How to reach Redis.
 #[derive(Debug, Clone)]
@@ -25,6 +26,11 @@ impl RedisOptions {
             command_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(5),
         }
+    }
+
+    /// Options for the Redis the settings name, with the default deadlines.
+    pub fn from_settings(settings: &Settings) -> Self {
+        Self::new(settings.redis_url())
     }
 }
 

@@ -14,6 +14,7 @@ use volley_core::{
     ChunkCommit, CommitStatus, FailedInput, JobId, JobState, JobStatus, Namespace, NewJob,
     PublishMark, Registration, Store, StoreError, WorkerBeat,
 };
+use volley_runtime::Settings;
 
 /// How long a worker's last beat is kept: long enough for `volley workers` to show a worker
 /// that exited or died as such for a while after it went.
@@ -48,6 +49,18 @@ impl RedisStore {
             ns,
             conns: Arc::new(Connections::new(options)?),
         })
+    }
+
+    /// The store the settings name (URL and namespace): the one way the binaries, the CLI
+    /// and the test kit reach Redis. Connects lazily, on the first command.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] for a URL that cannot be parsed.
+    pub fn from_settings(settings: &Settings) -> Result<Self, StoreError> {
+        Self::new(
+            &RedisOptions::from_settings(settings),
+            settings.namespace.clone(),
+        )
     }
 
     /// The namespace.

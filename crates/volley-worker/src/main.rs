@@ -14,8 +14,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use volley_amqp::{AmqpBroker, AmqpOptions};
-use volley_core::{Settings, StoreError, redact_url};
+use volley_core::{StoreError, redact_url};
 use volley_redis::{RedisFleet, RedisOptions, RedisStore};
+use volley_runtime::Settings;
 use volley_worker::startup::wait_until_up;
 use volley_worker::{DEFAULT_STARTUP_TIMEOUT, WorkerOptions, run_worker};
 
@@ -68,29 +69,19 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    volley_core::telemetry::init_tracing("info");
+    volley_runtime::telemetry::init_tracing("info");
     let args = Args::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            let text = format!("cannot start the runtime: {e}");
-            volley_core::telemetry::say(tracing::Level::ERROR, "volley-worker", &text, &[]);
-            return ExitCode::from(70);
-        }
-    };
-    match runtime.block_on(run(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+    match volley_runtime::block_on("volley-worker", run(args)) {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
             tracing::error!(error.message = %e, error.cause_chain = ?e, "worker failed");
             // The log line above says it already under JSON logs; text logs get it plainly.
-            if !volley_core::telemetry::json_logs() {
+            if !volley_core::output::json_logs() {
                 volley_core::errln!("volley-worker: {e:#}");
             }
             ExitCode::from(69)
         }
+        Err(code) => code,
     }
 }
 
@@ -100,17 +91,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
         args.config.as_deref(),
         &[("namespace", args.namespace.clone())],
     )?;
-    let ns = settings.namespace()?;
-    let mut amqp = AmqpOptions::new(settings.amqp_url(), ns.clone());
-    amqp.delivery_limit = settings.delivery_limit;
     let startup_limit = Some(Duration::from(args.startup_timeout)).filter(|d| !d.is_zero());
     let mut options = worker_options(&args, &settings);
-    amqp.connection_name = format!("volley-worker {}", options.worker_id);
-    let broker = AmqpBroker::new(amqp);
-    let redis = RedisOptions::new(settings.redis_url());
-    let store = RedisStore::new(&redis, ns.clone())?;
-    let fleet = RedisFleet::start(store.clone(), &redis)?;
-    tracing::info!(namespace = %ns, amqp = %redact_url(settings.amqp_url()), redis = %redact_url(settings.redis_url()), "starting");
+    let connection_name = format!("volley-worker {}", options.worker_id);
+    let broker = AmqpBroker::new(AmqpOptions::from_settings(&settings, connection_name));
+    let store = RedisStore::from_settings(&settings)?;
+    let fleet = RedisFleet::start(store.clone(), &RedisOptions::from_settings(&settings))?;
+    tracing::info!(namespace = %settings.namespace, amqp = %redact_url(settings.amqp_url()), redis = %redact_url(settings.redis_url()), "starting");
     raise_open_file_limit(args.concurrency);
     if let Some(proxy) = volley_core::proxy_from_env() {
         tracing::info!(proxy = %proxy, "API requests go through a proxy (from the environment)");

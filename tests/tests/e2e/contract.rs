@@ -455,7 +455,7 @@ async fn memory_adapters_meet_the_redrive_contract() -> anyhow::Result<()> {
 #[tokio::test]
 async fn redis_and_rabbitmq_meet_the_redrive_contract() -> anyhow::Result<()> {
     let env = TestEnv::new().await?;
-    redrive_contract(env.store()?, env.broker()).await
+    redrive_contract(env.store()?, env.broker()?).await
 }
 
 #[tokio::test]
@@ -472,8 +472,8 @@ async fn memory_broker_meets_the_broker_contract() -> anyhow::Result<()> {
 #[tokio::test]
 async fn rabbitmq_broker_meets_the_broker_contract() -> anyhow::Result<()> {
     let env = TestEnv::new().await?;
-    let broker = env.broker();
-    let probe = env.broker();
+    let broker = env.broker()?;
+    let probe = env.broker()?;
     broker_contract(broker, move || {
         let probe = probe.clone();
         async move { Ok(u64::from(probe.queue_counts().await?.dead)) }

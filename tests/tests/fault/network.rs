@@ -66,7 +66,7 @@ async fn a_partition_from_rabbitmq_is_detected_by_heartbeats_and_healed() -> any
     drop(proxy);
     tokio::time::sleep(Duration::from_millis(500)).await;
     volley_amqp::AmqpBroker::new(volley_amqp::AmqpOptions::new(
-        volley_core::settings::DEFAULT_AMQP_URL,
+        volley_runtime::settings::DEFAULT_AMQP_URL,
         env.ns.clone(),
     ))
     .delete_topology()

@@ -134,7 +134,7 @@ async fn garbage_messages_are_dead_lettered_at_once_and_shown_by_volley_dead() -
         br#"{"v":1,"job":"no-such-job","chunk":0,"records":[]}"#.to_vec(),
         br#"{"v":99,"job":"x","chunk":0,"records":[]}"#.to_vec(),
     ];
-    env.broker()
+    env.broker()?
         .publish_confirmed(
             garbage
                 .iter()
@@ -170,14 +170,14 @@ async fn garbage_messages_are_dead_lettered_at_once_and_shown_by_volley_dead() -
         "non-printable bytes are escaped: {dead:?}"
     );
     // Listing did not consume them.
-    assert_eq!(env.broker().queue_counts().await?.dead, 4);
+    assert_eq!(env.broker()?.queue_counts().await?.dead, 4);
     let out = env.run("volley", &["dead", "--requeue"]).await?;
     assert!(out.status.success(), "{}", describe(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("moved 4"));
     // The worker refuses them again, once each.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let counts = env.broker().queue_counts().await?;
+        let counts = env.broker()?.queue_counts().await?;
         if counts.dead == 4 && counts.chunks_ready == 0 {
             break;
         }

@@ -146,7 +146,7 @@ async fn a_job_under_a_random_nemesis_loses_and_doubles_nothing() -> anyhow::Res
     drop(proxy);
     tokio::time::sleep(Duration::from_millis(500)).await;
     volley_amqp::AmqpBroker::new(volley_amqp::AmqpOptions::new(
-        volley_core::settings::DEFAULT_AMQP_URL,
+        volley_runtime::settings::DEFAULT_AMQP_URL,
         env.ns.clone(),
     ))
     .delete_topology()

@@ -173,7 +173,7 @@ async fn wait_for_ready(
 ) -> anyhow::Result<volley_amqp::QueueCounts> {
     let deadline = std::time::Instant::now() + within;
     loop {
-        let counts = env.broker().queue_counts().await?;
+        let counts = env.broker()?.queue_counts().await?;
         if counts.chunks_ready == ready && counts.consumers == 0
             || std::time::Instant::now() >= deadline
         {

@@ -38,7 +38,7 @@ pub struct DeadArgs {
 pub async fn run(args: DeadArgs) -> Result<(), Failure> {
     let (settings, store) = args.connection.store()?;
     let ns = settings.namespace.clone();
-    let broker = args.connection.broker(&settings, "volley dead")?;
+    let broker = args.connection.broker(&settings, "volley dead");
     let unavailable = |e| broker_failure(&settings, e, "");
     if args.requeue {
         // Chunks whose records the store already settled (poison) are not sent back as they
@@ -172,7 +172,7 @@ const REQUEUE_SCAN: usize = 100_000;
 
 /// Message ids (`{job}:{chunk}`) of dead letters whose chunk the store has settled.
 async fn settled_chunks(
-    settings: &volley_core::Settings,
+    settings: &volley_runtime::Settings,
     store: &RedisStore,
     dead: &[DeadLetter],
 ) -> Result<HashSet<String>, Failure> {

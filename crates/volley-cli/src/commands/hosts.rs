@@ -149,7 +149,7 @@ pub async fn host_views(
 /// A [`Failure`] when the settings are bad.
 pub fn open_fleet(connection: &Connection) -> Result<Arc<RedisFleet>, Failure> {
     let (settings, store) = connection.store()?;
-    RedisFleet::start(store, &RedisOptions::new(settings.redis_url()))
+    RedisFleet::start(store, &RedisOptions::from_settings(&settings))
         .map_err(|e| Failure::new(exit::UNAVAILABLE, e))
 }
 

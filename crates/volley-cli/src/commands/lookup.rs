@@ -3,7 +3,8 @@
 
 use super::unavailable;
 use crate::exit::{self, Failure};
-use volley_core::{JobId, JobSpec, JobStatus, Settings, Store};
+use volley_core::{JobId, JobSpec, JobStatus, Store};
+use volley_runtime::Settings;
 
 /// The job's status.
 ///

@@ -12,8 +12,10 @@ pub mod status;
 
 use crate::exit::{CONFIG, Failure, UNAVAILABLE, USAGE};
 use std::path::Path;
-use volley_core::{JobId, Settings, redact_url};
-use volley_redis::{RedisOptions, RedisStore};
+use volley_amqp::{AmqpBroker, AmqpOptions};
+use volley_core::{JobId, redact_url};
+use volley_redis::RedisStore;
+use volley_runtime::Settings;
 
 /// Connection flags every fleet command takes.
 #[derive(Debug, Clone, clap::Args)]
@@ -41,19 +43,8 @@ impl Connection {
 
     /// The RabbitMQ broker for the settings (namespace, delivery limit), named `role` in the
     /// broker's connection list.
-    ///
-    /// # Errors
-    /// A usage [`Failure`] for a bad namespace.
-    pub fn broker(
-        &self,
-        settings: &Settings,
-        role: &str,
-    ) -> Result<volley_amqp::AmqpBroker, Failure> {
-        let ns = settings.namespace().map_err(|e| Failure::new(USAGE, e))?;
-        let mut amqp = volley_amqp::AmqpOptions::new(settings.amqp_url(), ns);
-        amqp.delivery_limit = settings.delivery_limit;
-        amqp.connection_name = role.to_string();
-        Ok(volley_amqp::AmqpBroker::new(amqp))
+    pub fn broker(&self, settings: &Settings, role: &str) -> AmqpBroker {
+        AmqpBroker::new(AmqpOptions::from_settings(settings, role))
     }
 
     /// A Redis store for the settings.
@@ -62,8 +53,7 @@ impl Connection {
     /// A [`Failure`] when the settings are bad.
     pub fn store(&self) -> Result<(Settings, RedisStore), Failure> {
         let settings = self.settings()?;
-        let ns = settings.namespace().map_err(|e| Failure::new(USAGE, e))?;
-        let store = RedisStore::new(&RedisOptions::new(settings.redis_url()), ns).map_err(|e| {
+        let store = RedisStore::from_settings(&settings).map_err(|e| {
             Failure::new(
                 UNAVAILABLE,
                 format!("{e} ({})", redact_url(settings.redis_url())),

@@ -6,8 +6,9 @@ use volley_amqp::AmqpBroker;
 use volley_core::redrive::{RedriveError, RedriveFilter, RedriveReport, redrive};
 
 use volley_core::time::now_ms;
-use volley_core::{JobId, Settings, StoreError};
+use volley_core::{JobId, StoreError};
 use volley_redis::RedisStore;
+use volley_runtime::Settings;
 
 /// Send a finished job's failed records again; their new outcomes replace the old ones.
 #[derive(Debug, clap::Args)]
@@ -36,7 +37,7 @@ fn parse_filter(text: &str) -> Result<RedriveFilter, String> {
 pub async fn run(args: RetryArgs) -> Result<(), Failure> {
     let job = job_id(&args.job)?;
     let (settings, store) = args.connection.store()?;
-    let broker = args.connection.broker(&settings, "volley retry")?;
+    let broker = args.connection.broker(&settings, "volley retry");
     let filter = args.only.unwrap_or_default();
     let report = retry_job(&settings, &store, &broker, &job, &filter).await?;
     if args.json {

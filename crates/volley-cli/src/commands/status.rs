@@ -44,7 +44,7 @@ pub async fn run(args: StatusArgs) -> Result<(), Failure> {
             .map(|u| volley_core::governor::host_key(&u)),
         _ => None,
     };
-    let broker = args.connection.broker(&settings, "volley status")?;
+    let broker = args.connection.broker(&settings, "volley status");
     let started = std::time::Instant::now();
     let mut last_missing_check: Option<std::time::Instant> = None;
     loop {

@@ -1,41 +1,10 @@
 //! Logging set-up shared by the binaries: `RUST_LOG` filters (default `info`), JSON lines when
 //! `VOLLEY_LOG_FORMAT=json`, compact text otherwise; always on stderr, so stdout stays free for
-//! what scripts read (the producer's job id, `--json` output).
+//! what scripts read (the producer's job id, `--json` output). Lines for the user that follow
+//! the same format are [`volley_core::output::say`].
 
-use std::sync::OnceLock;
 use tracing_subscriber::EnvFilter;
-
-/// Whether logs are JSON lines (`VOLLEY_LOG_FORMAT=json`), read once.
-pub fn json_logs() -> bool {
-    static JSON: OnceLock<bool> = OnceLock::new();
-    *JSON.get_or_init(|| {
-        std::env::var("VOLLEY_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"))
-    })
-}
-
-/// A line for the user on stderr, shown whatever `RUST_LOG` says: `prefix: text` (or the
-/// text alone when `prefix` is empty), or with `VOLLEY_LOG_FORMAT=json` one JSON object
-/// like the log lines (`timestamp`, `level`, `message`, then `fields`, e.g. `job.id`), so a
-/// log collector reading stderr sees JSON only.
-pub fn say(level: tracing::Level, prefix: &str, text: &str, fields: &[(&str, &str)]) {
-    if !json_logs() {
-        if prefix.is_empty() {
-            crate::errln!("{text}");
-        } else {
-            crate::errln!("{prefix}: {text}");
-        }
-        return;
-    }
-    let mut line = serde_json::Map::new();
-    let now = humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string();
-    line.insert("timestamp".into(), now.into());
-    line.insert("level".into(), level.as_str().into());
-    line.insert("message".into(), text.into());
-    for (key, value) in fields {
-        line.insert((*key).into(), (*value).into());
-    }
-    crate::errln!("{}", serde_json::Value::Object(line));
-}
+use volley_core::output::{json_logs, say};
 
 /// Under JSON logs a panic is reported as one JSON line (the default hook writes several
 /// lines of text): the payload, where it happened, and the backtrace when `RUST_BACKTRACE`
@@ -74,7 +43,7 @@ fn report_panics_as_json() {
 }
 
 /// Installs the global subscriber, then warns if `VOLLEY_FAILPOINTS` is set in a build
-/// without failpoints ([`crate::failpoint::warn_if_ignored`]). Calling it twice is harmless.
+/// without failpoints ([`volley_core::failpoint::warn_if_ignored`]). Calling it twice is harmless.
 pub fn init_tracing(default_filter: &str) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
@@ -91,5 +60,5 @@ pub fn init_tracing(default_filter: &str) {
         builder.compact().try_init()
     };
     // Every binary starts here: one place for all of them to say so.
-    crate::failpoint::warn_if_ignored();
+    volley_core::failpoint::warn_if_ignored();
 }

@@ -1,16 +1,17 @@
 //! Connection settings shared by every binary, layered as operators expect:
-//! defaults < config file < `VOLLEY_*` environment < command-line flags.
+//! defaults < config file < `VOLLEY_*` environment < command-line flags. They are parsed once,
+//! here, into typed values; the adapters build themselves from [`Settings`]
+//! (`AmqpOptions::from_settings`, `RedisStore::from_settings`), so the binaries, the CLI and
+//! the test kit reach the broker and the store the same way.
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use std::path::Path;
 use std::time::Duration;
-
-use crate::Namespace;
+use volley_core::Namespace;
 
 /// Where the broker and the store are, and how the deployment names its queues and keys.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Settings {
     /// RabbitMQ URL (`VOLLEY_AMQP_URL`). Holds a password: never printed.
@@ -18,11 +19,22 @@ pub struct Settings {
     /// Redis URL (`VOLLEY_REDIS_URL`). May hold a password: never printed.
     pub redis_url: SecretString,
     /// Prefix of queues and keys (`VOLLEY_NAMESPACE`).
-    pub namespace: String,
-    /// Deliveries of a chunk before it is dead-lettered (`VOLLEY_DELIVERY_LIMIT`).
+    pub namespace: Namespace,
+    /// Deliveries of a chunk before it is dead-lettered (`VOLLEY_DELIVERY_LIMIT`), at least 1.
     pub delivery_limit: u32,
     /// How long a finished job's state is kept (`VOLLEY_RETENTION`, e.g. "7d").
-    pub retention: String,
+    pub retention: Duration,
+}
+
+/// The layers as written, before the values are checked: what `config` deserializes.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Written {
+    amqp_url: SecretString,
+    redis_url: SecretString,
+    namespace: String,
+    delivery_limit: u32,
+    retention: String,
 }
 
 /// A setting that could not be loaded, naming its key.
@@ -92,34 +104,34 @@ impl Settings {
                 .set_override_option(*key, value.clone())
                 .map_err(err)?;
         }
-        let settings: Settings = builder
+        let written: Written = builder
             .build()
             .map_err(err)?
             .try_deserialize()
             .map_err(err)?;
-        settings.namespace()?;
-        settings.retention()?;
-        if settings.delivery_limit == 0 {
+        Self::check(written)
+    }
+
+    /// Turns the written values into typed ones, naming the key of the first that is wrong.
+    fn check(written: Written) -> Result<Self, SettingsError> {
+        let namespace = Namespace::parse(&written.namespace)
+            .map_err(|e| SettingsError(format!("namespace: {e}")))?;
+        let retention = humantime::parse_duration(&written.retention).map_err(|_| {
+            SettingsError(format!(
+                "retention: invalid duration '{}'",
+                written.retention
+            ))
+        })?;
+        if written.delivery_limit == 0 {
             return Err(SettingsError("delivery_limit: must be at least 1".into()));
         }
-        Ok(settings)
-    }
-
-    /// The validated namespace.
-    ///
-    /// # Errors
-    /// [`SettingsError`] naming `namespace`.
-    pub fn namespace(&self) -> Result<Namespace, SettingsError> {
-        Namespace::parse(&self.namespace).map_err(|e| SettingsError(format!("namespace: {e}")))
-    }
-
-    /// The retention as a duration.
-    ///
-    /// # Errors
-    /// [`SettingsError`] naming `retention`.
-    pub fn retention(&self) -> Result<Duration, SettingsError> {
-        humantime::parse_duration(&self.retention)
-            .map_err(|_| SettingsError(format!("retention: invalid duration '{}'", self.retention)))
+        Ok(Self {
+            amqp_url: written.amqp_url,
+            redis_url: written.redis_url,
+            namespace,
+            delivery_limit: written.delivery_limit,
+            retention,
+        })
     }
 
     /// The AMQP URL, for connecting only.
@@ -200,9 +212,13 @@ mod tests {
             &[("namespace", Some("from-flag".into()))],
         )
         .unwrap();
-        assert_eq!(s.namespace, "from-flag");
+        assert_eq!(s.namespace.as_str(), "from-flag");
         let s = Settings::load_from(Some(&file), env(&vars), &[("namespace", None)]).unwrap();
-        assert_eq!(s.namespace, "from-env", "an absent flag overrides nothing");
+        assert_eq!(
+            s.namespace.as_str(),
+            "from-env",
+            "an absent flag overrides nothing"
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 
@@ -224,5 +240,21 @@ mod tests {
         )
         .unwrap();
         assert!(!format!("{s:?}").contains("S3CRET"));
+        let e = Settings::load_from(None, env(&[("VOLLEY_DELIVERY_LIMIT", "0")]), &[]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "settings: delivery_limit: must be at least 1"
+        );
+    }
+
+    #[test]
+    fn values_arrive_typed() {
+        let vars = [("VOLLEY_RETENTION", "90m"), ("VOLLEY_DELIVERY_LIMIT", "4")];
+        let s = Settings::load_from(None, env(&vars), &[]).unwrap();
+        assert_eq!(s.retention, Duration::from_secs(90 * 60));
+        assert_eq!(s.delivery_limit, 4);
+        let s = Settings::load_from(None, env(&[]), &[]).unwrap();
+        assert_eq!(s.retention, Duration::from_secs(7 * 24 * 3600));
+        assert_eq!((s.delivery_limit, s.namespace.as_str()), (20, "volley"));
     }
 }
