@@ -38,7 +38,9 @@ pub use broker::{Broker, BrokerError, ChunkConsumer, ChunkDelivery, OutgoingChun
 pub use chunk::{
     CHUNK_FORMAT_VERSION, ChunkDecodeError, ChunkEncoder, ChunkMessage, ChunkRecord, Redo,
 };
-pub use http::{ClientOptions, HttpProcessor, build_client, proxy_from_env};
+pub use http::{
+    AttemptClass, ClientOptions, HostSignal, HttpProcessor, build_client, proxy_from_env,
+};
 pub use job::{JobId, JobState, Namespace};
 pub use outcome::{
     ErrorKind, RecordError, RecordOutcome, ResultDecodeError, ResultLine, decode_chunk_results,

@@ -1,6 +1,8 @@
-//! When a failed attempt is tried again, and after how long.
+//! When a failed attempt is tried again, and after how long. What an attempt was is judged
+//! once, by [`AttemptClass::of`]; the policy only looks its kind and status up in the job's
+//! `retry.on_status` / `retry.on_errors`.
 
-use crate::{ErrorKind, RetrySpec};
+use crate::{AttemptClass, ErrorKind, RetrySpec};
 use std::time::{Duration, SystemTime};
 
 /// The retry policy of a job, from its `[retry]` section.
@@ -43,6 +45,14 @@ impl RetryPolicy {
         }
     }
 
+    /// Whether a classified attempt is worth another one: never a success.
+    pub fn retries(&self, attempt: AttemptClass) -> bool {
+        match attempt {
+            AttemptClass::Success => false,
+            AttemptClass::Failed { kind, status, .. } => self.is_retryable(kind, status),
+        }
+    }
+
     /// The exponential ceiling before attempt `next_attempt` (2 for the first retry):
     /// `base × 2^(n-2)`, capped at `max_delay`.
     pub fn ceiling(&self, next_attempt: u32) -> Duration {
@@ -78,6 +88,7 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::RecordError;
 
     fn policy() -> RetryPolicy {
         RetryPolicy {
@@ -142,5 +153,12 @@ mod tests {
             !p.is_retryable(ErrorKind::Dns, None),
             "only the listed transport errors"
         );
+        let down = |status| RecordError {
+            kind: ErrorKind::Status,
+            message: format!("HTTP {status}"),
+        };
+        assert!(p.retries(AttemptClass::of(Some(503), Some(&down(503)))));
+        assert!(!p.retries(AttemptClass::of(Some(404), Some(&down(404)))));
+        assert!(!p.retries(AttemptClass::of(Some(200), None)));
     }
 }

@@ -1,8 +1,14 @@
-use super::breaker::{BreakerPhase, LocalBreaker};
+//! The gate of every request: waits out a host's pause, asks its breaker (a
+//! [`LocalBreaker`], which owns the breaker's rules) for a decision, claims the probe, takes
+//! rate-limit tokens, and learns from each attempt's [`AttemptClass`]. It announces what
+//! changed to the fleet and adopts what the fleet announces.
+
+use super::breaker::BreakerPhase;
 use super::dispenser::Dispenser;
 use super::fleet::{FleetEvent, FleetState, HostLimit};
+use super::local_breaker::{Decision, LocalBreaker};
 use crate::time::now_ms;
-use crate::{Backoff, BreakerSpec, ErrorKind, RecordError};
+use crate::{AttemptClass, Backoff, BreakerSpec, ErrorKind, RecordError};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -25,7 +31,8 @@ pub struct JobLimits {
     pub job: String,
     /// The job's own rate limit: (requests/s, burst).
     pub rate: Option<(f64, u32)>,
-    /// The breaker settings.
+    /// The job's breaker settings: they govern the host's breaker for this job's calls
+    /// and waits (see `local_breaker.rs` on hosts shared by jobs).
     pub breaker: BreakerSpec,
     /// Longest pause a `Retry-After` may impose (the job's `retry.max_delay`).
     pub max_pause: Duration,
@@ -43,8 +50,8 @@ pub enum Admission {
 /// What the governor needs to know of an attempt.
 #[derive(Debug, Clone, Copy)]
 pub struct Observation<'a> {
-    /// HTTP status, if a response came.
-    pub status: Option<u16>,
+    /// What the attempt says about the host.
+    pub class: AttemptClass,
     /// The failure, if it failed: its text becomes the breaker's cause.
     pub error: Option<&'a RecordError>,
     /// The `Retry-After` the response carried.
@@ -106,7 +113,7 @@ impl Governor {
         governor
     }
 
-    fn host(&self, host: &str, spec: &BreakerSpec) -> Arc<HostState> {
+    fn host(&self, host: &str) -> Arc<HostState> {
         let mut hosts = lock(&self.hosts);
         // Looked up several times per request: no key allocation once the host is known.
         if let Some(state) = hosts.get(host) {
@@ -118,7 +125,7 @@ impl Governor {
                 Arc::new(HostState {
                     pause_until: AtomicU64::new(0),
                     probing_until: AtomicU64::new(0),
-                    breaker: Mutex::new(LocalBreaker::new(spec.clone())),
+                    breaker: Mutex::new(LocalBreaker::new()),
                     changed: Notify::new(),
                     gave_up_on: AtomicU64::new(0),
                 })
@@ -143,7 +150,7 @@ impl Governor {
                 let mut breaker = state.breaker();
                 // This worker's own announcements come back here too: those, and another
                 // cool-down after a failed probe, are no change of state.
-                if !breaker.phase.same_state(phase) {
+                if !breaker.phase().same_state(phase) {
                     tracing::info!(
                         host = %host,
                         breaker = %phase.describe(now_ms()),
@@ -162,20 +169,20 @@ impl Governor {
         state.changed.notify_waiters();
     }
 
-    /// Whether requests to `host` must wait now (a pause, or an open breaker): checked again
-    /// after a record has its slot, since a pause may have begun while it waited for one.
-    pub fn blocked(&self, host: &str) -> bool {
+    /// Whether `job`'s requests to `host` must wait now (a pause, or an open breaker):
+    /// checked again after a record has its slot, since a pause may have begun while it
+    /// waited for one.
+    pub fn blocked(&self, host: &str, job: &JobLimits) -> bool {
         let Some(state) = lock(&self.hosts).get(host).cloned() else {
             return false;
         };
         let now = now_ms();
-        state.pause_until.load(Ordering::Relaxed) > now
-            || matches!(state.breaker().phase, BreakerPhase::Open { .. })
+        state.pause_until.load(Ordering::Relaxed) > now || state.breaker().holds(&job.breaker)
     }
 
     /// The phase of a host's breaker as this worker sees it.
     pub fn breaker_phase(&self, host: &str) -> Option<BreakerPhase> {
-        lock(&self.hosts).get(host).map(|s| s.breaker().phase)
+        lock(&self.hosts).get(host).map(|s| s.breaker().phase())
     }
 
     /// Waits until a request to `host` may go: no pause, breaker closed (or this is its
@@ -186,75 +193,61 @@ impl Governor {
     /// A `breaker` [`RecordError`] once the breaker has kept the record waiting longer than
     /// `breaker.max_wait`.
     pub async fn admit(&self, host: &str, job: &JobLimits) -> Result<Admission, RecordError> {
-        let state = self.host(host, &job.breaker);
-        let admission = loop {
+        let state = self.host(host);
+        loop {
             let now = now_ms();
             let pause = state.pause_until.load(Ordering::Relaxed);
             if pause > now {
                 nap(pause, &state.changed).await;
                 continue;
             }
-            let phase = state.breaker().phase;
-            let fail_fast = |since_ms: u64| {
-                let open_for = Duration::from_millis(now.saturating_sub(since_ms));
-                (open_for > job.breaker.max_wait.get())
-                    .then(|| give_up(host, &state, since_ms, open_for))
-            };
-            match phase {
-                BreakerPhase::Closed => break Admission::Normal,
-                BreakerPhase::Open { since_ms, until_ms } if until_ms > now => {
-                    if let Some(e) = fail_fast(since_ms) {
-                        return Err(e);
-                    }
-                    nap(until_ms, &state.changed).await;
+            let decision = state.breaker().decide(&job.breaker, now, fastrand::f64);
+            match decision {
+                Decision::Go => return Ok(Admission::Normal),
+                Decision::RampDone => {
+                    // Said by the one admission that ends the ramp on this worker.
+                    tracing::info!(host = %host, breaker = "closed", "breaker changed");
+                    return Ok(Admission::Normal);
                 }
-                BreakerPhase::Open { until_ms, .. } => {
-                    let ttl = u64::try_from(job.breaker.cooldown.get().as_millis())
-                        .unwrap_or(5_000)
-                        + 30_000;
-                    let mine = state.probing_until.load(Ordering::Relaxed);
-                    if mine <= now
-                        && state
-                            .probing_until
-                            .compare_exchange(mine, now + ttl, Ordering::AcqRel, Ordering::Relaxed)
-                            .is_ok()
-                        // One claim per open period: a failed probe reopens the breaker with a
-                        // new `until_ms`, so the next probe needs no release of this one.
-                        && self
-                            .fleet
-                            .try_probe(&format!("{host}#{until_ms}"), ttl)
-                            .await
-                            .unwrap_or(false)
-                    {
+                Decision::Wait(until_ms) => nap(until_ms, &state.changed).await,
+                Decision::FailFast { since_ms, open_for } => {
+                    return Err(give_up(host, &state, since_ms, open_for));
+                }
+                Decision::Probe { period } => {
+                    if self.claim_probe(host, &state, period, job, now).await {
                         tracing::info!(host = %host, "breaker probe");
-                        break Admission::Probe;
+                        return Ok(Admission::Probe);
                     }
-                    // A probe is out (here or on another worker): wait for its verdict, and
-                    // never fail fast now. Past `max_wait` the host is known down only when
-                    // its last probe failed (which reopens the breaker, above); a breaker
-                    // left open with no traffic after an outage (a redrive later) is tried
-                    // again by one probe while the other records wait for its answer.
+                    // A probe is out (here or on another worker): wait for its verdict.
                     nap(now + 200, &state.changed).await;
                 }
-                BreakerPhase::Ramping { since_ms, ramp_ms } => {
-                    let share = now.saturating_sub(since_ms) as f64 / ramp_ms.max(1) as f64;
-                    if share >= 1.0 {
-                        let mut breaker = state.breaker();
-                        // Said by the one admission that ends the ramp on this worker.
-                        if matches!(breaker.phase, BreakerPhase::Ramping { .. }) {
-                            breaker.adopt(BreakerPhase::Closed);
-                            tracing::info!(host = %host, breaker = "closed", "breaker changed");
-                        }
-                        break Admission::Normal;
-                    }
-                    if fastrand::f64() < share.max(0.05) {
-                        break Admission::Normal;
-                    }
-                    nap(now + 100, &state.changed).await;
-                }
             }
-        };
-        Ok(admission)
+        }
+    }
+
+    /// Claims the probe of the open period ending at `period`: first on this worker, then
+    /// fleet-wide. One claim per open period: a failed probe reopens the breaker with a new
+    /// `until_ms`, so the next probe needs no release of this one.
+    async fn claim_probe(
+        &self,
+        host: &str,
+        state: &HostState,
+        period: u64,
+        job: &JobLimits,
+        now: u64,
+    ) -> bool {
+        let ttl = u64::try_from(job.breaker.cooldown.get().as_millis()).unwrap_or(5_000) + 30_000;
+        let mine = state.probing_until.load(Ordering::Relaxed);
+        mine <= now
+            && state
+                .probing_until
+                .compare_exchange(mine, now + ttl, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            && self
+                .fleet
+                .try_probe(&format!("{host}#{period}"), ttl)
+                .await
+                .unwrap_or(false)
     }
 
     /// Waits for a token of every rate limit that applies to a request to `host` (the job's
@@ -336,9 +329,11 @@ impl Governor {
         seen: Observation<'_>,
         job: &JobLimits,
     ) {
-        let state = self.host(host, &job.breaker);
+        let state = self.host(host);
         let now = now_ms();
-        if let (Some(429 | 503), Some(after)) = (seen.status, seen.retry_after) {
+        if seen.class.asks_to_back_off()
+            && let Some(after) = seen.retry_after
+        {
             let until = now + u64::try_from(after.min(job.max_pause).as_millis()).unwrap_or(0);
             // Announce only a pause that extends the known one, so a burst of 429s is one
             // announcement, not hundreds.
@@ -356,24 +351,19 @@ impl Governor {
                 }
             }
         }
-        let kind = seen.error.map(|e| e.kind);
-        let failed = matches!(
-            kind,
-            Some(ErrorKind::Connect | ErrorKind::Timeout | ErrorKind::Dns | ErrorKind::Request)
-        ) || seen.status.is_some_and(|s| s >= 500);
+        let failed = seen.class.counts_against_host();
         let (before, change, cause) = {
             let mut breaker = state.breaker();
             if failed && let Some(error) = seen.error {
                 breaker.note_failure(error);
             }
-            let before = breaker.phase;
+            let before = breaker.phase();
             let change = if admission == Admission::Probe {
-                let phase = probe_outcome(before, failed, now, &job.breaker);
-                breaker.adopt(phase);
+                let phase = breaker.on_probe_result(&job.breaker, failed, now);
                 state.probing_until.store(0, Ordering::Relaxed);
                 Some(phase)
             } else {
-                breaker.observe(failed, now)
+                breaker.on_call(&job.breaker, failed, now)
             };
             // Only an open breaker carries a cause; the text is copied only then.
             let cause = change
@@ -403,28 +393,6 @@ impl Governor {
             .await
         {
             tracing::warn!(error.message = %e, "breaker change not shared with the fleet");
-        }
-    }
-}
-
-/// The phase a probe leads to: open for another cool-down (keeping when the outage began)
-/// when it failed, else a ramp.
-fn probe_outcome(before: BreakerPhase, failed: bool, now: u64, spec: &BreakerSpec) -> BreakerPhase {
-    if failed {
-        let cooldown = u64::try_from(spec.cooldown.get().as_millis()).unwrap_or(5_000);
-        let since_ms = match before {
-            BreakerPhase::Open { since_ms, .. } => since_ms,
-            _ => now,
-        };
-        BreakerPhase::Open {
-            since_ms,
-            until_ms: now + cooldown,
-        }
-    } else {
-        let ramp_ms = u64::try_from(spec.ramp.get().as_millis()).unwrap_or(10_000);
-        BreakerPhase::Ramping {
-            since_ms: now,
-            ramp_ms,
         }
     }
 }
@@ -478,123 +446,17 @@ async fn listen(governor: Weak<Governor>, fleet: Arc<dyn FleetState>) {
 }
 
 impl Governor {
-    /// Applies a stored state to a host even if no request has touched it yet.
+    /// Applies a stored state to a host even if no request has touched it yet. The host's
+    /// breaker keeps no settings of its own (each call brings its job's), so none are
+    /// assumed for it here.
     fn host_seed(&self, event: &FleetEvent) {
         let host = match event {
             FleetEvent::Pause { host, .. } | FleetEvent::Breaker { host, .. } => host,
         };
-        self.host(host, &BreakerSpec::default());
+        self.host(host);
         self.apply(event);
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::SpecDuration;
-    use crate::governor::MemoryFleet;
-
-    fn limits(max_wait: Duration) -> JobLimits {
-        JobLimits {
-            job: "j".into(),
-            rate: None,
-            breaker: BreakerSpec {
-                min_calls: 3,
-                max_wait: SpecDuration(max_wait),
-                ..BreakerSpec::default()
-            },
-            max_pause: Duration::from_secs(1),
-        }
-    }
-
-    #[tokio::test]
-    async fn records_the_breaker_fails_carry_the_hosts_last_error() {
-        let fleet = Arc::new(MemoryFleet::new());
-        let governor = Governor::start(fleet.clone());
-        let job = limits(Duration::ZERO);
-        let refused = RecordError {
-            kind: ErrorKind::Connect,
-            message: "tcp connect error: Connection refused (os error 111)".into(),
-        };
-        let seen = Observation {
-            status: None,
-            error: Some(&refused),
-            retry_after: None,
-        };
-        for _ in 0..3 {
-            governor.observe("h", Admission::Normal, seen, &job).await;
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-        let error = governor.admit("h", &job).await.unwrap_err();
-        assert_eq!(error.kind, ErrorKind::Breaker);
-        assert!(
-            error.message.ends_with(
-                "; last error: connect: tcp connect error: Connection refused (os error 111)"
-            ),
-            "{}",
-            error.message
-        );
-        // The fleet keeps the cause with the phase, for other workers and `volley status`.
-        let current = fleet.current().await.unwrap();
-        assert!(
-            current
-                .iter()
-                .any(|e| matches!(e, FleetEvent::Breaker { cause: Some(c), .. }
-                if c.contains("Connection refused"))),
-            "{current:?}"
-        );
-    }
-
-    #[tokio::test]
-    async fn past_max_wait_records_wait_for_a_due_probe_instead_of_failing() {
-        let governor = Governor::start(Arc::new(MemoryFleet::new()));
-        let mut job = limits(Duration::ZERO);
-        job.breaker.cooldown = SpecDuration(Duration::from_millis(20));
-        job.breaker.ramp = SpecDuration(Duration::from_millis(1));
-        let down = RecordError {
-            kind: ErrorKind::Status,
-            message: "HTTP 503 Service Unavailable".into(),
-        };
-        let failed = Observation {
-            status: Some(503),
-            error: Some(&down),
-            retry_after: None,
-        };
-        for _ in 0..3 {
-            governor.observe("h", Admission::Normal, failed, &job).await;
-        }
-        // In the cool-down of a failed verdict, past max_wait: the host is known down.
-        tokio::time::sleep(Duration::from_millis(2)).await;
-        let error = governor.admit("h", &job).await.unwrap_err();
-        assert_eq!(error.kind, ErrorKind::Breaker);
-        // The cool-down over (a redrive, later): one record probes, the others wait for it.
-        tokio::time::sleep(Duration::from_millis(30)).await;
-        assert!(matches!(
-            governor.admit("h", &job).await,
-            Ok(Admission::Probe)
-        ));
-        let governor = Arc::new(governor);
-        let waiting = tokio::spawn({
-            let (governor, job) = (governor.clone(), job.clone());
-            async move { governor.admit("h", &job).await }
-        });
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(
-            !waiting.is_finished(),
-            "a record failed while the probe was out"
-        );
-        let answered = Observation {
-            status: Some(200),
-            error: None,
-            retry_after: None,
-        };
-        governor
-            .observe("h", Admission::Probe, answered, &job)
-            .await;
-        let admitted = tokio::time::timeout(Duration::from_secs(5), waiting)
-            .await
-            .expect("admitted after the probe answered")
-            .expect("task");
-        assert!(matches!(admitted, Ok(Admission::Normal)), "{admitted:?}");
-    }
-}
+mod tests;

@@ -8,6 +8,7 @@ mod breaker;
 mod dispenser;
 mod fleet;
 mod gate;
+mod local_breaker;
 mod memory;
 
 pub use breaker::{BreakerPhase, StoredBreaker};

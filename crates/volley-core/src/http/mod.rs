@@ -8,5 +8,6 @@ mod first_failures;
 mod processor;
 mod response;
 
+pub use classify::{AttemptClass, HostSignal};
 pub use client::{ClientOptions, build_client, proxy_from_env};
 pub use processor::HttpProcessor;

@@ -1,5 +1,5 @@
 use super::adaptive::AdaptiveLimit;
-use super::classify::{classify, out_of_descriptors};
+use super::classify::{AttemptClass, out_of_descriptors, transport_error};
 use super::first_failures::FirstFailures;
 use super::response::{BodyRead, Redactor, keep_body, keep_error_body, read_capped};
 use crate::governor::{Admission, Governor, JobLimits, Observation, host_key};
@@ -189,7 +189,7 @@ impl HttpProcessor {
                     status: None,
                     latency: started.elapsed(),
                     local_shortage: out_of_descriptors(&e),
-                    result: Err(classify(&e)),
+                    result: Err(transport_error(&e)),
                     retry_after: None,
                     error_body: None,
                 };
@@ -208,7 +208,7 @@ impl HttpProcessor {
         let latency = started.elapsed();
         let mut error_body = None;
         let result = match body {
-            Err(e) => Err(classify(&e)),
+            Err(e) => Err(transport_error(&e)),
             Ok(read) if status.is_success() => self.success_body(read),
             Ok(_) if status.is_redirection() => Err(RecordError {
                 kind: ErrorKind::Redirect,
@@ -336,7 +336,8 @@ impl Processor for HttpProcessor {
                 };
                 // A pause or an open breaker that began while this record waited for its
                 // slot holds it too: give the slot back and wait again.
-                if admission == Admission::Normal && self.governor.blocked(&self.host) {
+                if admission == Admission::Normal && self.governor.blocked(&self.host, &self.limits)
+                {
                     continue;
                 }
                 self.attempt(this_try).await
@@ -349,14 +350,14 @@ impl Processor for HttpProcessor {
                 continue;
             }
             let error = attempt.result.as_ref().err();
+            // Judged once; the adaptive limit, the governor and the retry policy read it.
+            let class = AttemptClass::of(attempt.status, error);
             if let JobSlots::Adaptive(a) = &self.job_slots {
-                let congested = matches!(attempt.status, Some(429 | 503))
-                    || error.is_some_and(|e| e.kind == ErrorKind::Timeout);
-                a.record(attempt.latency, congested, attempt.result.is_ok());
+                a.record(attempt.latency, class.congested(), class.succeeded());
             }
             self.watch_first_calls(&attempt);
             let seen = Observation {
-                status: attempt.status,
+                class,
                 error,
                 retry_after: attempt.retry_after,
             };
@@ -378,8 +379,7 @@ impl Processor for HttpProcessor {
                     return outcome;
                 }
                 Err(error) => {
-                    let retry =
-                        spent < max_attempts && self.retry.is_retryable(error.kind, attempt.status);
+                    let retry = spent < max_attempts && self.retry.retries(class);
                     outcome.error = Some(error);
                     // Only the last attempt's body is kept: a record waiting to try again
                     // holds no body meanwhile.
@@ -390,7 +390,7 @@ impl Processor for HttpProcessor {
                     // A fleet-wide pause already makes the next admission wait out the
                     // Retry-After; the computed backoff applies on top only without one.
                     let delay = match attempt.retry_after {
-                        Some(_) if matches!(attempt.status, Some(429 | 503)) => Duration::ZERO,
+                        Some(_) if class.asks_to_back_off() => Duration::ZERO,
                         after => self.retry.delay(spent + 1, after),
                     };
                     tokio::time::sleep(delay).await;
