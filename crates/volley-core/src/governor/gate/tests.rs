@@ -15,6 +15,24 @@ fn limits(max_wait: Duration) -> JobLimits {
     }
 }
 
+/// `n` ordinary calls to `h` that failed with `error` (and `status`, when one came back).
+async fn fail_calls(
+    governor: &Governor,
+    job: &JobLimits,
+    status: Option<u16>,
+    error: &RecordError,
+    n: usize,
+) {
+    let seen = Observation {
+        class: AttemptClass::of(status, Some(error)),
+        error: Some(error),
+        retry_after: None,
+    };
+    for _ in 0..n {
+        governor.observe("h", Admission::Normal, seen, job).await;
+    }
+}
+
 #[tokio::test]
 async fn records_the_breaker_fails_carry_the_hosts_last_error() {
     let fleet = Arc::new(MemoryFleet::new());
@@ -24,14 +42,7 @@ async fn records_the_breaker_fails_carry_the_hosts_last_error() {
         kind: ErrorKind::Connect,
         message: "tcp connect error: Connection refused (os error 111)".into(),
     };
-    let seen = Observation {
-        class: AttemptClass::of(None, Some(&refused)),
-        error: Some(&refused),
-        retry_after: None,
-    };
-    for _ in 0..3 {
-        governor.observe("h", Admission::Normal, seen, &job).await;
-    }
+    fail_calls(&governor, &job, None, &refused, 3).await;
     tokio::time::sleep(Duration::from_millis(2)).await;
     let error = governor.admit("h", &job).await.unwrap_err();
     assert_eq!(error.kind, ErrorKind::Breaker);
@@ -73,14 +84,7 @@ async fn a_stored_breaker_read_before_any_call_leaves_the_jobs_settings_in_charg
         kind: ErrorKind::Connect,
         message: "Connection refused".into(),
     };
-    let seen = Observation {
-        class: AttemptClass::of(None, Some(&refused)),
-        error: Some(&refused),
-        retry_after: None,
-    };
-    for _ in 0..3 {
-        governor.observe("h", Admission::Normal, seen, &job).await;
-    }
+    fail_calls(&governor, &job, None, &refused, 3).await;
     assert!(
         matches!(governor.breaker_phase("h"), Some(BreakerPhase::Open { .. })),
         "{:?}",
@@ -98,14 +102,7 @@ async fn past_max_wait_records_wait_for_a_due_probe_instead_of_failing() {
         kind: ErrorKind::Status,
         message: "HTTP 503 Service Unavailable".into(),
     };
-    let failed = Observation {
-        class: AttemptClass::of(Some(503), Some(&down)),
-        error: Some(&down),
-        retry_after: None,
-    };
-    for _ in 0..3 {
-        governor.observe("h", Admission::Normal, failed, &job).await;
-    }
+    fail_calls(&governor, &job, Some(503), &down, 3).await;
     // In the cool-down of a failed verdict, past max_wait: the host is known down.
     tokio::time::sleep(Duration::from_millis(2)).await;
     let error = governor.admit("h", &job).await.unwrap_err();
