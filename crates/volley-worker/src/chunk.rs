@@ -10,8 +10,8 @@ use tokio_util::sync::CancellationToken;
 use volley_core::patiently::Patiently;
 use volley_core::time::now_ms;
 use volley_core::{
-    Backoff, ChunkCommit, ChunkDelivery, ChunkMessage, ChunkRecord, CommitStatus, ErrorKind,
-    RecordError, RecordOutcome, Store, run_chunk,
+    Backoff, ChunkCommit, ChunkDecodeError, ChunkDelivery, ChunkMessage, ChunkRecord, CommitStatus,
+    ErrorKind, HttpProcessor, JobId, RecordError, RecordOutcome, Store, run_chunk,
 };
 
 /// What every chunk task shares.
@@ -31,100 +31,199 @@ pub(crate) struct ChunkContext<S> {
 pub(crate) const STORE_BACKOFF: Backoff =
     Backoff::doubling(Duration::from_millis(100), Duration::from_secs(5));
 
+/// What a delivery calls for, decided before any record is touched.
+enum Plan {
+    /// Not a chunk message at all: dead-lettered as it is.
+    Undecodable(ChunkDecodeError),
+    /// A chunk of a job the store does not know (or the drain timeout passed while asking).
+    Unknown(ChunkMessage),
+    /// A redelivery of a chunk already committed: acked without work.
+    Skip(ChunkMessage),
+    /// A chunk that keeps coming back (workers crashed or were stopped on it): its records
+    /// are settled as `poison` without calling the API, and the message is dead-lettered.
+    Poison {
+        message: ChunkMessage,
+        deliveries: u64,
+    },
+    /// The job's spec cannot run on this worker: its records fail with the reason.
+    Broken {
+        message: ChunkMessage,
+        reason: String,
+    },
+    /// Call the API for the chunk's records.
+    Run {
+        message: ChunkMessage,
+        processor: Arc<HttpProcessor>,
+    },
+}
+
+/// How a held chunk's records got (or did not get) their outcomes.
+enum Ran {
+    /// Every record has an outcome: commit them.
+    Outcomes(Vec<RecordOutcome>),
+    /// The drain timeout or the hold limit came first: the chunk goes back unfinished.
+    Unfinished,
+}
+
 /// Handles one delivery to the end; never panics on bad input.
 pub(crate) async fn handle_delivery<S: Store, D: ChunkDelivery>(
     ctx: Arc<ChunkContext<S>>,
     delivery: D,
 ) {
-    let message = match ChunkMessage::decode(delivery.payload()) {
-        Ok(m) => m,
-        Err(e) => {
+    match plan(&ctx, &delivery).await {
+        Plan::Undecodable(e) => {
             tracing::warn!(error.message = %e, bytes = delivery.payload().len(), "poison message: dead-lettering");
             dead_letter(&ctx, &delivery).await;
-            return;
         }
-    };
-    let job = message.job.clone();
-    let chunk = message.chunk;
-    let Some(entry) = find_job(&ctx, &message).await else {
-        requeue_or_dead_letter(&ctx, &delivery, &message).await;
-        return;
-    };
-    if delivery.redelivered() && matches!(ctx.store.is_committed(&job, chunk).await, Ok(true)) {
-        ctx.state
-            .chunks_already_committed
-            .fetch_add(1, Ordering::Relaxed);
-        tracing::info!(job.id = %job, chunk, "redelivered chunk already committed; acking without work");
-        ack(&ctx, &delivery, &message).await;
-        return;
+        Plan::Unknown(message) => requeue_or_dead_letter(&ctx, &delivery, &message).await,
+        Plan::Skip(message) => {
+            ctx.state
+                .chunks_already_committed
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::info!(job.id = %message.job, chunk = message.chunk, "redelivered chunk already committed; acking without work");
+            ack(&ctx, &delivery, &message.job, message.chunk).await;
+        }
+        Plan::Poison {
+            message,
+            deliveries,
+        } => {
+            tracing::warn!(job.id = %message.job, chunk = message.chunk, deliveries, "chunk keeps coming back: settling its records as poison");
+            let reason = format!(
+                "chunk delivered {} times without completing (workers crashed or were stopped on it); not tried again",
+                deliveries + 1
+            );
+            settle(&ctx, &delivery, message, Work::Poison(reason)).await;
+        }
+        Plan::Broken { message, reason } => {
+            let reason = format!("job spec cannot run on this worker: {reason}");
+            settle(&ctx, &delivery, message, Work::Broken(reason)).await;
+        }
+        Plan::Run { message, processor } => {
+            settle(&ctx, &delivery, message, Work::Run(processor)).await;
+        }
     }
-    let records = message.records.len() as u64;
-    ctx.state.records_held.fetch_add(records, Ordering::Relaxed);
-    let inputs: Arc<[ChunkRecord]> = message.records.into();
-    let poisoned = ctx
+}
+
+/// Reads the delivery and asks the store what it needs to know to decide its [`Plan`].
+async fn plan<S: Store, D: ChunkDelivery>(ctx: &ChunkContext<S>, delivery: &D) -> Plan {
+    let message = match ChunkMessage::decode(delivery.payload()) {
+        Ok(m) => m,
+        Err(e) => return Plan::Undecodable(e),
+    };
+    let Some(entry) = find_job(ctx, &message).await else {
+        return Plan::Unknown(message);
+    };
+    // Only a redelivery can have been committed before (the producer publishes each chunk
+    // once), so a first delivery costs no store round trip.
+    if delivery.redelivered()
+        && matches!(
+            ctx.store.is_committed(&message.job, message.chunk).await,
+            Ok(true)
+        )
+    {
+        return Plan::Skip(message);
+    }
+    if let Some(deliveries) = ctx
         .settle_poison_at
         .zip(delivery.delivery_count())
-        .filter(|(limit, count)| count >= limit)
-        .map(|(_, count)| count);
-    if let Some(count) = poisoned {
-        tracing::warn!(job.id = %job, chunk, deliveries = count, "chunk keeps coming back: settling its records as poison");
+        .and_then(|(limit, count)| (count >= limit).then_some(count))
+    {
+        return Plan::Poison {
+            message,
+            deliveries,
+        };
     }
-    let outcomes = match entry.as_ref() {
-        _ if poisoned.is_some() => Some(failed_outcomes(
-            &inputs,
-            ErrorKind::Poison,
-            &format!(
-                "chunk delivered {} times without completing (workers crashed or were stopped on it); not tried again",
-                poisoned.unwrap_or_default() + 1
-            ),
-        )),
-        JobEntry::Ready(processor) => {
-            tokio::select! {
-                outcomes = run_chunk(processor.clone(), inputs.clone()) => outcomes,
-                () = ctx.abort.cancelled() => None,
-                () = tokio::time::sleep(ctx.max_hold) => {
-                    tracing::warn!(job.id = %job, chunk, held_secs = ctx.max_hold.as_secs(), "chunk held too long (a tight rate limit, long Retry-After or slow API for chunking.size records); returning it before RabbitMQ's consumer_timeout closes the channel");
-                    None
+    match entry.as_ref() {
+        JobEntry::Ready(processor) => Plan::Run {
+            message,
+            processor: processor.clone(),
+        },
+        JobEntry::Broken(reason) => Plan::Broken {
+            message,
+            reason: reason.clone(),
+        },
+    }
+}
+
+/// How a held chunk's records get their outcomes.
+enum Work {
+    Run(Arc<HttpProcessor>),
+    Poison(String),
+    Broken(String),
+}
+
+/// Gives every record of the chunk an outcome, commits them in one step, and only then
+/// settles the message: acked, dead-lettered (a poison chunk) or requeued (unfinished).
+async fn settle<S: Store, D: ChunkDelivery>(
+    ctx: &ChunkContext<S>,
+    delivery: &D,
+    message: ChunkMessage,
+    how: Work,
+) {
+    let (job, chunk) = (message.job, message.chunk);
+    let held = ctx.state.hold_records(message.records.len() as u64);
+    let inputs: Arc<[ChunkRecord]> = message.records.into();
+    let poison = matches!(how, Work::Poison(_));
+    let ran = match how {
+        Work::Run(processor) => run(ctx, &job, chunk, processor, &inputs).await,
+        Work::Poison(reason) => Ran::Outcomes(failed_outcomes(&inputs, ErrorKind::Poison, &reason)),
+        Work::Broken(reason) => {
+            Ran::Outcomes(failed_outcomes(&inputs, ErrorKind::Template, &reason))
+        }
+    };
+    let committed = match ran {
+        Ran::Outcomes(outcomes) => {
+            match ChunkCommit::build(&job, chunk, &inputs, &outcomes, now_ms()) {
+                Some(c) => commit(ctx, &c).await,
+                None => {
+                    tracing::warn!(job.id = %job, chunk, "redrive chunk carries an unreadable earlier outcome: dead-lettering");
+                    dead_letter(ctx, delivery).await;
+                    return;
                 }
             }
         }
-        JobEntry::Broken(reason) => Some(failed_outcomes(
-            &inputs,
-            ErrorKind::Template,
-            &format!("job spec cannot run on this worker: {reason}"),
-        )),
+        Ran::Unfinished => false,
     };
-    let committed = match outcomes {
-        Some(outcomes) => match ChunkCommit::build(&job, chunk, &inputs, &outcomes, now_ms()) {
-            Some(c) => commit(&ctx, &c).await,
-            None => {
-                tracing::warn!(job.id = %job, chunk, "redrive chunk carries an unreadable earlier outcome: dead-lettering");
-                dead_letter(&ctx, &delivery).await;
-                ctx.state.records_held.fetch_sub(records, Ordering::Relaxed);
-                return;
-            }
-        },
-        None => false,
-    };
-    ctx.state.records_held.fetch_sub(records, Ordering::Relaxed);
-    if committed {
-        ctx.state.records_done.fetch_add(records, Ordering::Relaxed);
-        if poisoned.is_some() {
-            // Accounted for in the store (every record failed with `poison`); the message
-            // goes to the dead-letter queue so `volley dead` shows what crashed the workers,
-            // and `volley dead --requeue` sends its records again.
-            tracing::warn!(job.id = %job, chunk, "poison chunk settled and dead-lettered");
-            dead_letter(&ctx, &delivery).await;
-            return;
-        }
-        volley_core::failpoint::abort_when_reached(
-            "worker_abort_after_commits",
-            ctx.state.chunks_committed.load(Ordering::Relaxed),
-        );
-        ack_delivery(&ctx, &delivery, job.as_str(), chunk).await;
-    } else {
+    let records = held.release();
+    if !committed {
         tracing::info!(job.id = %job, chunk, "returning unfinished chunk to the queue");
         let _ = delivery.requeue().await;
+        return;
+    }
+    ctx.state.records_done.fetch_add(records, Ordering::Relaxed);
+    if poison {
+        // Accounted for in the store (every record failed with `poison`); the message goes
+        // to the dead-letter queue so `volley dead` shows what crashed the workers, and
+        // `volley dead --requeue` sends its records again.
+        tracing::warn!(job.id = %job, chunk, "poison chunk settled and dead-lettered");
+        dead_letter(ctx, delivery).await;
+        return;
+    }
+    volley_core::failpoint::abort_when_reached(
+        "worker_abort_after_commits",
+        ctx.state.chunks_committed.load(Ordering::Relaxed),
+    );
+    ack(ctx, delivery, &job, chunk).await;
+}
+
+/// Calls the API for every record, unless the drain timeout or the hold limit comes first.
+async fn run<S>(
+    ctx: &ChunkContext<S>,
+    job: &JobId,
+    chunk: u64,
+    processor: Arc<HttpProcessor>,
+    inputs: &Arc<[ChunkRecord]>,
+) -> Ran {
+    tokio::select! {
+        outcomes = run_chunk(processor, inputs.clone()) => match outcomes {
+            Some(outcomes) => Ran::Outcomes(outcomes),
+            None => Ran::Unfinished,
+        },
+        () = ctx.abort.cancelled() => Ran::Unfinished,
+        () = tokio::time::sleep(ctx.max_hold) => {
+            tracing::warn!(job.id = %job, chunk, held_secs = ctx.max_hold.as_secs(), "chunk held too long (a tight rate limit, long Retry-After or slow API for chunking.size records); returning it before RabbitMQ's consumer_timeout closes the channel");
+            Ran::Unfinished
+        }
     }
 }
 
@@ -245,16 +344,7 @@ async fn dead_letter<S, D: ChunkDelivery>(ctx: &ChunkContext<S>, delivery: &D) {
     }
 }
 
-async fn ack<S, D: ChunkDelivery>(ctx: &ChunkContext<S>, delivery: &D, message: &ChunkMessage) {
-    ack_delivery(ctx, delivery, message.job.as_str(), message.chunk).await;
-}
-
-async fn ack_delivery<S, D: ChunkDelivery>(
-    ctx: &ChunkContext<S>,
-    delivery: &D,
-    job: &str,
-    chunk: u64,
-) {
+async fn ack<S, D: ChunkDelivery>(ctx: &ChunkContext<S>, delivery: &D, job: &JobId, chunk: u64) {
     match delivery.ack().await {
         Ok(true) => tracing::debug!(job.id = %job, chunk, "ack"),
         Ok(false) | Err(_) => {

@@ -152,12 +152,13 @@ pub async fn run_worker<B: Broker, S: Store>(
             delivery = consumer.next() => {
                 let Some(delivery) = delivery else { break };
                 state.touch().await;
-                state.chunks_held.fetch_add(1, Ordering::Relaxed);
+                // Counted before the task starts, so the idle check never sees a gap.
+                let held = state.hold_chunk();
                 let ctx = ctx.clone();
                 let state = state.clone();
                 tracker.spawn(async move {
                     handle_delivery(ctx, delivery).await;
-                    state.chunks_held.fetch_sub(1, Ordering::Relaxed);
+                    drop(held);
                     state.touch().await;
                 });
             }

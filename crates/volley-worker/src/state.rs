@@ -1,3 +1,4 @@
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 use tokio::sync::Mutex;
@@ -53,8 +54,65 @@ impl WorkerState {
         self.last_activity.lock().await.elapsed()
     }
 
+    /// Counts a delivered chunk as held until the returned guard drops (even by a panic).
+    pub(crate) fn hold_chunk(self: &Arc<Self>) -> Held {
+        Held::new(self.clone(), Gauge::Chunks, 1)
+    }
+
+    /// Counts a chunk's records as held until the guard drops or is released.
+    pub(crate) fn hold_records(self: &Arc<Self>, records: u64) -> Held {
+        Held::new(self.clone(), Gauge::Records, records)
+    }
+
+    fn gauge(&self, gauge: Gauge) -> &AtomicU64 {
+        match gauge {
+            Gauge::Chunks => &self.chunks_held,
+            Gauge::Records => &self.records_held,
+        }
+    }
+
     /// Time since the worker started.
     pub fn uptime(&self) -> std::time::Duration {
         self.started.elapsed()
+    }
+}
+
+/// The gauges a [`Held`] guard keeps.
+#[derive(Debug, Clone, Copy)]
+enum Gauge {
+    Chunks,
+    Records,
+}
+
+/// A count added to one of the worker's gauges while something is held, and taken off again
+/// when the guard goes, on every path out.
+#[must_use = "the count is taken off again when the guard drops"]
+pub(crate) struct Held {
+    state: Arc<WorkerState>,
+    gauge: Gauge,
+    count: u64,
+}
+
+impl Held {
+    fn new(state: Arc<WorkerState>, gauge: Gauge, count: u64) -> Self {
+        state.gauge(gauge).fetch_add(count, Ordering::Relaxed);
+        Self {
+            state,
+            gauge,
+            count,
+        }
+    }
+
+    /// Takes the count off now; returns it.
+    pub(crate) fn release(self) -> u64 {
+        self.count
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.state
+            .gauge(self.gauge)
+            .fetch_sub(self.count, Ordering::Relaxed);
     }
 }

@@ -288,113 +288,154 @@ impl Processor for HttpProcessor {
             error: None,
             body: None,
         };
-        let mut first = match self.build(record) {
-            Ok(r) => Some(r),
-            Err(e) => {
-                outcome.error = Some(e);
-                return outcome;
-            }
-        };
-        let max_attempts = self.retry.max_attempts.max(1);
+        if let Err(e) = self.call(record, &mut outcome).await {
+            outcome.error = Some(e);
+        }
+        outcome
+    }
+}
+
+/// What the record does after an attempt.
+#[derive(Debug, PartialEq, Eq)]
+enum Next {
+    /// Its outcome is final.
+    Done,
+    /// Try again after this delay: the attempt counted.
+    Retry(Duration),
+    /// The request never left (no file descriptor): try again soon, spending no try.
+    Again,
+}
+
+/// Both slots a request holds while it is in flight, taken in order: the job's, then the
+/// worker's, which other jobs share. Dropping it frees both.
+struct Admitted<'a> {
+    admission: Admission,
+    _job: Option<Slot>,
+    _worker: tokio::sync::SemaphorePermit<'a>,
+}
+
+impl HttpProcessor {
+    /// Calls the API for one record until its outcome is final; an `Err` is the outcome's
+    /// error when no attempt could be made (a template fails, the worker shuts down, the
+    /// breaker gives up).
+    async fn call(
+        &self,
+        record: &ChunkRecord,
+        outcome: &mut RecordOutcome,
+    ) -> Result<(), RecordError> {
+        // Most records take one attempt: the first sends the rendered request as it is, and
+        // only a retry renders it again (cheaper than cloning every first attempt).
+        let mut rendered = Some(self.build(record)?);
         let mut spent = 0;
         loop {
-            // Most records take one attempt: the first sends the rendered request as it is,
-            // and only a retry renders it again (cheaper than cloning every first attempt).
-            let this_try = match first.take() {
+            let request = match rendered.take() {
                 Some(request) => request,
-                None => match self.build(record) {
-                    Ok(request) => request,
-                    Err(e) => {
-                        outcome.error = Some(e);
-                        return outcome;
-                    }
-                },
+                None => self.build(record)?,
             };
-            // Pauses and the breaker are waited out before taking a slot: a record backing
-            // off, paused or held by the breaker holds no slot.
-            let admission = match self.governor.admit(&self.host, &self.limits).await {
-                Ok(a) => a,
-                Err(e) => {
-                    outcome.error = Some(e);
-                    return outcome;
+            let admitted = self.admit().await?;
+            let admission = admitted.admission;
+            let attempt = self.attempt(request).await;
+            drop(admitted);
+            match self.settle(attempt, admission, &mut spent, outcome).await {
+                Next::Done => return Ok(()),
+                Next::Retry(delay) => tokio::time::sleep(delay).await,
+                Next::Again => {
+                    // Wait for descriptors to free up (other requests finishing).
+                    tokio::time::sleep(Duration::from_millis(50 + fastrand::u64(0..200))).await;
                 }
+            }
+        }
+    }
+
+    /// Waits until the record may send: pauses and the breaker first, so that a record
+    /// backing off, paused or held by the breaker holds no slot; then the job's slot, the
+    /// host's rate tokens, and the worker's slot.
+    async fn admit(&self) -> Result<Admitted<'_>, RecordError> {
+        loop {
+            let admission = self.governor.admit(&self.host, &self.limits).await?;
+            let job = match &self.job_slots {
+                JobSlots::Fixed(s) => s.clone().acquire_owned().await.ok().map(Slot::Fixed),
+                JobSlots::Adaptive(a) => Some(Slot::Adaptive(a.acquire().await)),
             };
-            let attempt = {
-                let _job = match &self.job_slots {
-                    JobSlots::Fixed(s) => s.clone().acquire_owned().await.ok().map(Slot::Fixed),
-                    JobSlots::Adaptive(a) => Some(Slot::Adaptive(a.acquire().await)),
-                };
-                // Tokens are taken with the job's slot held (so the request leaves at its
-                // token's time) but before the worker-wide slot, which other jobs share.
-                self.governor.tokens(&self.host, &self.limits).await;
-                let Ok(_worker) = self.worker_slots.acquire().await else {
-                    outcome.error = Some(RecordError {
-                        kind: ErrorKind::Request,
-                        message: "worker is shutting down".into(),
-                    });
-                    return outcome;
-                };
-                // A pause or an open breaker that began while this record waited for its
-                // slot holds it too: give the slot back and wait again.
-                if admission == Admission::Normal && self.governor.blocked(&self.host, &self.limits)
-                {
-                    continue;
-                }
-                self.attempt(this_try).await
-            };
-            if attempt.local_shortage {
-                // Not an attempt: the request never left. Wait for descriptors to free up
-                // (other requests finishing) without blaming the host or spending a try.
-                warn_out_of_descriptors();
-                tokio::time::sleep(Duration::from_millis(50 + fastrand::u64(0..200))).await;
+            // Tokens are taken with the job's slot held (so the request leaves at its
+            // token's time) but before the worker-wide slot, which other jobs share.
+            self.governor.tokens(&self.host, &self.limits).await;
+            let worker = self.worker_slots.acquire().await.map_err(|_| RecordError {
+                kind: ErrorKind::Request,
+                message: "worker is shutting down".into(),
+            })?;
+            // A pause or an open breaker that began while this record waited for its slot
+            // holds it too: give the slots back and wait again.
+            if admission == Admission::Normal && self.governor.blocked(&self.host, &self.limits) {
                 continue;
             }
-            let error = attempt.result.as_ref().err();
-            // Judged once; the adaptive limit, the governor and the retry policy read it.
-            let class = AttemptClass::of(attempt.status, error);
-            if let JobSlots::Adaptive(a) = &self.job_slots {
-                a.record(attempt.latency, class.congested(), class.succeeded());
+            return Ok(Admitted {
+                admission,
+                _job: job,
+                _worker: worker,
+            });
+        }
+    }
+
+    /// Tells the adaptive limit, the early warning and the governor what an attempt came
+    /// to, writes it into the outcome, and decides what the record does next.
+    async fn settle(
+        &self,
+        attempt: Attempt,
+        admission: Admission,
+        spent: &mut u32,
+        outcome: &mut RecordOutcome,
+    ) -> Next {
+        if attempt.local_shortage {
+            // Not an attempt: the request never left. Neither the host nor the record is
+            // blamed, and no try is spent.
+            warn_out_of_descriptors();
+            return Next::Again;
+        }
+        let error = attempt.result.as_ref().err();
+        // Judged once; the adaptive limit, the governor and the retry policy read it.
+        let class = AttemptClass::of(attempt.status, error);
+        if let JobSlots::Adaptive(a) = &self.job_slots {
+            a.record(attempt.latency, class.congested(), class.succeeded());
+        }
+        self.watch_first_calls(&attempt);
+        let seen = Observation {
+            class,
+            error,
+            retry_after: attempt.retry_after,
+        };
+        self.governor
+            .observe(&self.host, admission, seen, &self.limits)
+            .await;
+        outcome.attempts += 1;
+        // A failed probe tells about the host, not the record: the record that carried it
+        // keeps its tries for when the host is back.
+        if !(admission == Admission::Probe && attempt.result.is_err()) {
+            *spent += 1;
+        }
+        outcome.status = attempt.status;
+        outcome.latency_ms = u32::try_from(attempt.latency.as_millis()).unwrap_or(u32::MAX);
+        match attempt.result {
+            Ok(body) => {
+                outcome.error = None;
+                outcome.body = body;
+                Next::Done
             }
-            self.watch_first_calls(&attempt);
-            let seen = Observation {
-                class,
-                error,
-                retry_after: attempt.retry_after,
-            };
-            self.governor
-                .observe(&self.host, admission, seen, &self.limits)
-                .await;
-            outcome.attempts += 1;
-            // A failed probe tells about the host, not the record: the record that carried
-            // it keeps its tries for when the host is back.
-            if !(admission == Admission::Probe && attempt.result.is_err()) {
-                spent += 1;
-            }
-            outcome.status = attempt.status;
-            outcome.latency_ms = u32::try_from(attempt.latency.as_millis()).unwrap_or(u32::MAX);
-            match attempt.result {
-                Ok(body) => {
-                    outcome.error = None;
-                    outcome.body = body;
-                    return outcome;
+            Err(error) => {
+                let retry = *spent < self.retry.max_attempts.max(1) && self.retry.retries(class);
+                outcome.error = Some(error);
+                // Only the last attempt's body is kept: a record waiting to try again holds
+                // no body meanwhile.
+                if !retry {
+                    outcome.body = self.kept_error_body(attempt.error_body);
+                    return Next::Done;
                 }
-                Err(error) => {
-                    let retry = spent < max_attempts && self.retry.retries(class);
-                    outcome.error = Some(error);
-                    // Only the last attempt's body is kept: a record waiting to try again
-                    // holds no body meanwhile.
-                    if !retry {
-                        outcome.body = self.kept_error_body(attempt.error_body);
-                        return outcome;
-                    }
-                    // A fleet-wide pause already makes the next admission wait out the
-                    // Retry-After; the computed backoff applies on top only without one.
-                    let delay = match attempt.retry_after {
-                        Some(_) if class.asks_to_back_off() => Duration::ZERO,
-                        after => self.retry.delay(spent + 1, after),
-                    };
-                    tokio::time::sleep(delay).await;
-                }
+                // A fleet-wide pause already makes the next admission wait out the
+                // Retry-After; the computed backoff applies on top only without one.
+                Next::Retry(match attempt.retry_after {
+                    Some(_) if class.asks_to_back_off() => Duration::ZERO,
+                    after => self.retry.delay(*spent + 1, after),
+                })
             }
         }
     }
