@@ -1,3 +1,6 @@
+//! The jobs a worker has met: each job's spec is loaded from the store once and compiled
+//! into one [`HttpProcessor`], shared by every chunk of the job on this worker.
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::{Mutex, OnceCell, Semaphore};

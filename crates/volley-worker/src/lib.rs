@@ -4,6 +4,14 @@
 //!
 //! [`run_worker`] is generic over the broker and the store: the `volley-worker` binary runs it
 //! on RabbitMQ and Redis, `volley run` on the in-memory adapters.
+//!
+//! - `run`: the main loop (consume, one task per delivery, heartbeat, drain on shutdown);
+//! - `chunk`: one delivery's life, as `plan` (what the delivery calls for) then `settle`
+//!   (outcomes, one commit, then ack, dead-letter or requeue);
+//! - `jobs`: the job specs this worker has loaded, one processor per job;
+//! - `state`: the worker's live counters, read by the heartbeat and the idle check;
+//! - `startup`: waiting for RabbitMQ and Redis at start-up;
+//! - `options`: how a worker runs (drain timeout, prefetch, heartbeat, hold limit).
 
 mod chunk;
 mod jobs;
