@@ -113,8 +113,9 @@ async fn plan<S: Store, D: ChunkDelivery>(ctx: &ChunkContext<S>, delivery: &D) -
     let Some(entry) = find_job(ctx, &message).await else {
         return Plan::Unknown(message);
     };
-    // Only a redelivery can have been committed before (the producer publishes each chunk
-    // once), so a first delivery costs no store round trip.
+    // A first delivery skips the store round trip. (A producer that republishes a batch
+    // whose confirms were lost sends copies that arrive as first deliveries; their commit
+    // is absorbed as `AlreadyCommitted`, but their records are called again.)
     if delivery.redelivered()
         && matches!(
             ctx.store.is_committed(&message.job, message.chunk).await,
