@@ -4,7 +4,7 @@
 //! within the documented `breaker.max_wait` instead of waiting silently.
 
 use std::time::{Duration, Instant};
-use volley_tests::support::{describe, wait_exit, wait_for_job};
+use volley_tests::support::{describe, finish_ok, wait_exit, wait_for_job};
 use volley_tests::{TestEnv, check_results, write_jsonl};
 
 /// The default of `breaker.max_wait` as the README documents it, and room for the rest of a
@@ -165,11 +165,7 @@ async fn an_api_answering_500_to_everything_shows_its_statuses_and_error_in_voll
         text.contains("500: ") && text.contains("last error: status: HTTP 500"),
         "{text}"
     );
-    assert!(
-        wait_exit(&mut worker, Duration::from_secs(30))
-            .await?
-            .success()
-    );
+    finish_ok(&mut worker, Duration::from_secs(30)).await?;
     Ok(())
 }
 

@@ -6,7 +6,7 @@ use std::io::Write as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use volley_core::Store as _;
-use volley_tests::support::{describe, export, wait_exit, wait_for_job};
+use volley_tests::support::{describe, export, finish_ok, wait_for_job};
 use volley_tests::{TestEnv, path_str, write_jsonl};
 
 /// The columns of a result, in the README's order.
@@ -27,11 +27,7 @@ async fn fleet_job(env: &TestEnv, spec: &Path, input: &Path) -> anyhow::Result<S
     let job = env.produce(spec, input, &[]).await?;
     let fin = wait_for_job(env, &job).await?;
     assert!(fin.json["terminal"] == true, "{}", fin.json);
-    assert!(
-        wait_exit(&mut worker, Duration::from_secs(30))
-            .await?
-            .success()
-    );
+    finish_ok(&mut worker, Duration::from_secs(30)).await?;
     Ok(job)
 }
 
@@ -292,7 +288,7 @@ async fn results_come_out_in_input_order_when_chunks_finish_out_of_order() -> an
     assert_eq!(csv_lines, lines, "CSV in input order too");
     assert_eq!(env.mock.stats().requests, 200);
     for w in [&mut w1, &mut w2] {
-        assert!(wait_exit(w, Duration::from_secs(30)).await?.success());
+        finish_ok(w, Duration::from_secs(30)).await?;
     }
     Ok(())
 }

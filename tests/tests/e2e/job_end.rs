@@ -9,7 +9,7 @@ use std::io::Write as _;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 use volley_core::Store as _;
-use volley_tests::support::{describe, wait_exit, wait_for_job};
+use volley_tests::support::{describe, finish_ok, wait_for_job};
 use volley_tests::{TestEnv, path_str, write_jsonl};
 
 #[tokio::test]
@@ -82,11 +82,7 @@ async fn status_wait_exits_4_once_the_published_chunks_of_an_input_error_are_don
         200,
         "one call per published record"
     );
-    assert!(
-        wait_exit(&mut worker, Duration::from_secs(30))
-            .await?
-            .success()
-    );
+    finish_ok(&mut worker, Duration::from_secs(30)).await?;
     Ok(())
 }
 
@@ -230,11 +226,7 @@ async fn dead_requeue_with_job_sends_back_only_that_jobs_dead_letters() -> anyho
             .await?;
     }
     let mut worker = env.spawn_worker("w1", &["--exit-when-idle", "2s"])?;
-    assert!(
-        wait_exit(&mut worker, Duration::from_secs(30))
-            .await?
-            .success()
-    );
+    finish_ok(&mut worker, Duration::from_secs(30)).await?;
     for job in [&a, &b] {
         let key = meta_key(&env, job);
         let () = redis::cmd("RENAME")
@@ -262,11 +254,7 @@ async fn dead_requeue_with_job_sends_back_only_that_jobs_dead_letters() -> anyho
     let fin = wait_for_job(&env, &a).await?;
     assert_eq!((fin.code, fin.state()), (0, "completed"), "{}", fin.json);
     assert_eq!(fin.u64("done"), 100);
-    assert!(
-        wait_exit(&mut worker, Duration::from_secs(30))
-            .await?
-            .success()
-    );
+    finish_ok(&mut worker, Duration::from_secs(30)).await?;
     assert_eq!(env.mock.stats().requests, 100, "job A's records, once each");
     let status_b = env
         .store()?
@@ -287,11 +275,7 @@ async fn dead_requeue_with_job_sends_back_only_that_jobs_dead_letters() -> anyho
     let mut worker = env.spawn_worker("w3", &["--exit-when-idle", "2s"])?;
     let fin = wait_for_job(&env, &b).await?;
     assert_eq!((fin.code, fin.state()), (0, "completed"), "{}", fin.json);
-    assert!(
-        wait_exit(&mut worker, Duration::from_secs(30))
-            .await?
-            .success()
-    );
+    finish_ok(&mut worker, Duration::from_secs(30)).await?;
     assert_eq!(env.mock.stats().requests, 200);
     assert!(dead_letters(&env).await?.is_empty());
     Ok(())

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 use volley_core::Store as _;
-use volley_tests::support::{describe, wait_exit, wait_for_job, wait_workers, workers};
+use volley_tests::support::{describe, finish_ok, wait_for_job, wait_workers, workers};
 use volley_tests::{TestEnv, path_str, write_jsonl};
 
 /// The job completes, the API saw exactly one request per record, and the worker leaves
@@ -20,7 +20,7 @@ async fn completes_with_one_request_per_record(
     let fin = wait_for_job(env, job).await?;
     assert_eq!(fin.state(), "completed", "{}", fin.json);
     assert_eq!(env.mock.stats().requests, records, "one request per record");
-    assert!(wait_exit(worker, Duration::from_secs(60)).await?.success());
+    finish_ok(worker, Duration::from_secs(60)).await?;
     Ok(())
 }
 
@@ -178,11 +178,7 @@ async fn workers_count_requests_in_flight_and_show_draining_and_exited() -> anyh
         states.contains(&"draining".to_string()),
         "never shown draining: {states:?}"
     );
-    assert!(
-        wait_exit(&mut worker, Duration::from_secs(10))
-            .await?
-            .success()
-    );
+    finish_ok(&mut worker, Duration::from_secs(10)).await?;
     let listed = workers(&env).await?;
     assert!(
         listed

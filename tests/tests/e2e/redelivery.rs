@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
-use volley_tests::support::{describe, export, wait_exit, wait_for_job};
+use volley_tests::support::{describe, export, finish_ok, wait_for_job};
 use volley_tests::tiny::{self, Reply};
 use volley_tests::{TestEnv, check_results, write_jsonl};
 
@@ -111,11 +111,7 @@ async fn max_wait_fails_held_records_with_breaker_and_retry_only_breaker_sends_t
     );
     let pid = worker.id().ok_or_else(|| anyhow::anyhow!("worker gone"))?;
     volley_tests::support::send_signal("-TERM", pid)?;
-    assert!(
-        wait_exit(&mut worker, Duration::from_secs(30))
-            .await?
-            .success()
-    );
+    finish_ok(&mut worker, Duration::from_secs(30)).await?;
     Ok(())
 }
 
@@ -223,6 +219,6 @@ async fn a_write_keeps_its_idempotency_key_on_redelivery_and_on_redrive() -> any
     check_results(&export(&env, &job, &[]).await?, &ids)?;
     let pid = w2.id().ok_or_else(|| anyhow::anyhow!("worker gone"))?;
     volley_tests::support::send_signal("-TERM", pid)?;
-    assert!(wait_exit(&mut w2, Duration::from_secs(30)).await?.success());
+    finish_ok(&mut w2, Duration::from_secs(30)).await?;
     Ok(())
 }

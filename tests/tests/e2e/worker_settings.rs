@@ -9,7 +9,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use volley_tests::support::{
-    assert_worker_did_records, describe, export, send_signal, wait_exit, wait_for_job, wait_workers,
+    assert_worker_did_records, describe, export, finish_ok, send_signal, wait_exit, wait_for_job,
+    wait_workers,
 };
 use volley_tests::{TestEnv, check_results, path_str, write_jsonl};
 
@@ -126,8 +127,7 @@ async fn panic_on_record_in_a_fleet_worker_fails_the_record_and_the_worker_finis
     assert_panic_counters(&fin.json);
     // The panic was the record's, not the worker's: the one worker did all 20 records and
     // left cleanly once idle.
-    let exit = wait_exit(&mut worker, Duration::from_secs(30)).await?;
-    assert_eq!(exit.code(), Some(0), "worker exit");
+    finish_ok(&mut worker, Duration::from_secs(30)).await?;
     assert_eq!(assert_worker_did_records(&env, "w1")?, 20);
     assert_panic_results(&export(&env, &job, &[]).await?, &ids)?;
     assert_api_saw_all_but_the_panicking_record(&env);
@@ -250,8 +250,7 @@ async fn health_from_volley_http_addr_answers_while_the_worker_consumes() -> any
     wait_workers(&env, &["w1"]).await?;
     assert_eq!(get_health(&http).await?, (200, "ok".to_string()));
     send_signal("-TERM", worker.id().expect("worker pid"))?;
-    let exit = wait_exit(&mut worker, Duration::from_secs(10)).await?;
-    assert_eq!(exit.code(), Some(0));
+    finish_ok(&mut worker, Duration::from_secs(10)).await?;
     Ok(())
 }
 
@@ -330,12 +329,7 @@ async fn retention_sets_the_ttl_of_a_finished_jobs_keys() -> anyhow::Result<()> 
             "{job}: TTLs not about {retention} s: {ttls:?}"
         );
     }
-    assert_eq!(
-        wait_exit(&mut worker, Duration::from_secs(30))
-            .await?
-            .code(),
-        Some(0)
-    );
+    finish_ok(&mut worker, Duration::from_secs(30)).await?;
     Ok(())
 }
 
@@ -398,12 +392,7 @@ async fn json_log_format_makes_every_stderr_line_a_json_object() -> anyhow::Resu
     assert_json_log("producer", &String::from_utf8(produced.stderr)?, &job);
     let fin = wait_for_job(&env, &job).await?;
     assert_eq!(fin.code, 0, "{}", fin.json);
-    assert_eq!(
-        wait_exit(&mut worker, Duration::from_secs(30))
-            .await?
-            .code(),
-        Some(0)
-    );
+    finish_ok(&mut worker, Duration::from_secs(30)).await?;
     let lines = assert_json_log("worker", &std::fs::read_to_string(&worker_log)?, &job);
     // The record's failure names its job and record as fields, and the panic itself (the
     // hook's report, text of several lines without JSON logs) is one JSON line too.

@@ -6,7 +6,7 @@ use crate::oracle::{ApiBound, oracle};
 use std::time::{Duration, Instant};
 use volley_core::{JobId, Store};
 use volley_tests::private::PrivateBroker;
-use volley_tests::support::wait_exit;
+use volley_tests::support::{finish_ok, wait_exit};
 use volley_tests::{TestEnv, write_jsonl};
 
 /// How the broker goes away.
@@ -95,7 +95,7 @@ async fn broker_outage_mid_publish(outage: Outage) -> anyhow::Result<()> {
     .await?;
     assert_eq!(verdict.u64("ok"), 20_000);
     for (name, w) in [("w1", &mut w1), ("w2", &mut w2)] {
-        assert!(wait_exit(w, Duration::from_secs(60)).await?.success());
+        finish_ok(w, Duration::from_secs(60)).await?;
         let log = std::fs::read_to_string(env.path(&format!("{name}.log")))?;
         // Only a reconnect after a lost connection writes this line; the first start does not.
         assert!(
@@ -148,7 +148,7 @@ async fn connections_closed_again_and_again_lose_and_double_nothing() -> anyhow:
     let verdict = oracle(&env, &job, &ids, 0, close_repeats, Duration::from_secs(120)).await?;
     assert_eq!(verdict.u64("ok"), 10_000);
     for w in [&mut w1, &mut w2] {
-        assert!(wait_exit(w, Duration::from_secs(60)).await?.success());
+        finish_ok(w, Duration::from_secs(60)).await?;
     }
     assert!(
         !crate::kit::served_broker_log(&pb).contains("unknown delivery tag"),
@@ -230,6 +230,6 @@ async fn a_memory_alarm_blocks_the_producer_but_not_the_workers() -> anyhow::Res
     )
     .await?;
     assert_eq!(verdict.u64("ok"), 20_000);
-    assert!(wait_exit(&mut w1, Duration::from_secs(60)).await?.success());
+    finish_ok(&mut w1, Duration::from_secs(60)).await?;
     Ok(())
 }

@@ -6,7 +6,7 @@
 use crate::oracle::{ApiBound, oracle, wait_done};
 use std::time::Duration;
 use volley_tests::chaos::ChaosProxy;
-use volley_tests::support::wait_exit;
+use volley_tests::support::finish_ok;
 use volley_tests::{TestEnv, write_jsonl};
 
 #[tokio::test]
@@ -57,7 +57,7 @@ async fn a_partition_from_rabbitmq_is_detected_by_heartbeats_and_healed() -> any
     let verdict = oracle(&env, &job, &ids, 0, requeued, Duration::from_secs(120)).await?;
     assert_eq!(verdict.u64("ok"), 10_000);
     for w in [&mut w1, &mut w2] {
-        assert!(wait_exit(w, Duration::from_secs(60)).await?.success());
+        finish_ok(w, Duration::from_secs(60)).await?;
     }
     // Clean up directly, after the proxy has dropped every connection: the env's own drop
     // would go through the proxy, and a late frame held by the proxy could declare the

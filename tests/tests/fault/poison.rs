@@ -5,7 +5,7 @@ use crate::oracle::{ApiBound, oracle};
 use std::time::{Duration, Instant};
 use tokio::process::Child;
 use volley_core::{Broker, OutgoingChunk};
-use volley_tests::support::{describe, wait_exit};
+use volley_tests::support::{describe, finish_ok};
 use volley_tests::{TestEnv, write_jsonl};
 
 fn worker_with_failpoints(env: &TestEnv, label: &str, failpoints: &str) -> anyhow::Result<Child> {
@@ -110,11 +110,7 @@ async fn a_chunk_that_kills_every_worker_is_settled_as_poison_and_can_be_retried
     let mut fixed = env.spawn_worker("fixed", &["--exit-when-idle", "3s"])?;
     let verdict = oracle(&env, &job, &ids, 0, crashed, Duration::from_secs(60)).await?;
     assert_eq!(verdict.status["state"], "completed");
-    assert!(
-        wait_exit(&mut fixed, Duration::from_secs(30))
-            .await?
-            .success()
-    );
+    finish_ok(&mut fixed, Duration::from_secs(30)).await?;
     Ok(())
 }
 
@@ -184,10 +180,6 @@ async fn garbage_messages_are_dead_lettered_at_once_and_shown_by_volley_dead() -
         anyhow::ensure!(Instant::now() < deadline, "requeued garbage: {counts:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(
-        wait_exit(&mut worker, Duration::from_secs(30))
-            .await?
-            .success()
-    );
+    finish_ok(&mut worker, Duration::from_secs(30)).await?;
     Ok(())
 }

@@ -5,7 +5,7 @@ use crate::kit::{ready_before_and_after, wait_for_log};
 use crate::oracle::{ApiBound, oracle, wait_done};
 use std::time::Duration;
 use volley_tests::private::PrivateRedis;
-use volley_tests::support::{describe, send_signal, wait_exit};
+use volley_tests::support::{describe, finish_ok, send_signal, wait_exit};
 use volley_tests::{TestEnv, write_jsonl};
 
 #[tokio::test]
@@ -53,7 +53,7 @@ async fn redis_down_mid_job_holds_every_ack_until_the_commit_lands() -> anyhow::
         "the workers retried their commits: {logs}"
     );
     for w in [&mut w1, &mut w2] {
-        assert!(wait_exit(w, Duration::from_secs(60)).await?.success());
+        finish_ok(w, Duration::from_secs(60)).await?;
     }
     Ok(())
 }
@@ -217,11 +217,7 @@ async fn a_full_redis_holds_every_ack_until_there_is_room() -> anyhow::Result<()
     )
     .await?;
     assert_eq!(verdict.u64("ok"), 3_000);
-    assert!(
-        wait_exit(&mut worker, Duration::from_secs(60))
-            .await?
-            .success()
-    );
+    finish_ok(&mut worker, Duration::from_secs(60)).await?;
     Ok(())
 }
 
@@ -274,11 +270,7 @@ async fn a_redis_that_cannot_persist_holds_every_ack_until_it_can() -> anyhow::R
         log.contains("commit failed; retrying, chunk stays unacked"),
         "{log}"
     );
-    assert!(
-        wait_exit(&mut worker, Duration::from_secs(60))
-            .await?
-            .success()
-    );
+    finish_ok(&mut worker, Duration::from_secs(60)).await?;
     Ok(())
 }
 
@@ -316,7 +308,7 @@ async fn killed_redis_connections_are_retried_without_double_counting() -> anyho
     .await?;
     assert_eq!(verdict.u64("ok"), 8_000);
     for w in [&mut w1, &mut w2] {
-        assert!(wait_exit(w, Duration::from_secs(60)).await?.success());
+        finish_ok(w, Duration::from_secs(60)).await?;
     }
     Ok(())
 }
@@ -353,6 +345,6 @@ async fn paused_redis_writes_are_waited_out_without_double_counting() -> anyhow:
     )
     .await?;
     assert_eq!(verdict.u64("ok"), 6_000);
-    assert!(wait_exit(&mut w1, Duration::from_secs(60)).await?.success());
+    finish_ok(&mut w1, Duration::from_secs(60)).await?;
     Ok(())
 }

@@ -3,7 +3,7 @@
 use crate::oracle::{ApiBound, oracle, wait_done};
 use anyhow::Context as _;
 use std::time::{Duration, Instant};
-use volley_tests::support::{wait_exit, wait_for_requests, wait_worker};
+use volley_tests::support::{finish_ok, wait_exit, wait_for_requests, wait_worker};
 use volley_tests::{TestEnv, write_jsonl};
 
 fn kill(signal: &str, pid: u32) -> anyhow::Result<()> {
@@ -52,7 +52,7 @@ async fn a_worker_killed_mid_flight_loses_nothing_and_counts_nothing_twice() -> 
     let verdict = oracle(&env, &job, &ids, 0, held, Duration::from_secs(120)).await?;
     assert_eq!(verdict.u64("ok"), 10_000);
     for w in [&mut other, &mut replacement] {
-        assert!(wait_exit(w, Duration::from_secs(60)).await?.success());
+        finish_ok(w, Duration::from_secs(60)).await?;
     }
     Ok(())
 }
@@ -108,11 +108,7 @@ async fn sigterm_returns_work_that_cannot_finish_within_the_drain_timeout() -> a
         why: "the chunks the stopped worker returned",
     };
     oracle(&env, &job, &ids, 0, returned, Duration::from_secs(60)).await?;
-    assert!(
-        wait_exit(&mut second, Duration::from_secs(30))
-            .await?
-            .success()
-    );
+    finish_ok(&mut second, Duration::from_secs(30)).await?;
     Ok(())
 }
 
@@ -168,7 +164,7 @@ async fn a_frozen_worker_that_wakes_up_after_its_chunks_moved_on_changes_no_coun
     let verdict = oracle(&env, &job, &ids, 0, moved, Duration::from_secs(120)).await?;
     assert_eq!(verdict.u64("ok"), 8_000);
     for w in [&mut zombie, &mut other] {
-        assert!(wait_exit(w, Duration::from_secs(60)).await?.success());
+        finish_ok(w, Duration::from_secs(60)).await?;
     }
     let log = std::fs::read_to_string(env.path("zombie.log"))?;
     assert!(
@@ -231,11 +227,7 @@ async fn a_second_signal_exits_at_once_and_loses_nothing() -> anyhow::Result<()>
         why: "the chunks the stopped worker returned",
     };
     oracle(&env, &job, &ids, 0, returned, Duration::from_secs(60)).await?;
-    assert!(
-        wait_exit(&mut second, Duration::from_secs(30))
-            .await?
-            .success()
-    );
+    finish_ok(&mut second, Duration::from_secs(30)).await?;
     Ok(())
 }
 
@@ -311,7 +303,7 @@ async fn a_crash_storm_loses_nothing_and_poisons_nothing() -> anyhow::Result<()>
     let verdict = oracle(&env, &job, &ids, 0, killed, Duration::from_secs(120)).await?;
     assert_eq!(verdict.u64("ok"), 12_000, "no record settled as poison");
     for w in &mut workers {
-        assert!(wait_exit(w, Duration::from_secs(60)).await?.success());
+        finish_ok(w, Duration::from_secs(60)).await?;
     }
     Ok(())
 }
