@@ -4,7 +4,7 @@ use anyhow::Context as _;
 use std::time::Duration;
 use volley_core::Store;
 use volley_tests::support::{
-    assert_worker_did_records, describe, export, finish_ok, wait_exit, wait_for_job,
+    assert_worker_did_records, describe, export, finish_ok, wait_exit, wait_for_job, wait_workers,
 };
 use volley_tests::{TestEnv, check_results, write_jsonl};
 
@@ -23,20 +23,9 @@ async fn ten_thousand_records_through_two_workers_are_each_accounted_once() -> a
     let mut w1 = env.spawn_worker("w1", &["--exit-when-idle", "3s"])?;
     let mut w2 = env.spawn_worker("w2", &["--exit-when-idle", "3s"])?;
     // Both workers announce themselves with heartbeats.
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let out = env.run("volley", &["workers", "--json"]).await?;
-        let workers: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout)?;
-        let names: Vec<&str> = workers.iter().filter_map(|w| w["id"].as_str()).collect();
-        if names.contains(&"w1") && names.contains(&"w2") {
-            break;
-        }
-        anyhow::ensure!(
-            std::time::Instant::now() < deadline,
-            "workers never heartbeat: {names:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_workers(&env, &["w1", "w2"])
+        .await
+        .context("workers never heartbeat")?;
     let job = env.produce(&spec, &input, &[]).await?;
     let fin = wait_for_job(&env, &job).await?;
     assert_eq!(fin.code, 0, "status --wait exit code: {}", fin.json);

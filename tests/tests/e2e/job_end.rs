@@ -4,13 +4,14 @@
 //! --requeue --job JOB` sends back only that job's dead letters; the producer exits 69 when
 //! RabbitMQ or Redis cannot be reached.
 
+use anyhow::Context as _;
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 use volley_core::Store as _;
 use volley_tests::support::{describe, finish_ok, wait_for_job};
-use volley_tests::{TestEnv, path_str, write_jsonl};
+use volley_tests::{TestEnv, eventually_every, path_str, write_jsonl};
 
 #[tokio::test]
 async fn status_wait_exits_4_once_the_published_chunks_of_an_input_error_are_done()
@@ -381,15 +382,20 @@ async fn producer_gives_up(
         .spawn()?;
     let store = env.store()?;
     let job = volley_core::JobId::parse("outage-1").map_err(anyhow::Error::msg)?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let status = store.job_status(&job).await?;
-        if status.as_ref().is_some_and(|s| s.published_chunks > 0) {
-            break;
-        }
-        anyhow::ensure!(Instant::now() < deadline, "nothing published: {status:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually_every(
+        Duration::from_secs(30),
+        Duration::from_millis(20),
+        || async {
+            let status = store.job_status(&job).await?;
+            anyhow::ensure!(
+                status.as_ref().is_some_and(|s| s.published_chunks > 0),
+                "{status:?}"
+            );
+            anyhow::Ok(())
+        },
+    )
+    .await
+    .context("nothing published")?;
     // RabbitMQ goes away: live connections closed, new ones refused.
     drop(proxy);
     let cut = Instant::now();

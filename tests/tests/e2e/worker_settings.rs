@@ -4,15 +4,16 @@
 //! worker waits for its services), `VOLLEY_RETENTION` (the TTL of a finished job's keys) and
 //! `VOLLEY_LOG_FORMAT=json` (every stderr line a JSON object).
 
+use anyhow::Context as _;
 use std::collections::BTreeSet;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use volley_tests::support::{
     assert_worker_did_records, describe, export, finish_ok, send_signal, wait_exit, wait_for_job,
     wait_workers,
 };
-use volley_tests::{TestEnv, check_results, path_str, write_jsonl};
+use volley_tests::{TestEnv, check_results, eventually, path_str, write_jsonl};
 
 /// The record the failpoint panics on: the 8th of 20, in the second chunk of 5.
 const PANICKING: &str = "r000007";
@@ -157,20 +158,33 @@ async fn get_health(addr: &str) -> anyhow::Result<(u16, String)> {
 
 /// Polls `GET /health` until the worker listens (it binds at start), for up to 10 s.
 async fn health_once_listening(addr: &str) -> anyhow::Result<(u16, String)> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match get_health(addr).await {
-            Ok(answer) => return Ok(answer),
-            Err(_) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(e) => return Err(e.context(format!("/health on {addr} never answered"))),
-        }
-    }
+    eventually(Duration::from_secs(10), || get_health(addr))
+        .await
+        .with_context(|| format!("/health on {addr} never answered"))
 }
 
 fn free_addr() -> anyhow::Result<String> {
     Ok(format!("127.0.0.1:{}", volley_tests::private::free_port()?))
+}
+
+/// `Ok` once the worker's log at `log` says it waits for `name`; else what the log holds, and
+/// whether the worker left.
+fn says_it_waits(
+    log: &std::path::Path,
+    name: &str,
+    worker: &mut tokio::process::Child,
+) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(log)?;
+    if text
+        .lines()
+        .any(|l| l.contains(name) && l.contains("not reachable yet; waiting for it"))
+    {
+        return Ok(());
+    }
+    match worker.try_wait()? {
+        Some(status) => anyhow::bail!("the worker left ({status}):\n{text}"),
+        None => anyhow::bail!("{text}"),
+    }
 }
 
 /// Starts a worker whose `var` points at a closed port (`url`, the service `name`) with
@@ -190,22 +204,13 @@ async fn health_while_waiting_for(var: &str, url: &str, name: &str) -> anyhow::R
         .stderr(log)
         .spawn()?;
     // The README's start-up line (`… not reachable yet; waiting for it`), naming the service:
-    // the worker is past everything before that wait (Redis, for the broker's).
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let text = std::fs::read_to_string(&log_path)?;
-        if text
-            .lines()
-            .any(|l| l.contains(name) && l.contains("not reachable yet; waiting for it"))
-        {
-            break;
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline && worker.try_wait()?.is_none(),
-            "the worker never said it waits for {name}:\n{text}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // the worker is past everything before that wait (Redis, for the broker's). The line is
+    // what is waited for: nothing else tells a worker that waits from one that starts.
+    eventually(Duration::from_secs(10), || {
+        std::future::ready(says_it_waits(&log_path, name, &mut worker))
+    })
+    .await
+    .with_context(|| format!("the worker never said it waits for {name}"))?;
     assert_eq!(health_once_listening(&http).await?, (200, "ok".to_string()));
     // Still waiting, not exited: a liveness probe must not restart a worker that waits.
     assert!(

@@ -333,22 +333,17 @@ async fn a_deleted_queue_is_noticed_and_declared_again() -> anyhow::Result<()> {
         .output()?;
     anyhow::ensure!(out.status.success(), "delete_queue: {out:?}");
     // Within a few seconds the worker is consuming again from a fresh queue.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        if env
-            .broker()?
-            .queue_counts()
-            .await
-            .is_ok_and(|c| c.consumers > 0)
-        {
-            break;
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "the worker never came back to the queue"
-        );
-    }
+    volley_tests::eventually_every(
+        Duration::from_secs(15),
+        Duration::from_millis(250),
+        || async {
+            let counts = env.broker()?.queue_counts().await?;
+            anyhow::ensure!(counts.consumers > 0, "{counts:?}");
+            anyhow::Ok(())
+        },
+    )
+    .await
+    .context("the worker never came back to the queue")?;
     let spec = env.write_spec("again", "/users/{id}", "[result]\nbody = \"none\"\n")?;
     let job = env.produce(&spec, &input, &[]).await?;
     // The queue was deleted before the job: nothing is redelivered.
