@@ -193,14 +193,16 @@ async fn a_second_signal_exits_at_once_and_loses_nothing() -> anyhow::Result<()>
         .context("the worker never started calling")?;
     let pid = first.id().unwrap_or_default();
     kill("-TERM", pid)?;
-    // The second signal only once the first is taken (two signals at once may be one).
-    crate::kit::wait_for_log(
+    // The second signal only once the first is taken (two signals at once may be one):
+    // the worker then says it drains, at once, in `volley workers`.
+    wait_worker(
         &env,
-        "first.log",
-        "stop signal: no new chunks",
+        &["first"],
+        |w| w["state"] == "draining",
         Duration::from_secs(10),
     )
-    .await?;
+    .await
+    .context("the first signal was never taken")?;
     let stopped = Instant::now();
     kill("-TERM", pid)?;
     let status = wait_exit(&mut first, Duration::from_secs(10)).await?;
