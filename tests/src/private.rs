@@ -20,6 +20,8 @@ fn scratch(kind: &str, port: u16) -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
+/// A blocking wait, not [`crate::eventually`]: the private servers' `start`, `restart` and
+/// `kill_node` are synchronous (run a process, wait for its port), called without `.await`.
 fn wait_until(what: &str, within: Duration, mut ok: impl FnMut() -> bool) -> anyhow::Result<()> {
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {

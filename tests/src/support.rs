@@ -1,7 +1,8 @@
 //! Helpers both test binaries use: waiting on `volley status --wait --json` and on
-//! `volley workers --json`, exporting results, signals, and reading a worker's exit line.
+//! `volley workers --json`, exporting results, signals, a worker's exit and its exit line.
 
 use crate::{TestEnv, eventually_every};
+use anyhow::Context as _;
 use std::process::Output;
 use std::time::Duration;
 
@@ -60,6 +61,19 @@ pub async fn wait_exit(
     within: Duration,
 ) -> anyhow::Result<std::process::ExitStatus> {
     Ok(tokio::time::timeout(within, child.wait()).await??)
+}
+
+/// The usual end of a test: `worker` (idle, with `--exit-when-idle`) leaves with exit 0
+/// within `within`. What the API saw is the test's own assertion, after this.
+///
+/// # Errors
+/// When the worker has not exited within `within`.
+pub async fn finish_ok(worker: &mut tokio::process::Child, within: Duration) -> anyhow::Result<()> {
+    let status = wait_exit(worker, within)
+        .await
+        .with_context(|| format!("the worker did not exit within {within:?}"))?;
+    assert!(status.success(), "the worker exits 0, got {status}");
+    Ok(())
 }
 
 /// Sends `signal` (`-INT`, `-TERM`) to a process.

@@ -6,7 +6,7 @@
 
 use anyhow::Context as _;
 use std::time::Duration;
-use volley_tests::support::{describe, export, wait_exit, wait_for_job};
+use volley_tests::support::{describe, export, finish_ok, wait_exit, wait_for_job};
 use volley_tests::{TestEnv, check_results, write_jsonl};
 
 /// `volley run --json` of `records` records with `spec_extra`; returns the results after
@@ -240,11 +240,7 @@ async fn running_workers_pick_up_a_changed_host_limit_within_10_s_and_the_old_to
     let fin = wait_for_job(&env, &job).await?;
     assert_eq!((fin.code, fin.u64("ok")), (0, 600), "{}", fin.json);
     check_results(&export(&env, &job, &[]).await?, &ids)?;
-    assert!(
-        wait_exit(&mut worker, Duration::from_secs(30))
-            .await?
-            .success()
-    );
+    finish_ok(&mut worker, Duration::from_secs(30)).await?;
     let times = env.mock.stats().times_ms;
     let count = |from: u64, to: u64| times.iter().filter(|t| **t >= from && **t < to).count();
     let first = times[0];

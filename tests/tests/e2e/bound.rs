@@ -3,8 +3,9 @@
 //! `concurrency.per_worker` requests in flight. The judge is the API's own in-flight
 //! maximum, not the worker's counters.
 
+use anyhow::Context as _;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use volley_core::governor::MemoryFleet;
 use volley_core::memory::MemoryBroker;
@@ -13,7 +14,7 @@ use volley_core::{
     Broker, ChunkEncoder, ChunkMessage, JobId, JobState, NewJob, OutgoingChunk, PublishMark, Store,
 };
 use volley_tests::support::{wait_exit, wait_for_job};
-use volley_tests::{TestEnv, write_jsonl};
+use volley_tests::{TestEnv, eventually, write_jsonl};
 use volley_worker::{WorkerOptions, run_worker};
 
 const PER_WORKER: u64 = 4;
@@ -70,18 +71,16 @@ async fn prefetched_chunks_of_a_new_job_share_one_bound_in_process() -> anyhow::
         shutdown.clone(),
         None,
     ));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
+    eventually(Duration::from_secs(60), || async {
         let status = store.job_status(&job).await?;
-        if status
+        let ended = status
             .as_ref()
-            .is_some_and(|s| JobState::parse(&s.state).is_some_and(JobState::is_terminal))
-        {
-            break;
-        }
-        anyhow::ensure!(Instant::now() < deadline, "job never ended: {status:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+            .is_some_and(|s| JobState::parse(&s.state).is_some_and(JobState::is_terminal));
+        anyhow::ensure!(ended, "{status:?}");
+        anyhow::Ok(())
+    })
+    .await
+    .context("job never ended")?;
     shutdown.cancel();
     let report = worker.await??;
     assert_eq!(report.records_done, CHUNKS * CHUNK_SIZE);

@@ -1,6 +1,7 @@
 //! One contract for the store and one for the broker, run against the in-memory adapters and
 //! the real Redis and RabbitMQ: the embedded default must behave as the fleet does.
 
+use anyhow::Context as _;
 use std::time::Duration;
 use volley_core::memory::{MemoryBroker, MemoryStore};
 use volley_core::redrive::{RedriveError, RedriveFilter, redrive};
@@ -414,10 +415,13 @@ where
     assert!(again.redelivered());
     // A dead-lettered message leaves the queue for the dead-letter queue.
     assert!(d3.dead_letter().await?);
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while dead_count().await? < 1 && std::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    volley_tests::eventually(Duration::from_secs(5), || async {
+        let dead = dead_count().await?;
+        anyhow::ensure!(dead >= 1, "{dead} dead-lettered");
+        anyhow::Ok(())
+    })
+    .await
+    .context("the dead-lettered message never reached the dead-letter queue")?;
     assert_eq!(dead_count().await?, 1);
     // Unsettled when the consumer goes away: delivered again to the next consumer.
     drop(again);

@@ -3,9 +3,10 @@
 //! finds it in every result and in `volley status`, and the job ends in classified failures
 //! within the documented `breaker.max_wait` instead of waiting silently.
 
-use std::time::{Duration, Instant};
-use volley_tests::support::{describe, wait_exit, wait_for_job};
-use volley_tests::{TestEnv, check_results, write_jsonl};
+use anyhow::Context as _;
+use std::time::Duration;
+use volley_tests::support::{describe, finish_ok, wait_exit, wait_for_job};
+use volley_tests::{TestEnv, check_results, eventually_every, write_jsonl};
 
 /// The default of `breaker.max_wait` as the README documents it, and room for the rest of a
 /// run around it.
@@ -19,7 +20,7 @@ async fn wait_for_line(
     within: Duration,
     found: impl Fn(&str) -> bool,
 ) -> anyhow::Result<String> {
-    volley_tests::eventually_every(within, Duration::from_millis(100), || async {
+    eventually_every(within, Duration::from_millis(100), || async {
         let text = std::fs::read_to_string(log).unwrap_or_default();
         match text.lines().find(|l| found(l)) {
             Some(line) => Ok(line.to_string()),
@@ -134,23 +135,21 @@ async fn an_api_answering_500_to_everything_shows_its_statuses_and_error_in_voll
     let job = env.produce(&spec, &input, &[]).await?;
     let mut worker = env.spawn_worker("w1", &["--exit-when-idle", "3s"])?;
     // While the breaker holds the records, status already says why.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let during = loop {
-        let out = env.run("volley", &["status", &job, "--json"]).await?;
-        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-        if json["host"]["last_error"]
-            .as_str()
-            .is_some_and(|e| e.contains("HTTP 500"))
-        {
-            break json;
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "volley status never named the API's 500: {}",
-            describe(&out)
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let during = eventually_every(
+        Duration::from_secs(20),
+        Duration::from_millis(200),
+        || async {
+            let out = env.run("volley", &["status", &job, "--json"]).await?;
+            let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            let named = json["host"]["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("HTTP 500"));
+            anyhow::ensure!(named, "{}", describe(&out));
+            anyhow::Ok(json)
+        },
+    )
+    .await
+    .context("volley status never named the API's 500")?;
     eprintln!("status while held: {during}");
     let fin = wait_for_job(&env, &job).await?;
     assert_eq!(fin.state(), "failed", "{}", fin.json);
@@ -165,11 +164,7 @@ async fn an_api_answering_500_to_everything_shows_its_statuses_and_error_in_voll
         text.contains("500: ") && text.contains("last error: status: HTTP 500"),
         "{text}"
     );
-    assert!(
-        wait_exit(&mut worker, Duration::from_secs(30))
-            .await?
-            .success()
-    );
+    finish_ok(&mut worker, Duration::from_secs(30)).await?;
     Ok(())
 }
 

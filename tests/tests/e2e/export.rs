@@ -2,12 +2,13 @@
 //! and formula cells guarded, `--out FILE` that exists only whole (for `volley results` and
 //! `volley run`), and results in input order even when chunks finish out of order.
 
+use anyhow::Context as _;
 use std::io::Write as _;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use volley_core::Store as _;
-use volley_tests::support::{describe, export, wait_exit, wait_for_job};
-use volley_tests::{TestEnv, path_str, write_jsonl};
+use volley_tests::support::{describe, export, finish_ok, wait_for_job};
+use volley_tests::{TestEnv, eventually, path_str, write_jsonl};
 
 /// The columns of a result, in the README's order.
 const COLUMNS: [&str; 8] = [
@@ -27,11 +28,7 @@ async fn fleet_job(env: &TestEnv, spec: &Path, input: &Path) -> anyhow::Result<S
     let job = env.produce(spec, input, &[]).await?;
     let fin = wait_for_job(env, &job).await?;
     assert!(fin.json["terminal"] == true, "{}", fin.json);
-    assert!(
-        wait_exit(&mut worker, Duration::from_secs(30))
-            .await?
-            .success()
-    );
+    finish_ok(&mut worker, Duration::from_secs(30)).await?;
     Ok(job)
 }
 
@@ -251,20 +248,18 @@ async fn results_come_out_in_input_order_when_chunks_finish_out_of_order() -> an
 
     // Chunks finish out of order: an export while chunk 0 is still running holds the
     // other chunks and says one is not committed.
-    let deadline = Instant::now() + Duration::from_secs(30);
     let store = env.store()?;
     let id = volley_core::JobId::parse(&job).map_err(anyhow::Error::msg)?;
-    let early = loop {
+    eventually(Duration::from_secs(30), || async {
         let status = store.job_status(&id).await?;
         let done = status.as_ref().map_or(0, |s| s.chunks_done);
-        if done >= 19 {
-            let early = env.run("volley", &["results", &job]).await?;
-            assert!(early.status.success(), "{}", describe(&early));
-            break early;
-        }
-        anyhow::ensure!(Instant::now() < deadline, "chunks never done: {status:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+        anyhow::ensure!(done >= 19, "{status:?}");
+        anyhow::Ok(())
+    })
+    .await
+    .context("19 of 20 chunks never done")?;
+    let early = env.run("volley", &["results", &job]).await?;
+    assert!(early.status.success(), "{}", describe(&early));
     let early_lines = line_numbers(&String::from_utf8(early.stdout.clone())?)?;
     // Chunk 0 (lines 1-10, 3 s per record against 0 ms elsewhere) is the one missing:
     // later chunks committed before it.
@@ -292,7 +287,7 @@ async fn results_come_out_in_input_order_when_chunks_finish_out_of_order() -> an
     assert_eq!(csv_lines, lines, "CSV in input order too");
     assert_eq!(env.mock.stats().requests, 200);
     for w in [&mut w1, &mut w2] {
-        assert!(wait_exit(w, Duration::from_secs(30)).await?.success());
+        finish_ok(w, Duration::from_secs(30)).await?;
     }
     Ok(())
 }

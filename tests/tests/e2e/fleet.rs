@@ -3,7 +3,9 @@
 use anyhow::Context as _;
 use std::time::Duration;
 use volley_core::Store;
-use volley_tests::support::{assert_worker_did_records, describe, export, wait_exit, wait_for_job};
+use volley_tests::support::{
+    assert_worker_did_records, describe, export, finish_ok, wait_exit, wait_for_job, wait_workers,
+};
 use volley_tests::{TestEnv, check_results, write_jsonl};
 
 const BODY_NONE: &str = "[result]\nbody = \"none\"\n[concurrency]\nper_worker = 64\n";
@@ -21,20 +23,9 @@ async fn ten_thousand_records_through_two_workers_are_each_accounted_once() -> a
     let mut w1 = env.spawn_worker("w1", &["--exit-when-idle", "3s"])?;
     let mut w2 = env.spawn_worker("w2", &["--exit-when-idle", "3s"])?;
     // Both workers announce themselves with heartbeats.
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let out = env.run("volley", &["workers", "--json"]).await?;
-        let workers: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout)?;
-        let names: Vec<&str> = workers.iter().filter_map(|w| w["id"].as_str()).collect();
-        if names.contains(&"w1") && names.contains(&"w2") {
-            break;
-        }
-        anyhow::ensure!(
-            std::time::Instant::now() < deadline,
-            "workers never heartbeat: {names:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_workers(&env, &["w1", "w2"])
+        .await
+        .context("workers never heartbeat")?;
     let job = env.produce(&spec, &input, &[]).await?;
     let fin = wait_for_job(&env, &job).await?;
     assert_eq!(fin.code, 0, "status --wait exit code: {}", fin.json);
@@ -67,8 +58,8 @@ async fn ten_thousand_records_through_two_workers_are_each_accounted_once() -> a
         10_000,
         "the API saw one request per record"
     );
-    assert!(wait_exit(&mut w1, Duration::from_secs(30)).await?.success());
-    assert!(wait_exit(&mut w2, Duration::from_secs(30)).await?.success());
+    finish_ok(&mut w1, Duration::from_secs(30)).await?;
+    finish_ok(&mut w2, Duration::from_secs(30)).await?;
     // Both workers took part, and their own counts add up to one call per record.
     let done = assert_worker_did_records(&env, "w1")? + assert_worker_did_records(&env, "w2")?;
     assert_eq!(
@@ -119,11 +110,7 @@ async fn redelivered_committed_chunk_changes_no_counter_and_calls_no_api() -> an
         1_000,
         "the redelivered chunk made no HTTP call"
     );
-    assert!(
-        wait_exit(&mut survivor, Duration::from_secs(30))
-            .await?
-            .success()
-    );
+    finish_ok(&mut survivor, Duration::from_secs(30)).await?;
     let log = std::fs::read_to_string(env.path("survivor.log"))?;
     assert!(
         log.contains("redelivered chunk already committed"),
@@ -214,11 +201,7 @@ async fn producer_killed_half_way_resumes_without_publishing_a_chunk_twice() -> 
     );
     check_results(&export(&env, "resume-me", &[]).await?, &ids)?;
     assert_eq!(env.mock.stats().requests, 20_000);
-    assert!(
-        wait_exit(&mut worker, Duration::from_secs(30))
-            .await?
-            .success()
-    );
+    finish_ok(&mut worker, Duration::from_secs(30)).await?;
     // A third run finds the job fully published and changes nothing.
     let again = env
         .run(
@@ -290,11 +273,7 @@ async fn sigterm_drains_held_chunks_and_exits_zero() -> anyhow::Result<()> {
         2_000,
         "nothing was processed twice"
     );
-    assert!(
-        wait_exit(&mut second, Duration::from_secs(30))
-            .await?
-            .success()
-    );
+    finish_ok(&mut second, Duration::from_secs(30)).await?;
     Ok(())
 }
 
@@ -370,11 +349,7 @@ async fn retry_redrives_failed_records_until_they_succeed_with_exact_counters() 
     assert_eq!(failed, 0, "15 rounds at 30% failure leave nothing failed");
     let out = env.run("volley", &["retry", &job]).await?;
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("nothing to retry"));
-    assert!(
-        wait_exit(&mut worker, Duration::from_secs(60))
-            .await?
-            .success()
-    );
+    finish_ok(&mut worker, Duration::from_secs(60)).await?;
     Ok(())
 }
 

@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use volley_tests::support::{
-    assert_worker_did_records, describe, export, wait_exit, wait_for_job, wait_workers,
+    assert_worker_did_records, describe, export, finish_ok, wait_for_job, wait_workers,
 };
 use volley_tests::{ResultsCheck, TestEnv, check_results, write_jsonl};
 
@@ -281,7 +281,7 @@ async fn three_workers_share_one_rate_limit() -> anyhow::Result<()> {
         );
     }
     for mut w in workers {
-        assert!(wait_exit(&mut w, Duration::from_secs(30)).await?.success());
+        finish_ok(&mut w, Duration::from_secs(30)).await?;
     }
     // All three workers took part (a limit kept by one worker alone proves nothing).
     for name in ["w1", "w2", "w3"] {
@@ -367,7 +367,7 @@ async fn a_429_pauses_every_worker_not_just_the_one_that_got_it() -> anyhow::Res
     );
     assert!(after > 0, "traffic resumed after the pause");
     for w in [&mut w1, &mut w2] {
-        assert!(wait_exit(w, Duration::from_secs(30)).await?.success());
+        finish_ok(w, Duration::from_secs(30)).await?;
     }
     // Both workers were busy around the pause, so a pause kept only by the worker that
     // received the 429 would have let the other one's requests through.
@@ -464,7 +464,7 @@ async fn breaker_holds_records_through_an_outage_with_only_probes_reaching_the_a
         "the job took {recovery:?} to finish after the outage ended"
     );
     for w in [&mut w1, &mut w2] {
-        assert!(wait_exit(w, Duration::from_secs(30)).await?.success());
+        finish_ok(w, Duration::from_secs(30)).await?;
     }
     Ok(())
 }
@@ -569,7 +569,7 @@ async fn a_fleet_level_host_limit_caps_a_job_that_sets_none() -> anyhow::Result<
         "300 requests in {span} ms: faster than the host limit"
     );
     for w in [&mut w1, &mut w2] {
-        assert!(wait_exit(w, Duration::from_secs(30)).await?.success());
+        finish_ok(w, Duration::from_secs(30)).await?;
     }
     let out = env.run("volley", &["hosts", "unlimit", &base]).await?;
     assert!(out.status.success(), "{}", describe(&out));

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::time::Duration;
 use volley_core::Store;
-use volley_tests::support::{describe, export, wait_exit, wait_for_job};
+use volley_tests::support::{describe, export, finish_ok, wait_for_job};
 use volley_tests::{TestEnv, check_results};
 
 #[tokio::test]
@@ -140,11 +140,7 @@ async fn a_malformed_line_stops_the_producer_and_a_fixed_input_resumes_the_job()
         (0, "completed", 5_000)
     );
     check_results(&export(&env, "badline-1", &[]).await?, &ids)?;
-    assert!(
-        wait_exit(&mut worker, Duration::from_secs(30))
-            .await?
-            .success()
-    );
+    finish_ok(&mut worker, Duration::from_secs(30)).await?;
     Ok(())
 }
 
@@ -212,10 +208,6 @@ async fn the_producer_reads_stdin() -> anyhow::Result<()> {
     );
     assert_eq!(fin.json["input"], "<stdin>");
     check_results(&export(&env, &job, &[]).await?, &ids)?;
-    assert!(
-        wait_exit(&mut worker, Duration::from_secs(30))
-            .await?
-            .success()
-    );
+    finish_ok(&mut worker, Duration::from_secs(30)).await?;
     Ok(())
 }

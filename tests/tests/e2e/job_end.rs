@@ -4,13 +4,14 @@
 //! --requeue --job JOB` sends back only that job's dead letters; the producer exits 69 when
 //! RabbitMQ or Redis cannot be reached.
 
+use anyhow::Context as _;
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 use volley_core::Store as _;
-use volley_tests::support::{describe, wait_exit, wait_for_job};
-use volley_tests::{TestEnv, path_str, write_jsonl};
+use volley_tests::support::{describe, finish_ok, wait_for_job};
+use volley_tests::{TestEnv, eventually_every, path_str, write_jsonl};
 
 #[tokio::test]
 async fn status_wait_exits_4_once_the_published_chunks_of_an_input_error_are_done()
@@ -82,11 +83,7 @@ async fn status_wait_exits_4_once_the_published_chunks_of_an_input_error_are_don
         200,
         "one call per published record"
     );
-    assert!(
-        wait_exit(&mut worker, Duration::from_secs(30))
-            .await?
-            .success()
-    );
+    finish_ok(&mut worker, Duration::from_secs(30)).await?;
     Ok(())
 }
 
@@ -230,11 +227,7 @@ async fn dead_requeue_with_job_sends_back_only_that_jobs_dead_letters() -> anyho
             .await?;
     }
     let mut worker = env.spawn_worker("w1", &["--exit-when-idle", "2s"])?;
-    assert!(
-        wait_exit(&mut worker, Duration::from_secs(30))
-            .await?
-            .success()
-    );
+    finish_ok(&mut worker, Duration::from_secs(30)).await?;
     for job in [&a, &b] {
         let key = meta_key(&env, job);
         let () = redis::cmd("RENAME")
@@ -262,11 +255,7 @@ async fn dead_requeue_with_job_sends_back_only_that_jobs_dead_letters() -> anyho
     let fin = wait_for_job(&env, &a).await?;
     assert_eq!((fin.code, fin.state()), (0, "completed"), "{}", fin.json);
     assert_eq!(fin.u64("done"), 100);
-    assert!(
-        wait_exit(&mut worker, Duration::from_secs(30))
-            .await?
-            .success()
-    );
+    finish_ok(&mut worker, Duration::from_secs(30)).await?;
     assert_eq!(env.mock.stats().requests, 100, "job A's records, once each");
     let status_b = env
         .store()?
@@ -287,11 +276,7 @@ async fn dead_requeue_with_job_sends_back_only_that_jobs_dead_letters() -> anyho
     let mut worker = env.spawn_worker("w3", &["--exit-when-idle", "2s"])?;
     let fin = wait_for_job(&env, &b).await?;
     assert_eq!((fin.code, fin.state()), (0, "completed"), "{}", fin.json);
-    assert!(
-        wait_exit(&mut worker, Duration::from_secs(30))
-            .await?
-            .success()
-    );
+    finish_ok(&mut worker, Duration::from_secs(30)).await?;
     assert_eq!(env.mock.stats().requests, 200);
     assert!(dead_letters(&env).await?.is_empty());
     Ok(())
@@ -397,15 +382,20 @@ async fn producer_gives_up(
         .spawn()?;
     let store = env.store()?;
     let job = volley_core::JobId::parse("outage-1").map_err(anyhow::Error::msg)?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let status = store.job_status(&job).await?;
-        if status.as_ref().is_some_and(|s| s.published_chunks > 0) {
-            break;
-        }
-        anyhow::ensure!(Instant::now() < deadline, "nothing published: {status:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually_every(
+        Duration::from_secs(30),
+        Duration::from_millis(20),
+        || async {
+            let status = store.job_status(&job).await?;
+            anyhow::ensure!(
+                status.as_ref().is_some_and(|s| s.published_chunks > 0),
+                "{status:?}"
+            );
+            anyhow::Ok(())
+        },
+    )
+    .await
+    .context("nothing published")?;
     // RabbitMQ goes away: live connections closed, new ones refused.
     drop(proxy);
     let cut = Instant::now();

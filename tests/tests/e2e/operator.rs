@@ -4,10 +4,12 @@
 //! as such, and `status --wait --timeout` has its own exit code. The API's own request
 //! counter is the judge: one call per record.
 
-use std::time::{Duration, Instant};
+use anyhow::Context as _;
+use std::cell::{Cell, RefCell};
+use std::time::Duration;
 use volley_core::Store as _;
-use volley_tests::support::{describe, wait_exit, wait_for_job, wait_workers, workers};
-use volley_tests::{TestEnv, path_str, write_jsonl};
+use volley_tests::support::{describe, finish_ok, wait_for_job, wait_workers, workers};
+use volley_tests::{TestEnv, eventually, eventually_every, path_str, write_jsonl};
 
 /// The job completes, the API saw exactly one request per record, and the worker leaves
 /// cleanly once idle.
@@ -20,7 +22,7 @@ async fn completes_with_one_request_per_record(
     let fin = wait_for_job(env, job).await?;
     assert_eq!(fin.state(), "completed", "{}", fin.json);
     assert_eq!(env.mock.stats().requests, records, "one request per record");
-    assert!(wait_exit(worker, Duration::from_secs(60)).await?.success());
+    finish_ok(worker, Duration::from_secs(60)).await?;
     Ok(())
 }
 
@@ -70,8 +72,12 @@ async fn status_and_missing_leave_a_healthy_slow_job_alone_from_its_start() -> a
     assert_eq!(refused.status.code(), Some(75), "{}", describe(&refused));
     let said = String::from_utf8_lossy(&refused.stderr);
     assert!(said.contains("not republishing"), "{said}");
-    let mut looks = 0;
-    while job_state(&env, &job).await? == "running" {
+    // Read status, both forms, for as long as the job runs.
+    let looks = Cell::new(0);
+    eventually(Duration::from_secs(120), || async {
+        if job_state(&env, &job).await? != "running" {
+            return anyhow::Ok(());
+        }
         for args in [vec!["status", &job, "--json"], vec!["status", &job]] {
             let out = env.run("volley", &args).await?;
             assert!(out.status.success(), "{}", describe(&out));
@@ -80,10 +86,13 @@ async fn status_and_missing_leave_a_healthy_slow_job_alone_from_its_start() -> a
                 !text.contains("missing"),
                 "a healthy job reported missing chunks: {text}"
             );
-            looks += 1;
+            looks.set(looks.get() + 1);
         }
-    }
-    assert!(looks >= 2, "status was never read while the job ran");
+        anyhow::bail!("still running after {} looks", looks.get())
+    })
+    .await
+    .context("the job never left running")?;
+    assert!(looks.get() >= 2, "status was never read while the job ran");
     completes_with_one_request_per_record(&env, &job, &mut worker, 300).await?;
     Ok(())
 }
@@ -127,21 +136,18 @@ async fn workers_count_requests_in_flight_and_show_draining_and_exited() -> anyh
     env.produce(&spec, &input, &[]).await?;
     let mut worker = env.spawn_worker("w1", &["--prefetch", "1"])?;
     // A chunk of 100 records is held, 4 of them are requests at a time.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let seen = loop {
-        let listed = workers(&env).await?;
-        let w = listed.iter().find(|w| w["id"] == "w1").cloned();
-        if let Some(w) =
+    let seen = eventually_every(
+        Duration::from_secs(30),
+        Duration::from_millis(200),
+        || async {
+            let listed = workers(&env).await?;
+            let w = listed.iter().find(|w| w["id"] == "w1").cloned();
             w.filter(|w| w["chunks_held"].as_u64() > Some(0) && w["in_flight"].as_u64() > Some(0))
-        {
-            break w;
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "w1 never held a chunk: {listed:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+                .ok_or_else(|| anyhow::anyhow!("{listed:?}"))
+        },
+    )
+    .await
+    .context("w1 never held a chunk")?;
     assert!(
         seen["in_flight"].as_u64() <= Some(4),
         "requests in flight above per_worker: {seen}"
@@ -155,34 +161,38 @@ async fn workers_count_requests_in_flight_and_show_draining_and_exited() -> anyh
         .args(["-TERM", &pid.to_string()])
         .status()?;
     anyhow::ensure!(status.success());
-    let mut states = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(40);
-    while states.last().map(String::as_str) != Some("exited") {
-        let listed = workers(&env).await?;
-        let state = listed
-            .iter()
-            .find(|w| w["id"] == "w1")
-            .and_then(|w| w["state"].as_str());
-        if let Some(state) = state
-            && states.last().map(String::as_str) != Some(state)
-        {
-            states.push(state.to_string());
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "w1 never shown exited: {states:?} {listed:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // Every state w1 is shown in, in order, until it is shown exited.
+    let states = RefCell::new(Vec::<String>::new());
+    eventually_every(
+        Duration::from_secs(40),
+        Duration::from_millis(100),
+        || async {
+            let listed = workers(&env).await?;
+            let state = listed
+                .iter()
+                .find(|w| w["id"] == "w1")
+                .and_then(|w| w["state"].as_str());
+            let mut states = states.borrow_mut();
+            if let Some(state) = state
+                && states.last().map(String::as_str) != Some(state)
+            {
+                states.push(state.to_string());
+            }
+            anyhow::ensure!(
+                states.last().map(String::as_str) == Some("exited"),
+                "{states:?} {listed:?}"
+            );
+            anyhow::Ok(())
+        },
+    )
+    .await
+    .context("w1 never shown exited")?;
+    let states = states.into_inner();
     assert!(
         states.contains(&"draining".to_string()),
         "never shown draining: {states:?}"
     );
-    assert!(
-        wait_exit(&mut worker, Duration::from_secs(10))
-            .await?
-            .success()
-    );
+    finish_ok(&mut worker, Duration::from_secs(10)).await?;
     let listed = workers(&env).await?;
     assert!(
         listed
@@ -209,22 +219,24 @@ async fn a_killed_worker_is_shown_dead_not_running() -> anyhow::Result<()> {
     worker.start_kill()?;
     worker.wait().await?;
     // Three missed 5 s beats and a little: then it is dead, and never running after that.
-    let deadline = Instant::now() + Duration::from_secs(40);
-    loop {
-        let listed = workers(&env).await?;
-        let state = listed
-            .iter()
-            .find(|w| w["id"] == "w1")
-            .map(|w| w["state"].clone());
-        if state.as_ref().is_some_and(|s| s == "dead") {
-            break;
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "a killed worker still shown as {state:?}: {listed:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    eventually_every(
+        Duration::from_secs(40),
+        Duration::from_millis(500),
+        || async {
+            let listed = workers(&env).await?;
+            let state = listed
+                .iter()
+                .find(|w| w["id"] == "w1")
+                .map(|w| w["state"].clone());
+            anyhow::ensure!(
+                state.as_ref().is_some_and(|s| s == "dead"),
+                "shown as {state:?}: {listed:?}"
+            );
+            anyhow::Ok(())
+        },
+    )
+    .await
+    .context("a killed worker never shown dead")?;
     let out = env.run("volley", &["workers"]).await?;
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(

@@ -7,9 +7,9 @@ use anyhow::Context as _;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
-use volley_tests::support::{describe, export, wait_exit, wait_for_job};
+use volley_tests::support::{describe, export, finish_ok, wait_for_job};
 use volley_tests::tiny::{self, Reply};
-use volley_tests::{TestEnv, check_results, write_jsonl};
+use volley_tests::{TestEnv, check_results, eventually_every, write_jsonl};
 
 #[tokio::test]
 async fn max_wait_fails_held_records_with_breaker_and_retry_only_breaker_sends_them_again()
@@ -69,19 +69,18 @@ async fn max_wait_fails_held_records_with_breaker_and_retry_only_breaker_sends_t
     // the last failed probe has passed (`volley status` says `open (probing)`), a redrive
     // sends one record as the probe while the others wait for its answer, then all of them.
     env.mock.set_outage(None);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let out = env.run("volley", &["status", &job, "--json"]).await?;
-        let status: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-        if status["host"]["breaker"] == "open (probing)" {
-            break;
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "the cool-down never passed: {status}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually_every(
+        Duration::from_secs(10),
+        Duration::from_millis(100),
+        || async {
+            let out = env.run("volley", &["status", &job, "--json"]).await?;
+            let status: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+            anyhow::ensure!(status["host"]["breaker"] == "open (probing)", "{status}");
+            anyhow::Ok(())
+        },
+    )
+    .await
+    .context("the cool-down never passed")?;
     let out = env
         .run("volley", &["retry", &job, "--only", "breaker", "--json"])
         .await?;
@@ -111,11 +110,7 @@ async fn max_wait_fails_held_records_with_breaker_and_retry_only_breaker_sends_t
     );
     let pid = worker.id().ok_or_else(|| anyhow::anyhow!("worker gone"))?;
     volley_tests::support::send_signal("-TERM", pid)?;
-    assert!(
-        wait_exit(&mut worker, Duration::from_secs(30))
-            .await?
-            .success()
-    );
+    finish_ok(&mut worker, Duration::from_secs(30)).await?;
     Ok(())
 }
 
@@ -152,7 +147,7 @@ fn keys_since(server: &tiny::TinyServer, from: usize) -> BTreeMap<String, usize>
 }
 
 async fn wait_for_seen(server: &tiny::TinyServer, n: usize) -> anyhow::Result<()> {
-    volley_tests::eventually_every(
+    eventually_every(
         Duration::from_secs(30),
         Duration::from_millis(20),
         || async { server.headers().len() >= n },
@@ -223,6 +218,6 @@ async fn a_write_keeps_its_idempotency_key_on_redelivery_and_on_redrive() -> any
     check_results(&export(&env, &job, &[]).await?, &ids)?;
     let pid = w2.id().ok_or_else(|| anyhow::anyhow!("worker gone"))?;
     volley_tests::support::send_signal("-TERM", pid)?;
-    assert!(wait_exit(&mut w2, Duration::from_secs(30)).await?.success());
+    finish_ok(&mut w2, Duration::from_secs(30)).await?;
     Ok(())
 }

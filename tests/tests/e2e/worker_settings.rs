@@ -4,14 +4,16 @@
 //! worker waits for its services), `VOLLEY_RETENTION` (the TTL of a finished job's keys) and
 //! `VOLLEY_LOG_FORMAT=json` (every stderr line a JSON object).
 
+use anyhow::Context as _;
 use std::collections::BTreeSet;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use volley_tests::support::{
-    assert_worker_did_records, describe, export, send_signal, wait_exit, wait_for_job, wait_workers,
+    assert_worker_did_records, describe, export, finish_ok, send_signal, wait_exit, wait_for_job,
+    wait_workers,
 };
-use volley_tests::{TestEnv, check_results, path_str, write_jsonl};
+use volley_tests::{TestEnv, check_results, eventually, path_str, write_jsonl};
 
 /// The record the failpoint panics on: the 8th of 20, in the second chunk of 5.
 const PANICKING: &str = "r000007";
@@ -126,8 +128,7 @@ async fn panic_on_record_in_a_fleet_worker_fails_the_record_and_the_worker_finis
     assert_panic_counters(&fin.json);
     // The panic was the record's, not the worker's: the one worker did all 20 records and
     // left cleanly once idle.
-    let exit = wait_exit(&mut worker, Duration::from_secs(30)).await?;
-    assert_eq!(exit.code(), Some(0), "worker exit");
+    finish_ok(&mut worker, Duration::from_secs(30)).await?;
     assert_eq!(assert_worker_did_records(&env, "w1")?, 20);
     assert_panic_results(&export(&env, &job, &[]).await?, &ids)?;
     assert_api_saw_all_but_the_panicking_record(&env);
@@ -157,20 +158,33 @@ async fn get_health(addr: &str) -> anyhow::Result<(u16, String)> {
 
 /// Polls `GET /health` until the worker listens (it binds at start), for up to 10 s.
 async fn health_once_listening(addr: &str) -> anyhow::Result<(u16, String)> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match get_health(addr).await {
-            Ok(answer) => return Ok(answer),
-            Err(_) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(e) => return Err(e.context(format!("/health on {addr} never answered"))),
-        }
-    }
+    eventually(Duration::from_secs(10), || get_health(addr))
+        .await
+        .with_context(|| format!("/health on {addr} never answered"))
 }
 
 fn free_addr() -> anyhow::Result<String> {
     Ok(format!("127.0.0.1:{}", volley_tests::private::free_port()?))
+}
+
+/// `Ok` once the worker's log at `log` says it waits for `name`; else what the log holds, and
+/// whether the worker left.
+fn says_it_waits(
+    log: &std::path::Path,
+    name: &str,
+    worker: &mut tokio::process::Child,
+) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(log)?;
+    if text
+        .lines()
+        .any(|l| l.contains(name) && l.contains("not reachable yet; waiting for it"))
+    {
+        return Ok(());
+    }
+    match worker.try_wait()? {
+        Some(status) => anyhow::bail!("the worker left ({status}):\n{text}"),
+        None => anyhow::bail!("{text}"),
+    }
 }
 
 /// Starts a worker whose `var` points at a closed port (`url`, the service `name`) with
@@ -190,22 +204,13 @@ async fn health_while_waiting_for(var: &str, url: &str, name: &str) -> anyhow::R
         .stderr(log)
         .spawn()?;
     // The README's start-up line (`… not reachable yet; waiting for it`), naming the service:
-    // the worker is past everything before that wait (Redis, for the broker's).
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let text = std::fs::read_to_string(&log_path)?;
-        if text
-            .lines()
-            .any(|l| l.contains(name) && l.contains("not reachable yet; waiting for it"))
-        {
-            break;
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline && worker.try_wait()?.is_none(),
-            "the worker never said it waits for {name}:\n{text}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // the worker is past everything before that wait (Redis, for the broker's). The line is
+    // what is waited for: nothing else tells a worker that waits from one that starts.
+    eventually(Duration::from_secs(10), || {
+        std::future::ready(says_it_waits(&log_path, name, &mut worker))
+    })
+    .await
+    .with_context(|| format!("the worker never said it waits for {name}"))?;
     assert_eq!(health_once_listening(&http).await?, (200, "ok".to_string()));
     // Still waiting, not exited: a liveness probe must not restart a worker that waits.
     assert!(
@@ -250,8 +255,7 @@ async fn health_from_volley_http_addr_answers_while_the_worker_consumes() -> any
     wait_workers(&env, &["w1"]).await?;
     assert_eq!(get_health(&http).await?, (200, "ok".to_string()));
     send_signal("-TERM", worker.id().expect("worker pid"))?;
-    let exit = wait_exit(&mut worker, Duration::from_secs(10)).await?;
-    assert_eq!(exit.code(), Some(0));
+    finish_ok(&mut worker, Duration::from_secs(10)).await?;
     Ok(())
 }
 
@@ -330,12 +334,7 @@ async fn retention_sets_the_ttl_of_a_finished_jobs_keys() -> anyhow::Result<()> 
             "{job}: TTLs not about {retention} s: {ttls:?}"
         );
     }
-    assert_eq!(
-        wait_exit(&mut worker, Duration::from_secs(30))
-            .await?
-            .code(),
-        Some(0)
-    );
+    finish_ok(&mut worker, Duration::from_secs(30)).await?;
     Ok(())
 }
 
@@ -398,12 +397,7 @@ async fn json_log_format_makes_every_stderr_line_a_json_object() -> anyhow::Resu
     assert_json_log("producer", &String::from_utf8(produced.stderr)?, &job);
     let fin = wait_for_job(&env, &job).await?;
     assert_eq!(fin.code, 0, "{}", fin.json);
-    assert_eq!(
-        wait_exit(&mut worker, Duration::from_secs(30))
-            .await?
-            .code(),
-        Some(0)
-    );
+    finish_ok(&mut worker, Duration::from_secs(30)).await?;
     let lines = assert_json_log("worker", &std::fs::read_to_string(&worker_log)?, &job);
     // The record's failure names its job and record as fields, and the panic itself (the
     // hook's report, text of several lines without JSON logs) is one JSON line too.

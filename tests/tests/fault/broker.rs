@@ -3,11 +3,12 @@
 
 use crate::kit::spawn_producer;
 use crate::oracle::{ApiBound, oracle};
-use std::time::{Duration, Instant};
+use anyhow::Context as _;
+use std::time::Duration;
 use volley_core::{JobId, Store};
 use volley_tests::private::PrivateBroker;
-use volley_tests::support::wait_exit;
-use volley_tests::{TestEnv, write_jsonl};
+use volley_tests::support::{finish_ok, wait_exit};
+use volley_tests::{TestEnv, eventually_every, write_jsonl};
 
 /// How the broker goes away.
 #[derive(Clone, Copy)]
@@ -46,15 +47,20 @@ async fn broker_outage_mid_publish(outage: Outage) -> anyhow::Result<()> {
     // The moment: the producer part way through publishing.
     let store = env.store()?;
     let id = JobId::parse(job_id).map_err(anyhow::Error::msg)?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let status = store.job_status(&id).await?;
-        if status.as_ref().is_some_and(|s| s.published_chunks >= 128) {
-            break;
-        }
-        anyhow::ensure!(Instant::now() < deadline, "the producer never published");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually_every(
+        Duration::from_secs(60),
+        Duration::from_millis(20),
+        || async {
+            let published = store.job_status(&id).await?.map(|s| s.published_chunks);
+            anyhow::ensure!(
+                published.is_some_and(|n| n >= 128),
+                "published chunks: {published:?}"
+            );
+            anyhow::Ok(())
+        },
+    )
+    .await
+    .context("the producer never published 128 chunks")?;
     match outage {
         Outage::StopApp => pb.stop_app()?,
         Outage::KillNode => pb.kill_node()?,
@@ -95,7 +101,7 @@ async fn broker_outage_mid_publish(outage: Outage) -> anyhow::Result<()> {
     .await?;
     assert_eq!(verdict.u64("ok"), 20_000);
     for (name, w) in [("w1", &mut w1), ("w2", &mut w2)] {
-        assert!(wait_exit(w, Duration::from_secs(60)).await?.success());
+        finish_ok(w, Duration::from_secs(60)).await?;
         let log = std::fs::read_to_string(env.path(&format!("{name}.log")))?;
         // Only a reconnect after a lost connection writes this line; the first start does not.
         assert!(
@@ -148,7 +154,7 @@ async fn connections_closed_again_and_again_lose_and_double_nothing() -> anyhow:
     let verdict = oracle(&env, &job, &ids, 0, close_repeats, Duration::from_secs(120)).await?;
     assert_eq!(verdict.u64("ok"), 10_000);
     for w in [&mut w1, &mut w2] {
-        assert!(wait_exit(w, Duration::from_secs(60)).await?.success());
+        finish_ok(w, Duration::from_secs(60)).await?;
     }
     assert!(
         !crate::kit::served_broker_log(&pb).contains("unknown delivery tag"),
@@ -177,18 +183,23 @@ async fn a_memory_alarm_blocks_the_producer_but_not_the_workers() -> anyhow::Res
     let mut w1 = env.spawn_worker("w1", &["--prefetch", "4", "--exit-when-idle", "5s"])?;
     let store = env.store()?;
     let id = JobId::parse(job).map_err(anyhow::Error::msg)?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let status = store.job_status(&id).await?;
-        if status
-            .as_ref()
-            .is_some_and(|s| s.published_chunks >= 200 && s.done >= 1_000)
-        {
-            break;
-        }
-        anyhow::ensure!(Instant::now() < deadline, "the job never got going");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually_every(
+        Duration::from_secs(60),
+        Duration::from_millis(20),
+        || async {
+            let seen = store
+                .job_status(&id)
+                .await?
+                .map(|s| (s.published_chunks, s.done));
+            anyhow::ensure!(
+                seen.is_some_and(|(published, done)| published >= 200 && done >= 1_000),
+                "(published chunks, done): {seen:?}"
+            );
+            anyhow::Ok(())
+        },
+    )
+    .await
+    .context("the job never got going (200 chunks published, 1000 records done)")?;
     let out = pb.ctl(&["set_vm_memory_high_watermark", "0.000001"])?;
     assert!(out.status.success(), "{out:?}");
     // The alarm is raised at the broker's next memory check (within a second); a batch sent
@@ -230,6 +241,6 @@ async fn a_memory_alarm_blocks_the_producer_but_not_the_workers() -> anyhow::Res
     )
     .await?;
     assert_eq!(verdict.u64("ok"), 20_000);
-    assert!(wait_exit(&mut w1, Duration::from_secs(60)).await?.success());
+    finish_ok(&mut w1, Duration::from_secs(60)).await?;
     Ok(())
 }

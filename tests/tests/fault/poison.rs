@@ -2,11 +2,12 @@
 //! not chunks at all. Neither may block the queue or lose a record.
 
 use crate::oracle::{ApiBound, oracle};
-use std::time::{Duration, Instant};
+use anyhow::Context as _;
+use std::time::Duration;
 use tokio::process::Child;
 use volley_core::{Broker, OutgoingChunk};
-use volley_tests::support::{describe, wait_exit};
-use volley_tests::{TestEnv, write_jsonl};
+use volley_tests::support::{describe, finish_ok};
+use volley_tests::{TestEnv, eventually, eventually_every, write_jsonl};
 
 fn worker_with_failpoints(env: &TestEnv, label: &str, failpoints: &str) -> anyhow::Result<Child> {
     let log = std::fs::OpenOptions::new()
@@ -29,6 +30,25 @@ fn worker_with_failpoints(env: &TestEnv, label: &str, failpoints: &str) -> anyho
         .spawn()?)
 }
 
+/// A worker that aborts on r000123 (in chunk 2).
+fn crashy(env: &TestEnv) -> anyhow::Result<Child> {
+    worker_with_failpoints(env, "crashy", "abort_on_record=r000123")
+}
+
+/// One look at the crashy worker: `Ok` once one exits cleanly (the poison chunk is settled);
+/// one that crashed is counted and replaced.
+fn settled(env: &TestEnv, worker: &mut Child, crashes: &mut u32) -> anyhow::Result<()> {
+    match worker.try_wait()? {
+        Some(status) if status.success() => return Ok(()),
+        Some(_) => {
+            *worker = crashy(env)?;
+            *crashes += 1;
+        }
+        None => {}
+    }
+    anyhow::bail!("{crashes} crashes so far, a worker runs")
+}
+
 /// T09: a record that kills its worker every time. Its chunk comes back until it nears the
 /// delivery limit, then it is settled: its records fail with `poison`, the job ends, the
 /// message waits in the dead-letter queue (`volley dead` shows it as settled), and once the
@@ -48,22 +68,12 @@ async fn a_chunk_that_kills_every_worker_is_settled_as_poison_and_can_be_retried
     )?;
     let job = env.produce(&spec, &input, &[]).await?;
     let mut crashes = 0;
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let mut worker = worker_with_failpoints(&env, "crashy", "abort_on_record=r000123")?;
-    loop {
-        match worker.try_wait()? {
-            Some(status) if !status.success() => {
-                crashes += 1;
-                worker = worker_with_failpoints(&env, "crashy", "abort_on_record=r000123")?;
-            }
-            Some(_) => break,
-            None => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "the poison chunk was never settled"
-        );
-    }
+    let mut worker = crashy(&env)?;
+    eventually(Duration::from_secs(90), || {
+        std::future::ready(settled(&env, &mut worker, &mut crashes))
+    })
+    .await
+    .context("the poison chunk was never settled")?;
     assert!(
         (2..=4).contains(&crashes),
         "crashed {crashes} times before the chunk was settled (delivery limit 4)"
@@ -110,11 +120,7 @@ async fn a_chunk_that_kills_every_worker_is_settled_as_poison_and_can_be_retried
     let mut fixed = env.spawn_worker("fixed", &["--exit-when-idle", "3s"])?;
     let verdict = oracle(&env, &job, &ids, 0, crashed, Duration::from_secs(60)).await?;
     assert_eq!(verdict.status["state"], "completed");
-    assert!(
-        wait_exit(&mut fixed, Duration::from_secs(30))
-            .await?
-            .success()
-    );
+    finish_ok(&mut fixed, Duration::from_secs(30)).await?;
     Ok(())
 }
 
@@ -175,19 +181,17 @@ async fn garbage_messages_are_dead_lettered_at_once_and_shown_by_volley_dead() -
     assert!(out.status.success(), "{}", describe(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("moved 4"));
     // The worker refuses them again, once each.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let counts = env.broker()?.queue_counts().await?;
-        if counts.dead == 4 && counts.chunks_ready == 0 {
-            break;
-        }
-        anyhow::ensure!(Instant::now() < deadline, "requeued garbage: {counts:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(
-        wait_exit(&mut worker, Duration::from_secs(30))
-            .await?
-            .success()
-    );
+    eventually_every(
+        Duration::from_secs(10),
+        Duration::from_millis(100),
+        || async {
+            let counts = env.broker()?.queue_counts().await?;
+            anyhow::ensure!(counts.dead == 4 && counts.chunks_ready == 0, "{counts:?}");
+            anyhow::Ok(())
+        },
+    )
+    .await
+    .context("the requeued garbage was not dead-lettered again")?;
+    finish_ok(&mut worker, Duration::from_secs(30)).await?;
     Ok(())
 }

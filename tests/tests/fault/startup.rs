@@ -4,9 +4,10 @@
 //! password hidden) when `--startup-timeout` passes.
 
 use crate::kit::wait_for_log;
+use anyhow::Context as _;
 use std::time::{Duration, Instant};
 use volley_tests::private::{PrivateBroker, PrivateRedis, free_port};
-use volley_tests::support::{describe, wait_exit, wait_for_job};
+use volley_tests::support::{describe, wait_exit, wait_for_job, wait_worker};
 use volley_tests::{TestEnv, write_jsonl};
 
 const RECORDS: u64 = 200;
@@ -57,6 +58,13 @@ async fn still_waiting_after(
     Ok(())
 }
 
+/// Waits until w1 consumes: it beats from then on, so `volley workers` lists it.
+async fn consuming(env: &TestEnv) -> anyhow::Result<()> {
+    wait_worker(env, &["w1"], |_| true, Duration::from_secs(60))
+        .await
+        .context("w1 never started consuming (no heartbeat)")
+}
+
 #[tokio::test]
 async fn a_worker_started_before_rabbitmq_waits_for_it_then_does_the_job() -> anyhow::Result<()> {
     let _serial = crate::serial().await;
@@ -75,7 +83,7 @@ async fn a_worker_started_before_rabbitmq_waits_for_it_then_does_the_job() -> an
     )
     .await?;
     pb.start_app()?;
-    wait_for_log(&env, "w1.log", "worker consuming", Duration::from_secs(60)).await?;
+    consuming(&env).await?;
     job_completes_once(&env, &mut worker).await
 }
 
@@ -91,7 +99,7 @@ async fn a_worker_started_before_redis_waits_for_it_then_does_the_job() -> anyho
     let service = format!("Redis at redis://127.0.0.1:{port}");
     still_waiting_after(&env, &mut worker, &service, started, Duration::from_secs(5)).await?;
     let _redis = PrivateRedis::start_on(port, &[])?;
-    wait_for_log(&env, "w1.log", "worker consuming", Duration::from_secs(60)).await?;
+    consuming(&env).await?;
     job_completes_once(&env, &mut worker).await
 }
 

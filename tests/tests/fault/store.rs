@@ -3,10 +3,11 @@
 
 use crate::kit::{ready_before_and_after, wait_for_log};
 use crate::oracle::{ApiBound, oracle, wait_done};
+use anyhow::Context as _;
 use std::time::Duration;
 use volley_tests::private::PrivateRedis;
-use volley_tests::support::{describe, send_signal, wait_exit};
-use volley_tests::{TestEnv, write_jsonl};
+use volley_tests::support::{describe, finish_ok, send_signal, wait_exit};
+use volley_tests::{TestEnv, eventually, eventually_every, write_jsonl};
 
 #[tokio::test]
 async fn redis_down_mid_job_holds_every_ack_until_the_commit_lands() -> anyhow::Result<()> {
@@ -53,7 +54,7 @@ async fn redis_down_mid_job_holds_every_ack_until_the_commit_lands() -> anyhow::
         "the workers retried their commits: {logs}"
     );
     for w in [&mut w1, &mut w2] {
-        assert!(wait_exit(w, Duration::from_secs(60)).await?.success());
+        finish_ok(w, Duration::from_secs(60)).await?;
     }
     Ok(())
 }
@@ -79,13 +80,15 @@ async fn redis_that_lost_its_data_is_noticed_and_no_chunk_is_thrown_away() -> an
     // twice the same, and it makes no other until it is resumed, after the loss.
     let w1_pid = w1.id().ok_or_else(|| anyhow::anyhow!("w1 has no pid"))?;
     send_signal("-STOP", w1_pid)?;
-    let committed = loop {
+    let committed = eventually(Duration::from_secs(10), || async {
         let first = chunks_done(&env, &job).await?;
         tokio::time::sleep(Duration::from_millis(100)).await;
-        if chunks_done(&env, &job).await? == first {
-            break first;
-        }
-    };
+        let then = chunks_done(&env, &job).await?;
+        anyhow::ensure!(then == first, "{first} chunks done, 100 ms later {then}");
+        anyhow::Ok(first)
+    })
+    .await
+    .context("the frozen worker's commits never stood still")?;
     let requests_before = env.mock.stats().requests;
     pr.kill();
     pr.restart()?;
@@ -128,7 +131,9 @@ async fn redis_that_lost_its_data_is_noticed_and_no_chunk_is_thrown_away() -> an
     // With both workers gone, every chunk not committed before the loss is back on the
     // queue: none was acked or dead-lettered as a stranger.
     let total_chunks = 5_000 / 100;
-    let counts = wait_for_ready(&env, total_chunks - committed, Duration::from_secs(10)).await?;
+    let counts = wait_for_ready(&env, total_chunks - committed, Duration::from_secs(10))
+        .await
+        .with_context(|| format!("{committed} chunks were committed before the loss"))?;
     assert_eq!(
         (counts.chunks_ready, counts.dead),
         (total_chunks - committed, 0),
@@ -151,7 +156,7 @@ async fn wait_for_count(
     n: usize,
     within: Duration,
 ) -> anyhow::Result<()> {
-    volley_tests::eventually_every(within, Duration::from_millis(100), || async {
+    eventually_every(within, Duration::from_millis(100), || async {
         let log = std::fs::read_to_string(env.path(file)).unwrap_or_default();
         if log.matches(needle).count() >= n {
             Ok(())
@@ -164,23 +169,23 @@ async fn wait_for_count(
     .await
 }
 
-/// Waits until the chunk queue holds `ready` messages (unacked ones come back when their
-/// consumer's connection closes), and returns the counts then or at the deadline.
+/// Waits until the chunk queue holds `ready` messages and no consumer (unacked ones come
+/// back when their consumer's connection closes), and returns the counts then.
 async fn wait_for_ready(
     env: &TestEnv,
     ready: u32,
     within: Duration,
 ) -> anyhow::Result<volley_amqp::QueueCounts> {
-    let deadline = std::time::Instant::now() + within;
-    loop {
+    eventually_every(within, Duration::from_millis(100), || async {
         let counts = env.broker()?.queue_counts().await?;
-        if counts.chunks_ready == ready && counts.consumers == 0
-            || std::time::Instant::now() >= deadline
-        {
-            return Ok(counts);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        anyhow::ensure!(
+            counts.chunks_ready == ready && counts.consumers == 0,
+            "{counts:?}"
+        );
+        anyhow::Ok(counts)
+    })
+    .await
+    .with_context(|| format!("the chunk queue never held {ready} ready chunks and no consumer"))
 }
 
 /// T30: Redis full (`maxmemory` with `noeviction`): commits are refused with OOM, no chunk
@@ -217,11 +222,7 @@ async fn a_full_redis_holds_every_ack_until_there_is_room() -> anyhow::Result<()
     )
     .await?;
     assert_eq!(verdict.u64("ok"), 3_000);
-    assert!(
-        wait_exit(&mut worker, Duration::from_secs(60))
-            .await?
-            .success()
-    );
+    finish_ok(&mut worker, Duration::from_secs(60)).await?;
     Ok(())
 }
 
@@ -274,11 +275,7 @@ async fn a_redis_that_cannot_persist_holds_every_ack_until_it_can() -> anyhow::R
         log.contains("commit failed; retrying, chunk stays unacked"),
         "{log}"
     );
-    assert!(
-        wait_exit(&mut worker, Duration::from_secs(60))
-            .await?
-            .success()
-    );
+    finish_ok(&mut worker, Duration::from_secs(60)).await?;
     Ok(())
 }
 
@@ -316,7 +313,7 @@ async fn killed_redis_connections_are_retried_without_double_counting() -> anyho
     .await?;
     assert_eq!(verdict.u64("ok"), 8_000);
     for w in [&mut w1, &mut w2] {
-        assert!(wait_exit(w, Duration::from_secs(60)).await?.success());
+        finish_ok(w, Duration::from_secs(60)).await?;
     }
     Ok(())
 }
@@ -353,6 +350,6 @@ async fn paused_redis_writes_are_waited_out_without_double_counting() -> anyhow:
     )
     .await?;
     assert_eq!(verdict.u64("ok"), 6_000);
-    assert!(wait_exit(&mut w1, Duration::from_secs(60)).await?.success());
+    finish_ok(&mut w1, Duration::from_secs(60)).await?;
     Ok(())
 }

@@ -3,7 +3,7 @@
 use crate::oracle::{ApiBound, oracle, wait_done};
 use anyhow::Context as _;
 use std::time::{Duration, Instant};
-use volley_tests::support::{wait_exit, wait_for_requests, wait_worker};
+use volley_tests::support::{finish_ok, wait_exit, wait_for_requests, wait_worker};
 use volley_tests::{TestEnv, write_jsonl};
 
 fn kill(signal: &str, pid: u32) -> anyhow::Result<()> {
@@ -52,7 +52,7 @@ async fn a_worker_killed_mid_flight_loses_nothing_and_counts_nothing_twice() -> 
     let verdict = oracle(&env, &job, &ids, 0, held, Duration::from_secs(120)).await?;
     assert_eq!(verdict.u64("ok"), 10_000);
     for w in [&mut other, &mut replacement] {
-        assert!(wait_exit(w, Duration::from_secs(60)).await?.success());
+        finish_ok(w, Duration::from_secs(60)).await?;
     }
     Ok(())
 }
@@ -108,11 +108,7 @@ async fn sigterm_returns_work_that_cannot_finish_within_the_drain_timeout() -> a
         why: "the chunks the stopped worker returned",
     };
     oracle(&env, &job, &ids, 0, returned, Duration::from_secs(60)).await?;
-    assert!(
-        wait_exit(&mut second, Duration::from_secs(30))
-            .await?
-            .success()
-    );
+    finish_ok(&mut second, Duration::from_secs(30)).await?;
     Ok(())
 }
 
@@ -168,7 +164,7 @@ async fn a_frozen_worker_that_wakes_up_after_its_chunks_moved_on_changes_no_coun
     let verdict = oracle(&env, &job, &ids, 0, moved, Duration::from_secs(120)).await?;
     assert_eq!(verdict.u64("ok"), 8_000);
     for w in [&mut zombie, &mut other] {
-        assert!(wait_exit(w, Duration::from_secs(60)).await?.success());
+        finish_ok(w, Duration::from_secs(60)).await?;
     }
     let log = std::fs::read_to_string(env.path("zombie.log"))?;
     assert!(
@@ -197,14 +193,16 @@ async fn a_second_signal_exits_at_once_and_loses_nothing() -> anyhow::Result<()>
         .context("the worker never started calling")?;
     let pid = first.id().unwrap_or_default();
     kill("-TERM", pid)?;
-    // The second signal only once the first is taken (two signals at once may be one).
-    crate::kit::wait_for_log(
+    // The second signal only once the first is taken (two signals at once may be one):
+    // the worker then says it drains, at once, in `volley workers`.
+    wait_worker(
         &env,
-        "first.log",
-        "stop signal: no new chunks",
+        &["first"],
+        |w| w["state"] == "draining",
         Duration::from_secs(10),
     )
-    .await?;
+    .await
+    .context("the first signal was never taken")?;
     let stopped = Instant::now();
     kill("-TERM", pid)?;
     let status = wait_exit(&mut first, Duration::from_secs(10)).await?;
@@ -231,11 +229,7 @@ async fn a_second_signal_exits_at_once_and_loses_nothing() -> anyhow::Result<()>
         why: "the chunks the stopped worker returned",
     };
     oracle(&env, &job, &ids, 0, returned, Duration::from_secs(60)).await?;
-    assert!(
-        wait_exit(&mut second, Duration::from_secs(30))
-            .await?
-            .success()
-    );
+    finish_ok(&mut second, Duration::from_secs(30)).await?;
     Ok(())
 }
 
@@ -311,7 +305,7 @@ async fn a_crash_storm_loses_nothing_and_poisons_nothing() -> anyhow::Result<()>
     let verdict = oracle(&env, &job, &ids, 0, killed, Duration::from_secs(120)).await?;
     assert_eq!(verdict.u64("ok"), 12_000, "no record settled as poison");
     for w in &mut workers {
-        assert!(wait_exit(w, Duration::from_secs(60)).await?.success());
+        finish_ok(w, Duration::from_secs(60)).await?;
     }
     Ok(())
 }
@@ -341,22 +335,17 @@ async fn a_deleted_queue_is_noticed_and_declared_again() -> anyhow::Result<()> {
         .output()?;
     anyhow::ensure!(out.status.success(), "delete_queue: {out:?}");
     // Within a few seconds the worker is consuming again from a fresh queue.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        if env
-            .broker()?
-            .queue_counts()
-            .await
-            .is_ok_and(|c| c.consumers > 0)
-        {
-            break;
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "the worker never came back to the queue"
-        );
-    }
+    volley_tests::eventually_every(
+        Duration::from_secs(15),
+        Duration::from_millis(250),
+        || async {
+            let counts = env.broker()?.queue_counts().await?;
+            anyhow::ensure!(counts.consumers > 0, "{counts:?}");
+            anyhow::Ok(())
+        },
+    )
+    .await
+    .context("the worker never came back to the queue")?;
     let spec = env.write_spec("again", "/users/{id}", "[result]\nbody = \"none\"\n")?;
     let job = env.produce(&spec, &input, &[]).await?;
     // The queue was deleted before the job: nothing is redelivered.
