@@ -31,7 +31,7 @@ pub struct StatusView {
 impl StatusView {
     /// Derives the figures from a status at time `now_ms`.
     pub fn new(status: JobStatus, now_ms: u64) -> Self {
-        let terminal = volley_core::JobState::parse(&status.state).is_some_and(|s| s.is_terminal());
+        let terminal = status.state.is_terminal();
         let since = status.created_ms;
         let until = if terminal {
             status

@@ -5,7 +5,7 @@
 //! counter is the judge: one call per record.
 
 use std::time::{Duration, Instant};
-use volley_core::Store as _;
+use volley_core::{JobState, Store as _};
 use volley_tests::support::{describe, wait_exit, wait_for_job, wait_workers, workers};
 use volley_tests::{TestEnv, path_str, write_jsonl};
 
@@ -24,12 +24,12 @@ async fn completes_with_one_request_per_record(
     Ok(())
 }
 
-async fn job_state(env: &TestEnv, job: &str) -> anyhow::Result<String> {
+async fn job_state(env: &TestEnv, job: &str) -> anyhow::Result<Option<JobState>> {
     let status = env
         .store()?
         .job_status(&volley_core::JobId::parse(job).map_err(anyhow::Error::msg)?)
         .await?;
-    Ok(status.map(|s| s.state).unwrap_or_default())
+    Ok(status.map(|s| s.state))
 }
 
 /// `volley-producer --spec S --input I --job-id J --missing`.
@@ -71,7 +71,7 @@ async fn status_and_missing_leave_a_healthy_slow_job_alone_from_its_start() -> a
     let said = String::from_utf8_lossy(&refused.stderr);
     assert!(said.contains("not republishing"), "{said}");
     let mut looks = 0;
-    while job_state(&env, &job).await? == "running" {
+    while job_state(&env, &job).await? == Some(JobState::Running) {
         for args in [vec!["status", &job, "--json"], vec!["status", &job]] {
             let out = env.run("volley", &args).await?;
             assert!(out.status.success(), "{}", describe(&out));

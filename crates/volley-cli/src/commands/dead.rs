@@ -7,7 +7,7 @@ use crate::render::escape;
 use std::collections::HashSet;
 use volley_amqp::DeadLetter;
 use volley_core::redrive::RedriveFilter;
-use volley_core::{ErrorKind, JobId, Store};
+use volley_core::{ErrorKind, JobId, JobState, Store};
 use volley_redis::RedisStore;
 
 /// Show dead-lettered messages, or send them back to the chunk queue.
@@ -106,7 +106,7 @@ pub async fn run(args: DeadArgs) -> Result<(), Failure> {
                         "job {}: poison chunks removed; {} poison records sent again (volley retry), job is {}",
                         escape(&r.job),
                         r.records.unwrap_or(0),
-                        r.state.as_deref().unwrap_or_default()
+                        r.state.map(JobState::as_str).unwrap_or_default()
                     ),
                 }
             }
@@ -162,7 +162,7 @@ struct Retried {
     #[serde(skip_serializing_if = "Option::is_none")]
     records: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    state: Option<String>,
+    state: Option<JobState>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
 }

@@ -265,7 +265,7 @@ fn report(
             bad_input_summary(finished, error, args, out, exported),
         ));
     }
-    match exit::for_state(&view.status.state) {
+    match exit::for_state(view.status.state) {
         exit::OK => Ok(()),
         code => Err(Failure::new(
             code,

@@ -87,7 +87,7 @@ pub async fn run(args: StatusArgs) -> Result<(), Failure> {
                     format!("job {job} cannot finish: chunks are missing"),
                 ));
             }
-            let code = exit::for_state(&view.status.state);
+            let code = exit::for_state(view.status.state);
             return if code == exit::OK {
                 Ok(())
             } else {
