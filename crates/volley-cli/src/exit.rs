@@ -149,6 +149,7 @@ mod tests {
         ("connection.settings()", &[USAGE]),
         ("open_fleet(", &[USAGE, UNAVAILABLE]),
         ("anyhow::Error::from", &[INTERNAL]),
+        ("print_json(", &[INTERNAL]),
     ];
 
     /// Each command's source and the codes its `--help` lists.

@@ -1,7 +1,18 @@
 //! How jobs look to people (aligned text) and to machines (`--json`).
 
+use crate::exit::Failure;
 use serde::Serialize;
 use volley_core::{JobStatus, percentile_ms};
+
+/// Prints `value` as one line of JSON (`--json`).
+///
+/// # Errors
+/// A [`Failure`] with `exit::INTERNAL` when `value` cannot be serialized.
+pub(crate) fn print_json(value: &impl Serialize) -> Result<(), Failure> {
+    let line = serde_json::to_string(value).map_err(anyhow::Error::from)?;
+    volley_core::outln!("{line}");
+    Ok(())
+}
 
 /// A status with the figures people ask for: rate, ETA, latency percentiles.
 #[derive(Debug, Clone, Serialize)]

@@ -3,7 +3,7 @@
 use super::retry::retry_job;
 use super::{Connection, broker_failure, job_id, unavailable};
 use crate::exit::Failure;
-use crate::render::escape;
+use crate::render::{escape, print_json};
 use std::collections::HashSet;
 use volley_amqp::DeadLetter;
 use volley_core::redrive::RedriveFilter;
@@ -90,10 +90,9 @@ pub async fn run(args: DeadArgs) -> Result<(), Failure> {
             });
         }
         if args.json {
-            volley_core::outln!(
-                "{}",
-                serde_json::json!({"requeued": report.moved, "settled": report.settled.len(), "retried": retried})
-            );
+            print_json(
+                &serde_json::json!({"requeued": report.moved, "settled": report.settled.len(), "retried": retried}),
+            )?;
         } else {
             volley_core::outln!("moved {} dead letters back to {ns}.chunks", report.moved);
             for r in &retried {
@@ -122,10 +121,7 @@ pub async fn run(args: DeadArgs) -> Result<(), Failure> {
             .is_some_and(|id| settled.contains(id.as_str()));
     }
     if args.json {
-        volley_core::outln!(
-            "{}",
-            serde_json::to_string(&dead).map_err(anyhow::Error::from)?
-        );
+        print_json(&dead)?;
         return Ok(());
     }
     if dead.is_empty() {
