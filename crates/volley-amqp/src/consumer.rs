@@ -10,6 +10,8 @@ use lapin::types::FieldTable;
 use lapin::{Channel, Connection, Consumer};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use tokio_util::sync::CancellationToken;
+use volley_core::patiently::Patiently;
 use volley_core::{BrokerError, ChunkConsumer};
 
 struct Live {
@@ -26,7 +28,8 @@ pub struct AmqpConsumer {
     options: AmqpOptions,
     prefetch: u16,
     live: Option<Live>,
-    cancelled: bool,
+    /// Fired by [`ChunkConsumer::cancel`]: no delivery is taken, nor a reconnect tried, after.
+    cancelled: CancellationToken,
     connected: Arc<AtomicBool>,
 }
 
@@ -34,7 +37,7 @@ impl std::fmt::Debug for AmqpConsumer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AmqpConsumer")
             .field("prefetch", &self.prefetch)
-            .field("cancelled", &self.cancelled)
+            .field("cancelled", &self.cancelled.is_cancelled())
             .finish_non_exhaustive()
     }
 }
@@ -45,13 +48,14 @@ impl AmqpConsumer {
             options,
             prefetch: prefetch.max(1),
             live: None,
-            cancelled: false,
+            cancelled: CancellationToken::new(),
             connected: Arc::new(AtomicBool::new(false)),
         };
         // The first connection fails fast, so a wrong URL or topology is reported at start-up.
         // Once connected, though, a refusal is retried a few times: RabbitMQ can close the
         // first consume on a quorum queue declared a moment before (`noproc`, 541) when
         // several workers start together.
+        // Not on `Patiently`: it retries for a time, this at most 4 times (waits delay(1..=4)).
         let mut attempt = 0;
         consumer.live = Some(loop {
             match consumer.open().await {
@@ -102,23 +106,24 @@ impl AmqpConsumer {
         })
     }
 
+    /// Reconnects for as long as it takes. Nothing cancels it while it runs (`cancel` takes
+    /// `&mut self`): the worker drops the `next()` it is part of when it stops.
     async fn reconnect(&mut self) {
-        let mut attempt = 0u32;
-        while !self.cancelled {
-            match self.open().await {
-                Ok(live) => {
-                    tracing::info!(attempt, "consumer reconnected");
-                    self.live = Some(live);
-                    self.connected.store(true, Ordering::Relaxed);
-                    return;
-                }
-                Err(e) => {
-                    let delay = RECONNECT_BACKOFF.delay(attempt);
-                    tracing::warn!(attempt, error.message = %e, retry_in_ms = delay.as_millis() as u64, "consumer reconnect failed");
-                    attempt = attempt.saturating_add(1);
-                    tokio::time::sleep(delay).await;
-                }
-            }
+        let mut failures = 0u32;
+        let reconnected = Patiently::new(RECONNECT_BACKOFF, &self.cancelled)
+            .run(
+                |_: &BrokerError| true,
+                |r| {
+                    failures = r.attempt.saturating_add(1);
+                    tracing::warn!(attempt = r.attempt, error.message = %r.error, retry_in_ms = r.retry_in.as_millis() as u64, "consumer reconnect failed");
+                },
+                || self.open(),
+            )
+            .await;
+        if let Ok(live) = reconnected {
+            tracing::info!(attempt = failures, "consumer reconnected");
+            self.live = Some(live);
+            self.connected.store(true, Ordering::Relaxed);
         }
     }
 }
@@ -128,7 +133,7 @@ impl ChunkConsumer for AmqpConsumer {
 
     async fn next(&mut self) -> Option<AmqpDelivery> {
         loop {
-            if self.cancelled {
+            if self.cancelled.is_cancelled() {
                 return None;
             }
             let Some(live) = self.live.as_mut() else {
@@ -157,7 +162,7 @@ impl ChunkConsumer for AmqpConsumer {
     }
 
     async fn cancel(&mut self) {
-        self.cancelled = true;
+        self.cancelled.cancel();
         if let Some(live) = &self.live {
             // The channel stays open so the deliveries already handed out can still be acked.
             let tag = live.consumer.tag();
@@ -184,6 +189,6 @@ impl ChunkConsumer for AmqpConsumer {
     }
 
     fn is_connected(&self) -> bool {
-        !self.cancelled && self.connected.load(Ordering::Relaxed)
+        !self.cancelled.is_cancelled() && self.connected.load(Ordering::Relaxed)
     }
 }

@@ -164,7 +164,7 @@ pub async fn run_embedded(
     // Only an interrupt before the job was registered leaves no status: nothing ran.
     let status = store.job_status(&id).await?.unwrap_or_else(|| JobStatus {
         job: id.to_string(),
-        state: JobState::Publishing.as_str().into(),
+        state: JobState::Publishing,
         ..JobStatus::default()
     });
     bar.set_position(status.done);

@@ -2,6 +2,7 @@
 //! which of them each command can return, and the failure that carries one.
 
 use std::process::ExitCode;
+use volley_core::JobState;
 
 pub use volley_core::exit::{
     CANT_CREATE, CONFIG, DATA_ERROR, INTERNAL, INTERRUPTED, JOB_FAILED, JOB_INPUT_ERROR,
@@ -120,11 +121,11 @@ impl From<anyhow::Error> for Failure {
 }
 
 /// The exit code of a finished job's state.
-pub fn for_state(state: &str) -> u8 {
+pub fn for_state(state: JobState) -> u8 {
     match state {
-        "completed" | "completed_with_failures" => OK,
-        "input_error" => JOB_INPUT_ERROR,
-        _ => JOB_FAILED,
+        JobState::Completed | JobState::CompletedWithFailures => OK,
+        JobState::InputError => JOB_INPUT_ERROR,
+        JobState::Failed | JobState::Publishing | JobState::Running => JOB_FAILED,
     }
 }
 
@@ -148,6 +149,7 @@ mod tests {
         ("connection.settings()", &[USAGE]),
         ("open_fleet(", &[USAGE, UNAVAILABLE]),
         ("anyhow::Error::from", &[INTERNAL]),
+        ("print_json(", &[INTERNAL]),
     ];
 
     /// Each command's source and the codes its `--help` lists.

@@ -1,7 +1,18 @@
 //! How jobs look to people (aligned text) and to machines (`--json`).
 
+use crate::exit::Failure;
 use serde::Serialize;
 use volley_core::{JobStatus, percentile_ms};
+
+/// Prints `value` as one line of JSON (`--json`).
+///
+/// # Errors
+/// A [`Failure`] with `exit::INTERNAL` when `value` cannot be serialized.
+pub(crate) fn print_json(value: &impl Serialize) -> Result<(), Failure> {
+    let line = serde_json::to_string(value).map_err(anyhow::Error::from)?;
+    volley_core::outln!("{line}");
+    Ok(())
+}
 
 /// A status with the figures people ask for: rate, ETA, latency percentiles.
 #[derive(Debug, Clone, Serialize)]
@@ -31,7 +42,7 @@ pub struct StatusView {
 impl StatusView {
     /// Derives the figures from a status at time `now_ms`.
     pub fn new(status: JobStatus, now_ms: u64) -> Self {
-        let terminal = volley_core::JobState::parse(&status.state).is_some_and(|s| s.is_terminal());
+        let terminal = status.state.is_terminal();
         let since = status.created_ms;
         let until = if terminal {
             status

@@ -142,11 +142,13 @@ impl fmt::Display for Namespace {
     }
 }
 
-/// Where a job is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// Where a job is in its life. Stored, printed and serialized by its snake_case name
+/// ([`JobState::as_str`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
     /// The producer is publishing chunks; workers may already process them.
+    #[default]
     Publishing,
     /// Every chunk is published; workers are processing.
     Running,
@@ -208,7 +210,42 @@ impl JobState {
 }
 
 impl fmt::Display for JobState {
+    /// The name, honouring width and alignment (`{:<24}` in `volley jobs`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: [JobState; 6] = [
+        JobState::Publishing,
+        JobState::Running,
+        JobState::InputError,
+        JobState::Completed,
+        JobState::CompletedWithFailures,
+        JobState::Failed,
+    ];
+
+    #[test]
+    fn a_state_serializes_parses_and_prints_as_its_stored_name() {
+        for state in ALL {
+            let name = state.as_str();
+            assert_eq!(
+                serde_json::to_string(&state).ok(),
+                Some(format!("\"{name}\""))
+            );
+            assert_eq!(
+                serde_json::from_str::<JobState>(&format!("\"{name}\"")).ok(),
+                Some(state)
+            );
+            assert_eq!(JobState::parse(name), Some(state));
+            assert_eq!(state.to_string(), name);
+        }
+        assert_eq!(JobState::parse("unknown"), None);
+        assert_eq!(JobState::default(), JobState::Publishing);
+        assert_eq!(format!("[{:<10}]", JobState::Running), "[running   ]");
     }
 }

@@ -90,7 +90,7 @@ pub struct RedriveReport {
     /// Chunks of an interrupted earlier round published again.
     pub resumed_chunks: u64,
     /// The job's state afterwards.
-    pub state: String,
+    pub state: JobState,
 }
 
 /// Why a redrive stopped.
@@ -121,7 +121,7 @@ pub async fn redrive<S: Store, B: Broker>(
         records: 0,
         chunks: 0,
         resumed_chunks: 0,
-        state: String::new(),
+        state: JobState::default(),
     };
     let pending = store.pending_redrive(job).await?;
     if !pending.is_empty() {
@@ -133,17 +133,17 @@ pub async fn redrive<S: Store, B: Broker>(
         }
         report.resumed_chunks = batch.len() as u64;
         broker.publish_confirmed(batch).await?;
-        let state = store.end_redrive(job, now_ms).await?;
-        report.state = state.as_str().to_string();
+        report.state = store.end_redrive(job, now_ms).await?;
         return Ok(report);
     }
     let selected = select(store, job, filter).await?;
     if selected.is_empty() {
+        // As every other store call of a redrive does, an unknown job is a conflict.
         report.state = store
             .job_status(job)
             .await?
             .map(|s| s.state)
-            .unwrap_or_default();
+            .ok_or_else(|| StoreError::Conflict(format!("unknown job {job}")))?;
         return Ok(report);
     }
     report.records = selected.len() as u64;
@@ -162,8 +162,7 @@ pub async fn redrive<S: Store, B: Broker>(
         report.chunks += outgoing.len() as u64;
         broker.publish_confirmed(outgoing).await?;
     }
-    let state: JobState = store.end_redrive(job, now_ms).await?;
-    report.state = state.as_str().to_string();
+    report.state = store.end_redrive(job, now_ms).await?;
     Ok(report)
 }
 
@@ -246,6 +245,7 @@ fn outgoing(job: &JobId, index: u64, records: &[u8]) -> OutgoingChunk {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::memory::{MemoryBroker, MemoryStore};
 
     fn line(error: Option<&str>, status: Option<u16>) -> ResultLine {
         ResultLine {
@@ -282,5 +282,30 @@ mod tests {
         let e = "status=99".parse::<RedriveFilter>().unwrap_err();
         assert!(e.contains("HTTP code"), "{e}");
         assert!("".parse::<RedriveFilter>().is_err());
+    }
+
+    #[test]
+    fn a_report_prints_its_state_by_name() {
+        let report = RedriveReport {
+            records: 2,
+            chunks: 1,
+            resumed_chunks: 0,
+            state: JobState::Running,
+        };
+        assert_eq!(
+            serde_json::to_string(&report).unwrap(),
+            r#"{"records":2,"chunks":1,"resumed_chunks":0,"state":"running"}"#
+        );
+    }
+
+    #[tokio::test]
+    async fn a_redrive_of_an_unknown_job_is_a_conflict() {
+        let (store, broker) = (MemoryStore::new(), MemoryBroker::new());
+        let job = JobId::parse("no-such-job").unwrap();
+        let result = redrive(&store, &broker, &job, &RedriveFilter::default(), 10, 0).await;
+        assert!(
+            matches!(&result, Err(RedriveError::Store(StoreError::Conflict(m))) if m.contains("no-such-job")),
+            "{result:?}"
+        );
     }
 }

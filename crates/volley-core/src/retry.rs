@@ -2,7 +2,7 @@
 //! once, by [`AttemptClass::of`]; the policy only looks its kind and status up in the job's
 //! `retry.on_status` / `retry.on_errors`.
 
-use crate::{AttemptClass, ErrorKind, RetrySpec};
+use crate::{AttemptClass, Backoff, ErrorKind, RetrySpec};
 use std::time::{Duration, SystemTime};
 
 /// The retry policy of a job, from its `[retry]` section.
@@ -53,13 +53,24 @@ impl RetryPolicy {
         }
     }
 
+    /// The backoff between attempts: doubling from `base_delay` up to `max_delay`, with full
+    /// jitter (uniform in `[0, ceiling]`), so a fleet that failed together does not retry
+    /// together.
+    fn backoff(&self) -> Backoff {
+        Backoff::doubling(self.base_delay, self.max_delay).with_jitter_above(Duration::ZERO)
+    }
+
+    /// Failures before attempt `next_attempt` (2 for the first retry), as [`Backoff`] counts
+    /// them. The policy has always stopped doubling after 30 (a bare `Backoff` goes to 31);
+    /// that only shows past 30 retries under a `max_delay` above `base_delay × 2^30`.
+    fn failures_before(next_attempt: u32) -> u32 {
+        next_attempt.saturating_sub(2).min(30)
+    }
+
     /// The exponential ceiling before attempt `next_attempt` (2 for the first retry):
     /// `base × 2^(n-2)`, capped at `max_delay`.
     pub fn ceiling(&self, next_attempt: u32) -> Duration {
-        let exp = next_attempt.saturating_sub(2).min(30);
-        self.base_delay
-            .saturating_mul(1u32 << exp)
-            .min(self.max_delay)
+        self.backoff().ceiling(Self::failures_before(next_attempt))
     }
 
     /// The delay before attempt `next_attempt`: full jitter, uniform in `[0, ceiling]`, so a
@@ -69,8 +80,7 @@ impl RetryPolicy {
         if let Some(after) = retry_after {
             return after.min(self.max_delay);
         }
-        let ceiling = self.ceiling(next_attempt);
-        ceiling.mul_f64(fastrand::f64())
+        self.backoff().delay(Self::failures_before(next_attempt))
     }
 }
 
@@ -111,6 +121,32 @@ mod tests {
         for _ in 0..100 {
             assert!(p.delay(3, None) <= Duration::from_millis(400));
         }
+    }
+
+    #[test]
+    fn ceilings_are_those_of_a_doubling_backoff_from_the_first_retry() {
+        let p = policy();
+        let backoff = Backoff::doubling(p.base_delay, p.max_delay);
+        for next_attempt in 2..40 {
+            assert_eq!(
+                p.ceiling(next_attempt),
+                backoff.ceiling(next_attempt - 2),
+                "attempt {next_attempt}"
+            );
+        }
+        assert_eq!(
+            p.ceiling(0),
+            p.ceiling(2),
+            "no retry before the first is shorter"
+        );
+        // Past 30 doublings the ceiling stops growing, even under a huge cap.
+        let long = RetryPolicy {
+            base_delay: Duration::from_millis(1),
+            max_delay: Duration::from_secs(1 << 40),
+            ..policy()
+        };
+        assert_eq!(long.ceiling(32), Duration::from_millis(1 << 30));
+        assert_eq!(long.ceiling(60), Duration::from_millis(1 << 30));
     }
 
     #[test]

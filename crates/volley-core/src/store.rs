@@ -189,8 +189,8 @@ pub struct JobStatus {
     pub job: String,
     /// Spec name.
     pub name: String,
-    /// State name.
-    pub state: String,
+    /// Its state (serialized by name: `"running"`).
+    pub state: JobState,
     /// Total records, once the producer has read all of them.
     pub total: Option<u64>,
     /// Total chunks, likewise.
@@ -241,9 +241,9 @@ impl JobStatus {
     /// once every published chunk has committed (the producer stopped, nothing is left).
     #[must_use]
     pub fn has_ended(&self) -> bool {
-        match JobState::parse(&self.state) {
-            Some(JobState::InputError) => self.chunks_done >= self.published_chunks,
-            state => state.is_some_and(JobState::is_terminal),
+        match self.state {
+            JobState::InputError => self.chunks_done >= self.published_chunks,
+            state => state.is_terminal(),
         }
     }
 }
@@ -518,18 +518,19 @@ mod tests {
 
     #[test]
     fn a_job_ends_terminal_or_stopped_at_an_input_error_with_every_chunk_committed() {
-        let status = |state: &str, chunks_done| JobStatus {
-            state: state.into(),
+        let status = |state, chunks_done| JobStatus {
+            state,
             chunks_done,
             published_chunks: 3,
             ..JobStatus::default()
         };
-        assert!(status("completed", 0).has_ended());
-        assert!(status("failed", 0).has_ended());
-        assert!(!status("running", 3).has_ended());
-        assert!(!status("input_error", 2).has_ended());
-        assert!(status("input_error", 3).has_ended());
-        assert!(!status("unknown", 3).has_ended());
+        assert!(status(JobState::Completed, 0).has_ended());
+        assert!(status(JobState::CompletedWithFailures, 0).has_ended());
+        assert!(status(JobState::Failed, 0).has_ended());
+        assert!(!status(JobState::Running, 3).has_ended());
+        assert!(!status(JobState::Publishing, 3).has_ended());
+        assert!(!status(JobState::InputError, 2).has_ended());
+        assert!(status(JobState::InputError, 3).has_ended());
     }
 
     #[test]

@@ -30,7 +30,7 @@ pub enum Verdict {
     /// Nothing to republish: every chunk has an outcome, or the job has ended.
     NoneMissing,
     /// The job is not fully published (its state): resuming the producer publishes the rest.
-    NotPublished(String),
+    NotPublished(JobState),
     /// Chunks without an outcome may still be queued or held; why it cannot tell.
     Unsure(String),
     /// These chunks have no outcome and are certainly neither queued nor held.
@@ -74,10 +74,10 @@ pub async fn check_missing(
     let Some(status) = store.job_status(job).await? else {
         return Ok(Verdict::NoJob);
     };
-    let total = match (JobState::parse(&status.state), status.total_chunks) {
-        (Some(state), _) if state.is_terminal() => return Ok(Verdict::NoneMissing),
-        (Some(JobState::Running), Some(total)) => total,
-        _ => return Ok(Verdict::NotPublished(status.state)),
+    let total = match (status.state, status.total_chunks) {
+        (state, _) if state.is_terminal() => return Ok(Verdict::NoneMissing),
+        (JobState::Running, Some(total)) => total,
+        (state, _) => return Ok(Verdict::NotPublished(state)),
     };
     let candidates = store.uncommitted_chunks(job, total).await?;
     if candidates.is_empty() {

@@ -460,7 +460,7 @@ async fn republish_missing<B: Broker, S: Store>(
             job: job.clone(),
             reason: "no such job in this namespace".into(),
         })?;
-    let state = JobState::parse(&status.state).unwrap_or(JobState::Publishing);
+    let state = status.state;
     let mut report = ProduceReport {
         job: job.clone(),
         total_records: status.total.unwrap_or(status.published_records),

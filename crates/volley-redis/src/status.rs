@@ -1,20 +1,35 @@
 use std::collections::HashMap;
-use volley_core::JobStatus;
+use volley_core::{JobState, JobStatus, StoreError};
 
 fn num(map: &HashMap<String, String>, key: &str) -> Option<u64> {
     map.get(key).and_then(|v| v.parse().ok())
 }
 
+/// A state name as stored in a job's meta hash. Volley writes no other names: an unknown one
+/// is data from another version or corrupt, and a store error naming the job and the value.
+pub(crate) fn parse_state(job: &str, text: &str) -> Result<JobState, StoreError> {
+    JobState::parse(text).ok_or_else(|| {
+        StoreError::Corrupt(format!(
+            "job {job} has an unknown state '{}'",
+            text.escape_default()
+        ))
+    })
+}
+
 /// Builds a status from the job's meta and counters hashes.
+///
+/// # Errors
+/// [`StoreError::Corrupt`] when the stored state is missing or not a state name.
 pub(crate) fn job_status(
     job: &str,
     meta: &HashMap<String, String>,
     counters: &HashMap<String, String>,
-) -> JobStatus {
+) -> Result<JobStatus, StoreError> {
+    let state = parse_state(job, meta.get("state").map_or("", String::as_str))?;
     let mut status = JobStatus {
         job: job.to_string(),
         name: meta.get("name").cloned().unwrap_or_default(),
-        state: meta.get("state").cloned().unwrap_or_default(),
+        state,
         total: num(meta, "total_records"),
         total_chunks: num(meta, "total_chunks"),
         published_chunks: num(meta, "published_chunks").unwrap_or(0),
@@ -51,5 +66,40 @@ pub(crate) fn job_status(
             status.latency.insert(bucket, n);
         }
     }
-    status
+    Ok(status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(state: Option<&str>) -> HashMap<String, String> {
+        let mut meta = HashMap::from([("name".to_string(), "enrich".to_string())]);
+        if let Some(state) = state {
+            meta.insert("state".into(), state.into());
+        }
+        meta
+    }
+
+    #[test]
+    fn a_stored_state_name_is_parsed_once() {
+        let status = job_status(
+            "j-1",
+            &meta(Some("completed_with_failures")),
+            &HashMap::new(),
+        )
+        .expect("a known state");
+        assert_eq!(status.state, JobState::CompletedWithFailures);
+    }
+
+    #[test]
+    fn an_unknown_or_missing_stored_state_is_a_store_error_naming_job_and_value() {
+        let err = job_status("j-1", &meta(Some("paused")), &HashMap::new())
+            .expect_err("an unknown state");
+        assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+        let text = err.to_string();
+        assert!(text.contains("j-1") && text.contains("'paused'"), "{text}");
+        let err = job_status("j-1", &meta(None), &HashMap::new()).expect_err("a missing state");
+        assert!(err.to_string().contains("j-1"), "{err}");
+    }
 }

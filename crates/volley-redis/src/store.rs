@@ -3,7 +3,7 @@ use crate::keys::{JobKeys, jobs_index, namespace_marker, worker_key, workers_ind
 use crate::scripts::{
     COMMIT, FINISH_PUBLISHING, INPUT_ERROR, PUBLISHED, REDRIVE_ADD, REDRIVE_END, REGISTER,
 };
-use crate::status::job_status;
+use crate::status::{job_status, parse_state};
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncCommands, RedisError};
 use std::collections::HashMap;
@@ -191,10 +191,6 @@ impl RedisStore {
     }
 }
 
-fn parse_state(text: &str) -> Result<JobState, StoreError> {
-    JobState::parse(text).ok_or_else(|| StoreError::Corrupt(format!("unknown job state '{text}'")))
-}
-
 impl Store for RedisStore {
     async fn register_job(&self, job: &NewJob) -> Result<Registration, StoreError> {
         let keys = JobKeys::new(&self.ns, &job.id);
@@ -234,7 +230,7 @@ impl Store for RedisStore {
                 job.id
             ))),
             Some("resume") if reply.len() == 5 => Ok(Registration::Resume {
-                state: parse_state(&reply[1])?,
+                state: parse_state(job.id.as_str(), &reply[1])?,
                 mark: PublishMark {
                     chunks: reply[2].parse().unwrap_or(0),
                     records: reply[3].parse().unwrap_or(0),
@@ -282,7 +278,7 @@ impl Store for RedisStore {
         if state == "unknown_job" {
             return Err(StoreError::Conflict(format!("unknown job {job}")));
         }
-        parse_state(&state)
+        parse_state(job.as_str(), &state)
     }
 
     async fn record_input_error(&self, job: &JobId, message: &str) -> Result<(), StoreError> {
@@ -356,7 +352,10 @@ impl Store for RedisStore {
             "already" => Ok(CommitStatus::AlreadyCommitted),
             "unknown_job" | "out_of_range" => Ok(CommitStatus::UnknownJob),
             other => match other.strip_prefix("ok:") {
-                Some(state) => Ok(CommitStatus::Committed(parse_state(state)?)),
+                Some(state) => Ok(CommitStatus::Committed(parse_state(
+                    commit.job.as_str(),
+                    state,
+                )?)),
                 None => Err(StoreError::Corrupt(format!("commit reply '{other}'"))),
             },
         }
@@ -461,7 +460,7 @@ impl Store for RedisStore {
         if reply == "unknown_job" {
             return Err(StoreError::Conflict(format!("unknown job {job}")));
         }
-        parse_state(&reply)
+        parse_state(job.as_str(), &reply)
     }
 
     async fn job_status(&self, job: &JobId) -> Result<Option<JobStatus>, StoreError> {
@@ -478,7 +477,7 @@ impl Store for RedisStore {
         if meta.is_empty() {
             return Ok(None);
         }
-        Ok(Some(job_status(job.as_str(), &meta, &counters)))
+        job_status(job.as_str(), &meta, &counters).map(Some)
     }
 
     async fn list_jobs(&self) -> Result<Vec<JobStatus>, StoreError> {

@@ -278,7 +278,7 @@ async fn still_publishing<S: Store>(
         let Ok(Some(status)) = ctx.store.job_status(&job).await else {
             continue;
         };
-        if status.state != JobState::Publishing.as_str() {
+        if status.state != JobState::Publishing {
             continue;
         }
         let mark = seen

@@ -11,7 +11,7 @@ use volley_core::governor::MemoryFleet;
 use volley_core::memory::MemoryBroker;
 use volley_core::time::now_ms;
 use volley_core::{
-    Broker, ChunkEncoder, ChunkMessage, JobId, JobState, NewJob, OutgoingChunk, PublishMark, Store,
+    Broker, ChunkEncoder, ChunkMessage, JobId, NewJob, OutgoingChunk, PublishMark, Store,
 };
 use volley_tests::support::{wait_exit, wait_for_job};
 use volley_tests::{TestEnv, eventually, write_jsonl};
@@ -73,9 +73,7 @@ async fn prefetched_chunks_of_a_new_job_share_one_bound_in_process() -> anyhow::
     ));
     eventually(Duration::from_secs(60), || async {
         let status = store.job_status(&job).await?;
-        let ended = status
-            .as_ref()
-            .is_some_and(|s| JobState::parse(&s.state).is_some_and(JobState::is_terminal));
+        let ended = status.as_ref().is_some_and(|s| s.state.is_terminal());
         anyhow::ensure!(ended, "{status:?}");
         anyhow::Ok(())
     })

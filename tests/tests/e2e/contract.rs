@@ -113,7 +113,7 @@ async fn redrive_contract<S: Store, B: Broker>(store: S, broker: B) -> anyhow::R
     let only: RedriveFilter = "status=503".parse().map_err(anyhow::Error::msg)?;
     let report = redrive(&store, &broker, &job, &only, 10, 4_000).await?;
     assert_eq!((report.records, report.chunks), (1, 1));
-    assert_eq!(report.state, "running");
+    assert_eq!(report.state, JobState::Running);
     let sent = drain(&broker).await?;
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].chunk, 2);
@@ -180,8 +180,8 @@ async fn redrive_contract<S: Store, B: Broker>(store: S, broker: B) -> anyhow::R
     );
     let s = store.job_status(&job).await?.expect("status");
     assert_eq!(
-        (s.done, s.ok, s.failed, s.state.as_str()),
-        (3, 3, 0, "completed")
+        (s.done, s.ok, s.failed, s.state),
+        (3, 3, 0, JobState::Completed)
     );
     assert!(s.by_error.is_empty());
     let report = redrive(&store, &broker, &job, &RedriveFilter::default(), 10, 7_000).await?;
@@ -281,8 +281,8 @@ async fn store_contract<S: Store>(store: S) -> anyhow::Result<()> {
     );
     let done = store.job_status(&job).await?.expect("status");
     assert_eq!(
-        (done.state.as_str(), done.total, done.done),
-        ("failed", Some(3), 3)
+        (done.state, done.total, done.done),
+        (JobState::Failed, Some(3), 3)
     );
     let results = store.chunk_results(&job, 0..3).await?;
     assert_eq!(results.len(), 3);
@@ -323,13 +323,13 @@ async fn store_contract<S: Store>(store: S) -> anyhow::Result<()> {
     store.record_input_error(&halted, "in.jsonl:7: bad").await?;
     let s = store.job_status(&halted).await?.expect("status");
     assert_eq!(
-        (s.state.as_str(), s.error.as_deref()),
-        ("input_error", Some("in.jsonl:7: bad"))
+        (s.state, s.error.as_deref()),
+        (JobState::InputError, Some("in.jsonl:7: bad"))
     );
     store.record_published(&halted, &mark).await?;
     assert_eq!(
         store.job_status(&halted).await?.expect("status").state,
-        "publishing"
+        JobState::Publishing
     );
 
     let listed: Vec<String> = store

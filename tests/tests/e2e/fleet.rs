@@ -151,7 +151,7 @@ async fn producer_killed_half_way_resumes_without_publishing_a_chunk_twice() -> 
         .job_status(&job)
         .await?
         .expect("job registered before the first publish");
-    assert_eq!(half.state, "publishing");
+    assert_eq!(half.state, volley_core::JobState::Publishing);
     assert!(
         (50..200).contains(&half.published_chunks),
         "published {}",

@@ -118,7 +118,7 @@ async fn a_malformed_line_stops_the_producer_and_a_fixed_input_resumes_the_job()
         .job_status(&job)
         .await?
         .expect("job registered");
-    assert_eq!(status.state, "input_error");
+    assert_eq!(status.state, volley_core::JobState::InputError);
     assert_eq!(
         status.published_chunks, 12,
         "the complete chunks before line 1234 are published"

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
-use volley_core::Store as _;
+use volley_core::{JobState, Store as _};
 use volley_tests::support::{describe, finish_ok, wait_for_job};
 use volley_tests::{TestEnv, eventually_every, path_str, write_jsonl};
 
@@ -263,8 +263,8 @@ async fn dead_requeue_with_job_sends_back_only_that_jobs_dead_letters() -> anyho
         .await?
         .ok_or_else(|| anyhow::anyhow!("job B gone"))?;
     assert_eq!(
-        (status_b.state.as_str(), status_b.done),
-        ("running", 0),
+        (status_b.state, status_b.done),
+        (JobState::Running, 0),
         "{status_b:?}"
     );
     assert_eq!(jobs_of(&dead_letters(&env).await?), counts(&[(&b, 4)]));
@@ -403,7 +403,7 @@ async fn producer_gives_up(
     assert!(
         status
             .as_ref()
-            .is_some_and(|s| s.state == "publishing" && s.published_chunks < records),
+            .is_some_and(|s| s.state == JobState::Publishing && s.published_chunks < records),
         "cut after the publish ended: {status:?}"
     );
     let out = tokio::time::timeout(
@@ -434,8 +434,8 @@ async fn producer_gives_up(
     );
     let status = store.job_status(&job).await?;
     assert_eq!(
-        status.as_ref().map(|s| s.state.as_str()),
-        Some("publishing"),
+        status.as_ref().map(|s| s.state),
+        Some(JobState::Publishing),
         "{status:?}"
     );
 
@@ -457,12 +457,8 @@ async fn producer_gives_up(
         .await?
         .ok_or_else(|| anyhow::anyhow!("job gone"))?;
     assert_eq!(
-        (
-            status.state.as_str(),
-            status.published_chunks,
-            status.total_chunks
-        ),
-        ("running", records, Some(records)),
+        (status.state, status.published_chunks, status.total_chunks),
+        (JobState::Running, records, Some(records)),
         "{status:?}"
     );
     // What was confirmed is not sent again; only the batch cut short can be (64 chunks).

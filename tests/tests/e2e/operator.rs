@@ -7,7 +7,7 @@
 use anyhow::Context as _;
 use std::cell::{Cell, RefCell};
 use std::time::Duration;
-use volley_core::Store as _;
+use volley_core::{JobState, Store as _};
 use volley_tests::support::{describe, finish_ok, wait_for_job, wait_workers, workers};
 use volley_tests::{TestEnv, eventually, eventually_every, path_str, write_jsonl};
 
@@ -26,12 +26,12 @@ async fn completes_with_one_request_per_record(
     Ok(())
 }
 
-async fn job_state(env: &TestEnv, job: &str) -> anyhow::Result<String> {
+async fn job_state(env: &TestEnv, job: &str) -> anyhow::Result<Option<JobState>> {
     let status = env
         .store()?
         .job_status(&volley_core::JobId::parse(job).map_err(anyhow::Error::msg)?)
         .await?;
-    Ok(status.map(|s| s.state).unwrap_or_default())
+    Ok(status.map(|s| s.state))
 }
 
 /// `volley-producer --spec S --input I --job-id J --missing`.
@@ -75,7 +75,7 @@ async fn status_and_missing_leave_a_healthy_slow_job_alone_from_its_start() -> a
     // Read status, both forms, for as long as the job runs.
     let looks = Cell::new(0);
     eventually(Duration::from_secs(120), || async {
-        if job_state(&env, &job).await? != "running" {
+        if job_state(&env, &job).await? != Some(JobState::Running) {
             return anyhow::Ok(());
         }
         for args in [vec!["status", &job, "--json"], vec!["status", &job]] {

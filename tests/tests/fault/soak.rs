@@ -74,7 +74,7 @@ async fn a_job_under_a_random_nemesis_loses_and_doubles_nothing() -> anyhow::Res
     // flight.
     while started.elapsed() < CHAOS_FOR {
         let state = store.job_status(&id).await.ok().flatten().map(|s| s.state);
-        if state.is_some_and(|s| s.starts_with("completed") || s == "failed") {
+        if state.is_some_and(volley_core::JobState::is_terminal) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(rng.u64(5_000..12_000))).await;

@@ -3,11 +3,11 @@
 use super::retry::retry_job;
 use super::{Connection, broker_failure, job_id, unavailable};
 use crate::exit::Failure;
-use crate::render::escape;
+use crate::render::{escape, print_json};
 use std::collections::HashSet;
 use volley_amqp::DeadLetter;
 use volley_core::redrive::RedriveFilter;
-use volley_core::{ErrorKind, JobId, Store};
+use volley_core::{ErrorKind, JobId, JobState, Store};
 use volley_redis::RedisStore;
 
 /// Show dead-lettered messages, or send them back to the chunk queue.
@@ -90,10 +90,9 @@ pub async fn run(args: DeadArgs) -> Result<(), Failure> {
             });
         }
         if args.json {
-            volley_core::outln!(
-                "{}",
-                serde_json::json!({"requeued": report.moved, "settled": report.settled.len(), "retried": retried})
-            );
+            print_json(
+                &serde_json::json!({"requeued": report.moved, "settled": report.settled.len(), "retried": retried}),
+            )?;
         } else {
             volley_core::outln!("moved {} dead letters back to {ns}.chunks", report.moved);
             for r in &retried {
@@ -106,7 +105,7 @@ pub async fn run(args: DeadArgs) -> Result<(), Failure> {
                         "job {}: poison chunks removed; {} poison records sent again (volley retry), job is {}",
                         escape(&r.job),
                         r.records.unwrap_or(0),
-                        r.state.as_deref().unwrap_or_default()
+                        r.state.map(JobState::as_str).unwrap_or_default()
                     ),
                 }
             }
@@ -122,10 +121,7 @@ pub async fn run(args: DeadArgs) -> Result<(), Failure> {
             .is_some_and(|id| settled.contains(id.as_str()));
     }
     if args.json {
-        volley_core::outln!(
-            "{}",
-            serde_json::to_string(&dead).map_err(anyhow::Error::from)?
-        );
+        print_json(&dead)?;
         return Ok(());
     }
     if dead.is_empty() {
@@ -162,7 +158,7 @@ struct Retried {
     #[serde(skip_serializing_if = "Option::is_none")]
     records: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    state: Option<String>,
+    state: Option<JobState>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
 }

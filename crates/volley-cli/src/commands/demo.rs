@@ -142,7 +142,7 @@ pub async fn run(args: DemoArgs) -> Result<(), Failure> {
     );
     volley_core::outln!("results      {}", args.out.display());
     volley_core::outln!("state        {}", s.state);
-    match exit::for_state(&s.state) {
+    match exit::for_state(s.state) {
         exit::OK => Ok(()),
         code => Err(Failure::new(code, format!("demo job ended {}", s.state))),
     }

@@ -3,6 +3,7 @@
 
 use super::{Connection, unavailable};
 use crate::exit::{self, Failure};
+use crate::render::print_json;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -195,10 +196,7 @@ pub async fn run(args: HostsArgs) -> Result<(), Failure> {
         .map_err(|e| unavailable(&settings, e))?;
     if args.json {
         let list: Vec<&HostView> = views.values().collect();
-        volley_core::outln!(
-            "{}",
-            serde_json::to_string(&list).map_err(anyhow::Error::from)?
-        );
+        print_json(&list)?;
     } else if views.is_empty() {
         volley_core::outln!("no host has a limit, a pause or an open breaker");
     } else {

@@ -2,7 +2,7 @@
 
 use super::{Connection, unavailable};
 use crate::exit::Failure;
-use crate::render::{StatusView, escape};
+use crate::render::{StatusView, escape, print_json};
 use volley_core::time::now_ms;
 use volley_core::{Store, WorkerPhase};
 
@@ -30,10 +30,7 @@ pub async fn run(args: JobsArgs) -> Result<(), Failure> {
     let now = now_ms();
     let views: Vec<StatusView> = jobs.into_iter().map(|s| StatusView::new(s, now)).collect();
     if args.json {
-        volley_core::outln!(
-            "{}",
-            serde_json::to_string(&views).map_err(anyhow::Error::from)?
-        );
+        print_json(&views)?;
         return Ok(());
     }
     if views.is_empty() {
@@ -93,10 +90,7 @@ pub async fn workers(args: WorkersArgs) -> Result<(), Failure> {
     // Live workers first, then the most recently seen.
     beats.sort_by_key(|b| (!is_live(b.state), std::cmp::Reverse(b.at_ms)));
     if args.json {
-        volley_core::outln!(
-            "{}",
-            serde_json::to_string(&beats).map_err(anyhow::Error::from)?
-        );
+        print_json(&beats)?;
         return Ok(());
     }
     volley_core::outln!(

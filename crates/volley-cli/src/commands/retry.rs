@@ -2,6 +2,7 @@
 
 use super::{Connection, broker_failure, job_id, lookup, unavailable};
 use crate::exit::{self, Failure};
+use crate::render::print_json;
 use volley_amqp::AmqpBroker;
 use volley_core::redrive::{RedriveError, RedriveFilter, RedriveReport, redrive};
 
@@ -41,10 +42,7 @@ pub async fn run(args: RetryArgs) -> Result<(), Failure> {
     let filter = args.only.unwrap_or_default();
     let report = retry_job(&settings, &store, &broker, &job, &filter).await?;
     if args.json {
-        volley_core::outln!(
-            "{}",
-            serde_json::to_string(&report).map_err(anyhow::Error::from)?
-        );
+        print_json(&report)?;
     } else if report.resumed_chunks > 0 {
         volley_core::outln!(
             "finished an interrupted retry: republished {} chunks; job {job} is {}",

@@ -5,7 +5,7 @@ use crate::done::load_done;
 use crate::embedded::{EmbeddedJob, EmbeddedRun, Interruption, run_embedded, with_per_worker};
 use crate::exit::{self, Failure};
 use crate::export::{ExportSummary, ResultFormat};
-use crate::render::{StatusView, duration};
+use crate::render::{StatusView, duration, print_json};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
@@ -244,10 +244,7 @@ fn report(
 ) -> Result<(), Failure> {
     let view = StatusView::new(finished.status.clone(), now_ms());
     if args.json {
-        volley_core::outln!(
-            "{}",
-            serde_json::to_string(&view).map_err(anyhow::Error::from)?
-        );
+        print_json(&view)?;
     } else {
         volley_core::err!("{}", view.text());
         volley_core::errln!("wall      {}", duration(finished.elapsed.as_secs_f64()));
@@ -265,7 +262,7 @@ fn report(
             bad_input_summary(finished, error, args, out, exported),
         ));
     }
-    match exit::for_state(&view.status.state) {
+    match exit::for_state(view.status.state) {
         exit::OK => Ok(()),
         code => Err(Failure::new(
             code,

@@ -2,7 +2,7 @@
 
 use super::{Connection, job_id, lookup};
 use crate::exit::{self, Failure};
-use crate::render::StatusView;
+use crate::render::{StatusView, print_json};
 use std::time::Duration;
 use volley_core::time::now_ms;
 use volley_core::{JobSpec, Store};
@@ -71,10 +71,7 @@ pub async fn run(args: StatusArgs) -> Result<(), Failure> {
                 }));
             }
             if args.json {
-                volley_core::outln!(
-                    "{}",
-                    serde_json::to_string(&view).map_err(anyhow::Error::from)?
-                );
+                print_json(&view)?;
             } else {
                 volley_core::out!("{}", view.text());
             }
@@ -87,7 +84,7 @@ pub async fn run(args: StatusArgs) -> Result<(), Failure> {
                     format!("job {job} cannot finish: chunks are missing"),
                 ));
             }
-            let code = exit::for_state(&view.status.state);
+            let code = exit::for_state(view.status.state);
             return if code == exit::OK {
                 Ok(())
             } else {

@@ -377,7 +377,7 @@ impl Store for MemoryStore {
 
 fn status_of(job: &Job) -> JobStatus {
     let mut s = job.status.clone();
-    s.state = job.state.as_str().to_string();
+    s.state = job.state;
     s.published_chunks = job.mark.chunks;
     s.published_records = job.mark.records;
     s

@@ -1,7 +1,7 @@
 //! Poison: bytes that are no chunk, and a chunk that keeps coming back (README "Poison never
 //! blocks the queue").
 
-use crate::support::{Harness, rec, state};
+use crate::support::{Harness, rec};
 use anyhow::Context as _;
 use std::time::Duration;
 use volley_core::{Broker, ChunkConsumer, ChunkDelivery, ChunkMessage, JobState};
@@ -21,7 +21,7 @@ async fn an_undecodable_message_is_dead_lettered_and_the_queue_moves_on() -> any
     worker.stop().await?;
 
     assert_eq!(h.broker.dead_letters(), vec!["junk".to_string()]);
-    assert_eq!((state(&status), status.ok), (Some(JobState::Completed), 2));
+    assert_eq!((status.state, status.ok), (JobState::Completed, 2));
     assert_eq!(h.mock.stats().requests, 2);
     Ok(())
 }
@@ -69,8 +69,8 @@ async fn a_chunk_at_the_poison_limit_is_settled_as_poison_and_dead_lettered() ->
     assert_eq!(status.by_error.get("poison"), Some(&2), "{status:?}");
     assert_eq!((status.ok, status.failed, status.done), (2, 2, 4));
     assert_eq!(
-        state(&status),
-        Some(JobState::Failed),
+        status.state,
+        JobState::Failed,
         "the job ends, failed past its tolerance"
     );
     assert_eq!(

@@ -12,8 +12,7 @@ use volley_core::governor::MemoryFleet;
 use volley_core::memory::{MemoryBroker, MemoryStore};
 use volley_core::time::now_ms;
 use volley_core::{
-    Broker, ChunkEncoder, ChunkMessage, JobId, JobState, JobStatus, NewJob, OutgoingChunk,
-    PublishMark, Store,
+    Broker, ChunkEncoder, ChunkMessage, JobId, JobStatus, NewJob, OutgoingChunk, PublishMark, Store,
 };
 use volley_mockapi::{MockConfig, MockServer};
 use volley_worker::{WorkerError, WorkerOptions, WorkerReport, run_worker};
@@ -181,14 +180,9 @@ impl Harness {
     }
 }
 
-/// The job's state, as the store says it.
-pub(crate) fn state(status: &JobStatus) -> Option<JobState> {
-    JobState::parse(&status.state)
-}
-
 /// Whether the job has reached a terminal state.
 pub(crate) fn ended(status: &JobStatus) -> bool {
-    state(status).is_some_and(JobState::is_terminal)
+    status.state.is_terminal()
 }
 
 /// Polls `check` every 10 ms until it gives a value, or fails after `within` (on tokio's
