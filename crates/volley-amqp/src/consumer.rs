@@ -9,10 +9,9 @@ use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection, Consumer};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use tokio_util::sync::CancellationToken;
 use volley_core::patiently::Patiently;
-use volley_core::{BrokerError, ChunkConsumer};
+use volley_core::{BrokerError, ChunkConsumer, Link};
 
 struct Live {
     conn: Connection,
@@ -30,7 +29,8 @@ pub struct AmqpConsumer {
     live: Option<Live>,
     /// Fired by [`ChunkConsumer::cancel`]: no delivery is taken, nor a reconnect tried, after.
     cancelled: CancellationToken,
-    connected: Arc<AtomicBool>,
+    /// Up while consuming; down with the last failure while reconnecting.
+    link: Arc<Link>,
 }
 
 impl std::fmt::Debug for AmqpConsumer {
@@ -49,7 +49,7 @@ impl AmqpConsumer {
             prefetch: prefetch.max(1),
             live: None,
             cancelled: CancellationToken::new(),
-            connected: Arc::new(AtomicBool::new(false)),
+            link: Arc::new(Link::down_for("not connected yet")),
         };
         // The first connection fails fast, so a wrong URL or topology is reported at start-up.
         // Once connected, though, a refusal is retried a few times: RabbitMQ can close the
@@ -68,7 +68,7 @@ impl AmqpConsumer {
                 Err(e) => return Err(e),
             }
         });
-        consumer.connected.store(true, Ordering::Relaxed);
+        consumer.link.up();
         Ok(consumer)
     }
 
@@ -115,6 +115,7 @@ impl AmqpConsumer {
                 |_: &BrokerError| true,
                 |r| {
                     failures = r.attempt.saturating_add(1);
+                    self.link.down(format!("not connected ({})", r.error));
                     tracing::warn!(attempt = r.attempt, error.message = %r.error, retry_in_ms = r.retry_in.as_millis() as u64, "consumer reconnect failed");
                 },
                 || self.open(),
@@ -123,7 +124,7 @@ impl AmqpConsumer {
         if let Ok(live) = reconnected {
             tracing::info!(attempt = failures, "consumer reconnected");
             self.live = Some(live);
-            self.connected.store(true, Ordering::Relaxed);
+            self.link.up();
         }
     }
 }
@@ -144,14 +145,16 @@ impl ChunkConsumer for AmqpConsumer {
                 Some(Ok(delivery)) => return Some(AmqpDelivery::new(delivery)),
                 Some(Err(e)) => {
                     tracing::warn!(error.message = %e, "consumer lost its channel; reconnecting");
+                    self.link.down(format!("not connected (channel lost: {e})"));
                 }
                 None => {
                     tracing::warn!(
                         "consumer cancelled by the broker (queue deleted?); reconnecting"
                     );
+                    self.link
+                        .down("not consuming (cancelled by the broker; queue deleted?)");
                 }
             }
-            self.connected.store(false, Ordering::Relaxed);
             if let Some(old) = self.live.take() {
                 // A dead peer never answers close: do not wait for it.
                 let _ =
@@ -189,6 +192,10 @@ impl ChunkConsumer for AmqpConsumer {
     }
 
     fn is_connected(&self) -> bool {
-        !self.cancelled.is_cancelled() && self.connected.load(Ordering::Relaxed)
+        !self.cancelled.is_cancelled() && self.link.is_up()
+    }
+
+    fn link(&self) -> Arc<Link> {
+        self.link.clone()
     }
 }

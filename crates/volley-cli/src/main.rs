@@ -24,6 +24,14 @@ use volley_cli::exit::{self, codes};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines as text (for people) or json (one object per line, for collectors).
+    #[arg(
+        long,
+        global = true,
+        env = "VOLLEY_LOG_FORMAT",
+        value_name = "text|json"
+    )]
+    log_format: Option<volley_core::output::LogFormat>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -59,8 +67,8 @@ enum Command {
 
 fn main() -> ExitCode {
     // lapin logs each channel the broker closes; the commands report those errors themselves.
-    volley_runtime::telemetry::init_tracing("warn,lapin=off");
     let cli = Cli::parse();
+    volley_runtime::telemetry::init_tracing("warn,lapin=off", cli.log_format);
     let result = volley_runtime::block_on("volley", async move {
         match cli.command {
             Command::Run(args) => run::run(args).await,

@@ -82,6 +82,10 @@ pub trait ChunkConsumer: Send + 'static {
 
     /// Whether the consumer is currently connected and consuming (for health).
     fn is_connected(&self) -> bool;
+
+    /// The consumer's connection state, shared: the readiness probe reads it (with the
+    /// reason while down) while `next` holds the consumer.
+    fn link(&self) -> std::sync::Arc<crate::Link>;
 }
 
 /// One delivered chunk message, to be settled exactly once.

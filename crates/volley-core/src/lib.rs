@@ -18,7 +18,9 @@ pub mod governor;
 mod http;
 pub mod input;
 mod job;
+mod link;
 pub mod memory;
+pub mod metrics;
 mod outcome;
 pub mod output;
 pub mod patiently;
@@ -42,6 +44,7 @@ pub use http::{
     AttemptClass, ClientOptions, HostSignal, HttpProcessor, build_client, proxy_from_env,
 };
 pub use job::{JobId, JobState, Namespace};
+pub use link::Link;
 pub use outcome::{
     ErrorKind, RecordError, RecordOutcome, ResultDecodeError, ResultLine, decode_chunk_results,
     decode_row, encode_chunk_results,

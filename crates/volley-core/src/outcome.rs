@@ -59,24 +59,26 @@ impl ErrorKind {
         }
     }
 
+    /// Every kind, in declaration order (so `kind as usize` is its index here).
+    pub const ALL: [ErrorKind; 13] = [
+        ErrorKind::Timeout,
+        ErrorKind::Connect,
+        ErrorKind::Dns,
+        ErrorKind::Tls,
+        ErrorKind::Status,
+        ErrorKind::BodyTooLarge,
+        ErrorKind::Decode,
+        ErrorKind::Template,
+        ErrorKind::Redirect,
+        ErrorKind::Request,
+        ErrorKind::Panic,
+        ErrorKind::Breaker,
+        ErrorKind::Poison,
+    ];
+
     /// Parses a kind's name.
     pub fn parse(text: &str) -> Option<Self> {
-        const ALL: [ErrorKind; 13] = [
-            ErrorKind::Timeout,
-            ErrorKind::Connect,
-            ErrorKind::Dns,
-            ErrorKind::Tls,
-            ErrorKind::Status,
-            ErrorKind::BodyTooLarge,
-            ErrorKind::Decode,
-            ErrorKind::Template,
-            ErrorKind::Redirect,
-            ErrorKind::Request,
-            ErrorKind::Panic,
-            ErrorKind::Breaker,
-            ErrorKind::Poison,
-        ];
-        ALL.into_iter().find(|k| k.as_str() == text)
+        Self::ALL.into_iter().find(|k| k.as_str() == text)
     }
 }
 

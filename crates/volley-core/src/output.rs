@@ -91,12 +91,61 @@ macro_rules! err {
     };
 }
 
-/// Whether logs are JSON lines (`VOLLEY_LOG_FORMAT=json`), read once.
+/// How log lines (and [`say`]'s lines) are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// For people: compact text, coloured on a terminal.
+    Text,
+    /// For collectors: one JSON object per line.
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        if text.eq_ignore_ascii_case("text") {
+            Ok(LogFormat::Text)
+        } else if text.eq_ignore_ascii_case("json") {
+            Ok(LogFormat::Json)
+        } else {
+            Err(format!(
+                "unknown log format '{text}': expected text or json"
+            ))
+        }
+    }
+}
+
+static LOG_FORMAT: OnceLock<LogFormat> = OnceLock::new();
+
+/// Sets the log format (a binary's `--log-format`) before anything is logged; later calls,
+/// or a call after the format was read, change nothing.
+pub fn set_log_format(format: LogFormat) {
+    let _ = LOG_FORMAT.set(format);
+}
+
+/// Whether logs are JSON lines: `--log-format json` (see [`set_log_format`]), else
+/// `VOLLEY_LOG_FORMAT=json`; read once.
 pub fn json_logs() -> bool {
-    static JSON: OnceLock<bool> = OnceLock::new();
-    *JSON.get_or_init(|| {
-        std::env::var("VOLLEY_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"))
-    })
+    let format = LOG_FORMAT.get_or_init(|| {
+        match std::env::var("VOLLEY_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json")) {
+            true => LogFormat::Json,
+            false => LogFormat::Text,
+        }
+    });
+    *format == LogFormat::Json
+}
+
+/// `true` the first time this process asks about `notice`, `false` after: a warning about
+/// the deployment (Redis without AOF) is said once per process, however often it is found.
+pub fn first_time(notice: &str) -> bool {
+    static SAID: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut said = SAID.lock().unwrap_or_else(|p| p.into_inner());
+    if said.iter().any(|s| s == notice) {
+        return false;
+    }
+    said.push(notice.to_string());
+    true
 }
 
 /// A line for the user on stderr, shown whatever `RUST_LOG` says: `prefix: text` (or the

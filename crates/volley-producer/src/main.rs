@@ -83,13 +83,16 @@ struct Args {
     /// Dry run output as JSON lines.
     #[arg(long, requires = "dry_run")]
     json: bool,
+    /// Log lines as text (for people) or json (one object per line, for collectors).
+    #[arg(long, env = "VOLLEY_LOG_FORMAT", value_name = "text|json")]
+    log_format: Option<volley_core::output::LogFormat>,
 }
 
 /// Exit codes: [`EXIT_CODES`], meanings in `volley_core::exit`.
 fn main() -> ExitCode {
     // lapin logs each channel the broker closes; the producer reports those errors itself.
-    volley_runtime::telemetry::init_tracing("warn,lapin=off");
     let args = Args::parse();
+    volley_runtime::telemetry::init_tracing("warn,lapin=off", args.log_format);
     match volley_runtime::block_on("volley-producer", run(args)) {
         // The job id could not be printed (a full disk): a script would not find it.
         Ok(Ok(code)) => volley_runtime::unless_stdout_failed(code),
@@ -198,7 +201,9 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let store = RedisStore::from_settings(&settings)?;
     match store.check_server().await {
-        Ok(warnings) => warnings.iter().for_each(|w| tracing::warn!("{w}")),
+        // The workers, which run for as long as the deployment does, warn about it; each
+        // submission saying it again would be noise.
+        Ok(warnings) => warnings.iter().for_each(|w| tracing::info!("{w}")),
         Err(e) => {
             return fail(
                 UNAVAILABLE,

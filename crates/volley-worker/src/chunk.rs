@@ -5,13 +5,15 @@ use crate::jobs::{JobCache, JobEntry};
 use crate::state::WorkerState;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+use volley_core::metrics;
 use volley_core::patiently::Patiently;
 use volley_core::time::now_ms;
 use volley_core::{
     Backoff, ChunkCommit, ChunkDecodeError, ChunkDelivery, ChunkMessage, ChunkRecord, CommitStatus,
-    ErrorKind, HttpProcessor, JobId, RecordError, RecordOutcome, Store, run_chunk,
+    ErrorKind, HttpProcessor, RecordError, RecordOutcome, Store, run_chunk,
 };
 
 /// What every chunk task shares.
@@ -25,6 +27,8 @@ pub(crate) struct ChunkContext<S> {
     pub(crate) settle_poison_at: Option<u64>,
     /// See [`crate::WorkerOptions::max_hold`].
     pub(crate) max_hold: Duration,
+    /// See [`crate::WorkerOptions::store_name`].
+    pub(crate) store_name: String,
 }
 
 /// Backoff for store retries (and start-up waits): 100 ms doubling to 5 s.
@@ -36,9 +40,9 @@ enum Plan {
     /// Not a chunk message at all: dead-lettered as it is.
     Undecodable(ChunkDecodeError),
     /// A chunk of a job the store does not know (or the drain timeout passed while asking).
-    Unknown(ChunkMessage),
+    Unknown,
     /// A redelivery of a chunk already committed: acked without work.
-    Skip(ChunkMessage),
+    Skip,
     /// A chunk that keeps coming back (workers crashed or were stopped on it): its records
     /// are settled as `poison` without calling the API, and the message is dead-lettered.
     Poison {
@@ -65,29 +69,47 @@ enum Ran {
     Unfinished,
 }
 
-/// Handles one delivery to the end; never panics on bad input.
+/// Handles one delivery to the end; never panics on bad input. Every line logged meanwhile
+/// carries the chunk's `job.id` and `chunk` (once decoded) from the span around it.
 pub(crate) async fn handle_delivery<S: Store, D: ChunkDelivery>(
     ctx: Arc<ChunkContext<S>>,
     delivery: D,
 ) {
+    // At error level, the span is on whenever any line is, whatever the level filter: its
+    // fields reach a warning under `warn` too.
+    let span = tracing::error_span!(
+        "chunk",
+        job.id = tracing::field::Empty,
+        chunk = tracing::field::Empty
+    );
+    handle(ctx, delivery).instrument(span).await;
+}
+
+async fn handle<S: Store, D: ChunkDelivery>(ctx: Arc<ChunkContext<S>>, delivery: D) {
+    if delivery.redelivered() {
+        metrics::global().chunk_redelivered();
+    }
     match plan(&ctx, &delivery).await {
         Plan::Undecodable(e) => {
             tracing::warn!(error.message = %e, bytes = delivery.payload().len(), "poison message: dead-lettering");
             dead_letter(&ctx, &delivery).await;
         }
-        Plan::Unknown(message) => requeue_or_dead_letter(&ctx, &delivery, &message).await,
-        Plan::Skip(message) => {
+        Plan::Unknown => requeue_or_dead_letter(&ctx, &delivery).await,
+        Plan::Skip => {
             ctx.state
                 .chunks_already_committed
                 .fetch_add(1, Ordering::Relaxed);
-            tracing::info!(job.id = %message.job, chunk = message.chunk, "redelivered chunk already committed; acking without work");
-            ack(&ctx, &delivery, &message.job, message.chunk).await;
+            tracing::info!("redelivered chunk already committed; acking without work");
+            ack(&ctx, &delivery).await;
         }
         Plan::Poison {
             message,
             deliveries,
         } => {
-            tracing::warn!(job.id = %message.job, chunk = message.chunk, deliveries, "chunk keeps coming back: settling its records as poison");
+            tracing::warn!(
+                deliveries,
+                "chunk keeps coming back: settling its records as poison"
+            );
             let reason = format!(
                 "chunk delivered {} times without completing (workers crashed or were stopped on it); not tried again",
                 deliveries + 1
@@ -110,8 +132,11 @@ async fn plan<S: Store, D: ChunkDelivery>(ctx: &ChunkContext<S>, delivery: &D) -
         Ok(m) => m,
         Err(e) => return Plan::Undecodable(e),
     };
+    let span = tracing::Span::current();
+    span.record("job.id", tracing::field::display(&message.job));
+    span.record("chunk", message.chunk);
     let Some(entry) = find_job(ctx, &message).await else {
-        return Plan::Unknown(message);
+        return Plan::Unknown;
     };
     // A first delivery skips the store round trip. (A producer that republishes a batch
     // whose confirms were lost sends copies that arrive as first deliveries; their commit
@@ -122,7 +147,7 @@ async fn plan<S: Store, D: ChunkDelivery>(ctx: &ChunkContext<S>, delivery: &D) -
             Ok(true)
         )
     {
-        return Plan::Skip(message);
+        return Plan::Skip;
     }
     if let Some(deliveries) = ctx
         .settle_poison_at
@@ -166,7 +191,7 @@ async fn settle<S: Store, D: ChunkDelivery>(
     let inputs: Arc<[ChunkRecord]> = message.records.into();
     let poison = matches!(how, Work::Poison(_));
     let ran = match how {
-        Work::Run(processor) => run(ctx, &job, chunk, processor, &inputs).await,
+        Work::Run(processor) => run(ctx, processor, &inputs).await,
         Work::Poison(reason) => Ran::Outcomes(failed_outcomes(&inputs, ErrorKind::Poison, &reason)),
         Work::Broken(reason) => {
             Ran::Outcomes(failed_outcomes(&inputs, ErrorKind::Template, &reason))
@@ -175,9 +200,11 @@ async fn settle<S: Store, D: ChunkDelivery>(
     let committed = match ran {
         Ran::Outcomes(outcomes) => {
             match ChunkCommit::build(&job, chunk, &inputs, &outcomes, now_ms()) {
-                Some(c) => commit(ctx, &c).await,
+                Some(c) => commit(ctx, &c, &outcomes).await,
                 None => {
-                    tracing::warn!(job.id = %job, chunk, "redrive chunk carries an unreadable earlier outcome: dead-lettering");
+                    tracing::warn!(
+                        "redrive chunk carries an unreadable earlier outcome: dead-lettering"
+                    );
                     dead_letter(ctx, delivery).await;
                     return;
                 }
@@ -187,7 +214,7 @@ async fn settle<S: Store, D: ChunkDelivery>(
     };
     let records = held.release();
     if !committed {
-        tracing::info!(job.id = %job, chunk, "returning unfinished chunk to the queue");
+        tracing::info!("returning unfinished chunk to the queue");
         let _ = delivery.requeue().await;
         return;
     }
@@ -196,7 +223,7 @@ async fn settle<S: Store, D: ChunkDelivery>(
         // Accounted for in the store (every record failed with `poison`); the message goes
         // to the dead-letter queue so `volley dead` shows what crashed the workers, and
         // `volley dead --requeue` sends its records again.
-        tracing::warn!(job.id = %job, chunk, "poison chunk settled and dead-lettered");
+        tracing::warn!("poison chunk settled and dead-lettered");
         dead_letter(ctx, delivery).await;
         return;
     }
@@ -204,14 +231,12 @@ async fn settle<S: Store, D: ChunkDelivery>(
         "worker_abort_after_commits",
         ctx.state.chunks_committed.load(Ordering::Relaxed),
     );
-    ack(ctx, delivery, &job, chunk).await;
+    ack(ctx, delivery).await;
 }
 
 /// Calls the API for every record, unless the drain timeout or the hold limit comes first.
 async fn run<S>(
     ctx: &ChunkContext<S>,
-    job: &JobId,
-    chunk: u64,
     processor: Arc<HttpProcessor>,
     inputs: &Arc<[ChunkRecord]>,
 ) -> Ran {
@@ -222,7 +247,7 @@ async fn run<S>(
         },
         () = ctx.abort.cancelled() => Ran::Unfinished,
         () = tokio::time::sleep(ctx.max_hold) => {
-            tracing::warn!(job.id = %job, chunk, held_secs = ctx.max_hold.as_secs(), "chunk held too long (a tight rate limit, long Retry-After or slow API for chunking.size records); returning it before RabbitMQ's consumer_timeout closes the channel");
+            tracing::warn!(held_secs = ctx.max_hold.as_secs(), "chunk held too long (a tight rate limit, long Retry-After or slow API for chunking.size records); returning it before RabbitMQ's consumer_timeout closes the channel");
             Ran::Unfinished
         }
     }
@@ -239,7 +264,7 @@ async fn find_job<S: Store>(
             |_| true,
             |r| {
                 let e = r.error;
-                tracing::warn!(job.id = %message.job, error.message = %e, "cannot load job spec; retrying");
+                tracing::warn!(error.message = %e, "cannot load job spec; retrying");
             },
             || ctx.jobs.get(&ctx.store, &message.job),
         )
@@ -249,17 +274,25 @@ async fn find_job<S: Store>(
 }
 
 /// Commits until the store gives a definite answer; `false` when the chunk must go back to
-/// the queue instead (drain timeout passed, or the store lost the job).
-async fn commit<S: Store>(ctx: &ChunkContext<S>, commit: &ChunkCommit) -> bool {
-    let (job, chunk) = (&commit.job, commit.chunk);
+/// the queue instead (drain timeout passed, or the store lost the job). The records of a
+/// chunk this commit wrote (not one another delivery wrote first) count as finished.
+async fn commit<S: Store>(
+    ctx: &ChunkContext<S>,
+    commit: &ChunkCommit,
+    outcomes: &[RecordOutcome],
+) -> bool {
+    let job = &commit.job;
+    let started = Instant::now();
+    let readiness = &ctx.state.readiness;
     let answer = Patiently::new(STORE_BACKOFF, &ctx.abort)
         .run(
             |_| true,
             |r| {
                 ctx.state.commit_retries.fetch_add(1, Ordering::Relaxed);
                 let (attempt, e) = (r.attempt, r.error);
+                readiness.store_failed(format!("{}: {e}", ctx.store_name));
                 if attempt.is_multiple_of(10) {
-                    tracing::warn!(job.id = %job, chunk, attempt, error.message = %e, "commit failed; retrying, chunk stays unacked");
+                    tracing::warn!(attempt, error.message = %e, "commit failed; retrying, chunk stays unacked");
                 }
             },
             || ctx.store.commit_chunk(commit),
@@ -268,12 +301,18 @@ async fn commit<S: Store>(ctx: &ChunkContext<S>, commit: &ChunkCommit) -> bool {
     let Ok(status) = answer else {
         return false;
     };
+    readiness.store_answered();
     match status {
         CommitStatus::Committed(state) => {
             ctx.state.chunks_committed.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(job.id = %job, chunk, state = %state, "commit.ok");
+            let metrics = metrics::global();
+            metrics.chunk_committed(started.elapsed());
+            for outcome in outcomes {
+                metrics.record_finished(outcome.error.as_ref().map(|e| e.kind));
+            }
+            tracing::debug!(state = %state, "commit.ok");
             if state.is_terminal() {
-                tracing::info!(job.id = %job, state = %state, "job finished");
+                tracing::info!(state = %state, "job finished");
             }
             true
         }
@@ -281,11 +320,11 @@ async fn commit<S: Store>(ctx: &ChunkContext<S>, commit: &ChunkCommit) -> bool {
             ctx.state
                 .chunks_already_committed
                 .fetch_add(1, Ordering::Relaxed);
-            tracing::info!(job.id = %job, chunk, "commit.already: another delivery committed this chunk");
+            tracing::info!("commit.already: another delivery committed this chunk");
             true
         }
         CommitStatus::UnknownJob => {
-            tracing::error!(job.id = %job, chunk, "store lost state for job (or chunk out of range); not acking");
+            tracing::error!("store lost state for job (or chunk out of range); not acking");
             // Forget the cached spec, so the next delivery checks the store first
             // instead of calling the API again, and slow the loop down.
             ctx.jobs.forget(job).await;
@@ -313,11 +352,7 @@ fn failed_outcomes(records: &[ChunkRecord], kind: ErrorKind, message: &str) -> V
         .collect()
 }
 
-async fn requeue_or_dead_letter<S: Store, D: ChunkDelivery>(
-    ctx: &ChunkContext<S>,
-    delivery: &D,
-    message: &ChunkMessage,
-) {
+async fn requeue_or_dead_letter<S: Store, D: ChunkDelivery>(ctx: &ChunkContext<S>, delivery: &D) {
     if ctx.abort.is_cancelled() {
         let _ = delivery.requeue().await;
         return;
@@ -327,12 +362,14 @@ async fn requeue_or_dead_letter<S: Store, D: ChunkDelivery>(
         // likely lost its data. Dead-lettering would hide the loss; the chunk goes back,
         // slowly, until someone looks (the delivery limit dead-letters it in the end, and
         // `volley dead --requeue` restores it).
-        tracing::error!(job.id = %message.job, chunk = message.chunk, "store lost state: Redis knows no job in this namespace (restarted without persistence?); returning the chunk instead of dead-lettering it");
+        tracing::error!(
+            "store lost state: Redis knows no job in this namespace (restarted without persistence?); returning the chunk instead of dead-lettering it"
+        );
         tokio::time::sleep(Duration::from_secs(1)).await;
         let _ = delivery.requeue().await;
         return;
     }
-    tracing::warn!(job.id = %message.job, chunk = message.chunk, "chunk of an unknown job: dead-lettering");
+    tracing::warn!("chunk of an unknown job: dead-lettering");
     dead_letter(ctx, delivery).await;
 }
 
@@ -340,17 +377,20 @@ async fn dead_letter<S, D: ChunkDelivery>(ctx: &ChunkContext<S>, delivery: &D) {
     ctx.state
         .chunks_dead_lettered
         .fetch_add(1, Ordering::Relaxed);
+    metrics::global().chunk_dead_lettered();
     if let Err(e) = delivery.dead_letter().await {
         tracing::warn!(error.message = %e, "dead-lettering failed; the broker will redeliver");
     }
 }
 
-async fn ack<S, D: ChunkDelivery>(ctx: &ChunkContext<S>, delivery: &D, job: &JobId, chunk: u64) {
+async fn ack<S, D: ChunkDelivery>(ctx: &ChunkContext<S>, delivery: &D) {
     match delivery.ack().await {
-        Ok(true) => tracing::debug!(job.id = %job, chunk, "ack"),
+        Ok(true) => tracing::debug!("ack"),
         Ok(false) | Err(_) => {
             ctx.state.acks_lost.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(job.id = %job, chunk, "ack not delivered (channel was replaced); the broker will redeliver and the commit absorbs it");
+            tracing::warn!(
+                "ack not delivered (channel was replaced); the broker will redeliver and the commit absorbs it"
+            );
         }
     }
 }

@@ -9,17 +9,26 @@
 //! - `chunk`: one delivery's life, as `plan` (what the delivery calls for) then `settle`
 //!   (outcomes, one commit, then ack, dead-letter or requeue);
 //! - `jobs`: the job specs this worker has loaded, one processor per job;
-//! - `state`: the worker's live counters, read by the heartbeat and the idle check;
+//! - `state`: the worker's live counters and readiness, read by the heartbeat, the idle
+//!   check and the probes;
+//! - `readiness`: what `/readyz` and `/livez` answer from;
+//! - `probes`: the HTTP endpoints (`/livez`, `/readyz`, `/metrics`);
+//! - `healthcheck`: `volley-worker healthcheck`, the client of those endpoints;
 //! - `startup`: waiting for RabbitMQ and Redis at start-up;
 //! - `options`: how a worker runs (drain timeout, prefetch, heartbeat, hold limit).
 
 mod chunk;
+pub mod healthcheck;
 mod jobs;
 mod options;
+mod probes;
+mod readiness;
 mod run;
 pub mod startup;
 mod state;
 
 pub use options::{DEFAULT_STARTUP_TIMEOUT, WorkerOptions};
+pub use probes::serve_probes;
+pub use readiness::{Liveness, Readiness};
 pub use run::{WorkerError, WorkerReport, run_worker};
 pub use state::WorkerState;

@@ -8,29 +8,36 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use anyhow::Context as _;
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use volley_amqp::{AmqpBroker, AmqpOptions};
+use volley_core::output::LogFormat;
 use volley_core::{StoreError, redact_url};
 use volley_redis::{RedisFleet, RedisOptions, RedisStore};
 use volley_runtime::Settings;
+use volley_worker::healthcheck::{self, Probe};
 use volley_worker::startup::wait_until_up;
-use volley_worker::{DEFAULT_STARTUP_TIMEOUT, WorkerOptions, run_worker};
+use volley_worker::{
+    DEFAULT_STARTUP_TIMEOUT, WorkerOptions, WorkerState, run_worker, serve_probes,
+};
 
 /// The codes `volley-worker` can return (its `--help` lists them): 69 for any failure to
-/// run, 130 on a second stop signal.
+/// run, 130 on a second stop signal; `healthcheck` returns 0 or 1.
 const EXIT_CODES: &[u8] = {
-    use volley_core::exit::{INTERRUPTED, OK, SOFTWARE, UNAVAILABLE, USAGE};
-    &[OK, USAGE, UNAVAILABLE, SOFTWARE, INTERRUPTED]
+    use volley_core::exit::{INTERNAL, INTERRUPTED, OK, SOFTWARE, UNAVAILABLE, USAGE};
+    &[OK, INTERNAL, USAGE, UNAVAILABLE, SOFTWARE, INTERRUPTED]
 };
 
 /// Consume chunks of Volley jobs and call their APIs.
 #[derive(Debug, Parser)]
 #[command(name = "volley-worker", version, after_help = volley_core::exit::help(EXIT_CODES))]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Requests in flight in this worker, across all jobs (each job is further bounded by
     /// its concurrency.per_worker).
     #[arg(long, env = "VOLLEY_CONCURRENCY", default_value_t = 512)]
@@ -49,9 +56,12 @@ struct Args {
     /// RabbitMQ's consumer_timeout (30 min by default).
     #[arg(long, env = "VOLLEY_MAX_HOLD", default_value = "25m", value_parser = humantime::parse_duration)]
     max_hold: Duration,
-    /// Address of the health endpoint (GET /health).
+    /// Address of the probes: GET /livez (also /health), /readyz and /metrics.
     #[arg(long, env = "VOLLEY_HTTP_ADDR")]
     http_addr: Option<String>,
+    /// Log lines as text (for people) or json (one object per line, for collectors).
+    #[arg(long, env = "VOLLEY_LOG_FORMAT", value_name = "text|json")]
+    log_format: Option<LogFormat>,
     /// Settings file (TOML): amqp_url, redis_url, namespace, delivery_limit, retention.
     #[arg(long, env = "VOLLEY_CONFIG")]
     config: Option<PathBuf>,
@@ -68,9 +78,38 @@ struct Args {
     startup_timeout: humantime::Duration,
 }
 
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Ask a running worker's /readyz (or /livez): exit 0 on 200, 1 otherwise, printing the
+    /// reason. For container images without curl.
+    Healthcheck {
+        /// The worker's --http-addr (0.0.0.0 is asked on 127.0.0.1) or base URL.
+        #[arg(long, env = "VOLLEY_HTTP_ADDR")]
+        url: String,
+        /// Ask /livez instead: is the runtime making progress (no dependency checks).
+        #[arg(long)]
+        live: bool,
+    },
+}
+
 fn main() -> ExitCode {
-    volley_runtime::telemetry::init_tracing("info");
     let args = Args::parse();
+    volley_runtime::telemetry::init_tracing("info", args.log_format);
+    if let Some(Command::Healthcheck { url, live }) = &args.command {
+        let probe = if *live { Probe::Live } else { Probe::Ready };
+        let url = healthcheck::probe_url(url, probe);
+        return match volley_runtime::block_on("volley-worker", healthcheck::check(&url)) {
+            Ok(Ok(answer)) => {
+                volley_core::outln!("{answer}");
+                ExitCode::SUCCESS
+            }
+            Ok(Err(reason)) => {
+                volley_core::errln!("{reason}");
+                ExitCode::from(volley_core::exit::INTERNAL)
+            }
+            Err(code) => code,
+        };
+    }
     match volley_runtime::block_on("volley-worker", run(args)) {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(e)) => {
@@ -102,28 +141,36 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(proxy) = volley_core::proxy_from_env() {
         tracing::info!(proxy = %proxy, "API requests go through a proxy (from the environment)");
     }
-    // Signals and the health endpoint come first: a stop while waiting for a service ends
-    // the wait, and a liveness probe must not restart a worker that is only waiting.
+    // Signals and the probes come first: a stop while waiting for a service ends the
+    // wait, and a liveness probe must not restart a worker that is only waiting. The probes
+    // outlive the drain (`/readyz` says `draining`) and stop when this function returns.
     let shutdown = CancellationToken::new();
     tokio::spawn(watch_signals(shutdown.clone()));
+    let state = Arc::new(WorkerState::new());
+    let probes_stop = CancellationToken::new();
+    let _probes_guard = probes_stop.clone().drop_guard();
     if let Some(addr) = &args.http_addr {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
-        tokio::spawn(serve_health(listener, shutdown.clone()));
+        tokio::spawn(serve_probes(listener, state.clone(), probes_stop));
     }
     let redis_name = format!("Redis at {}", redact_url(settings.redis_url()));
+    state.readiness.waiting_for(&redis_name);
     let Some(warnings) = wait_for_redis(&store, &redis_name, startup_limit, &shutdown).await?
     else {
         tracing::info!("stopped while waiting for Redis");
         return Ok(());
     };
     for warning in warnings {
-        tracing::warn!("{warning}");
+        if volley_core::output::first_time(&warning) {
+            tracing::warn!("{warning}");
+        }
     }
     // One start-up timeout for both: what is left of it is the broker's.
     options.startup_timeout = startup_limit.map(|limit| limit.saturating_sub(started.elapsed()));
-    run_worker(broker, store, options, fleet, shutdown, None)
+    options.store_name = redis_name;
+    run_worker(broker, store, options, fleet, shutdown, Some(state))
         .await
         .context("worker could not start")?;
     Ok(())
@@ -191,13 +238,6 @@ async fn watch_signals(shutdown: CancellationToken) {
             std::process::exit(130);
         }
     }
-}
-
-async fn serve_health(listener: tokio::net::TcpListener, shutdown: CancellationToken) {
-    let app = axum::Router::new().route("/health", axum::routing::get(|| async { "ok" }));
-    let _ = axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await;
 }
 
 /// Raises the soft open-file limit to the hard one (many systems start processes at 1,024),

@@ -29,8 +29,11 @@ pub struct WorkerOptions {
     /// How long to wait at start for a broker that is not up yet (`None`: as long as it
     /// takes); see [`crate::startup`].
     pub startup_timeout: Option<Duration>,
-    /// The broker, named for people in the start-up wait's messages (with a redacted URL).
+    /// The broker, named for people in the start-up wait's messages and the readiness
+    /// probe's reasons (with a redacted URL).
     pub broker_name: String,
+    /// The store, named likewise (with a redacted URL).
+    pub store_name: String,
 }
 
 impl Default for WorkerOptions {
@@ -46,6 +49,7 @@ impl Default for WorkerOptions {
             max_hold: Duration::from_secs(25 * 60),
             startup_timeout: Some(DEFAULT_STARTUP_TIMEOUT),
             broker_name: "the broker".into(),
+            store_name: "the store".into(),
         }
     }
 }

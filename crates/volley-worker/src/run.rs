@@ -64,16 +64,21 @@ pub async fn run_worker<B: Broker, S: Store>(
         build_client(&ClientOptions::default()).map_err(|e| WorkerError::Http(e.to_string()))?;
     let state = state.unwrap_or_else(|| Arc::new(WorkerState::new()));
     let slots = Arc::new(Semaphore::new(options.concurrency.max(1)));
+    volley_core::metrics::global().set_concurrency_limit(options.concurrency.max(1));
+    let governor = Governor::start(fleet);
+    state.set_governor(governor.clone());
     // Taken slots are the requests in flight the heartbeat reports.
     let beat_slots = slots.clone();
     let ctx = Arc::new(ChunkContext {
         store: store.clone(),
-        jobs: JobCache::new(client, slots, Governor::start(fleet)),
+        jobs: JobCache::new(client, slots, governor),
         state: state.clone(),
         abort: CancellationToken::new(),
         settle_poison_at: options.settle_poison_at,
         max_hold: options.max_hold,
+        store_name: options.store_name.clone(),
     });
+    state.readiness.waiting_for(&options.broker_name);
     let Some(mut consumer) = consume_when_up(&broker, &options, &shutdown).await? else {
         tracing::info!("stopped while waiting for the broker");
         return Ok(WorkerReport {
@@ -84,6 +89,9 @@ pub async fn run_worker<B: Broker, S: Store>(
     };
     // Time spent waiting for the broker is not idleness (`--exit-when-idle`).
     state.touch().await;
+    state
+        .readiness
+        .consuming(&options.broker_name, consumer.link());
     tracing::info!(worker.id = %options.worker_id, concurrency = options.concurrency, prefetch = options.prefetch, "worker consuming");
     // The heartbeat outlives the consume loop: a draining worker stays visible, and the
     // last beat says it exited.
@@ -164,6 +172,7 @@ pub async fn run_worker<B: Broker, S: Store>(
             }
         }
     }
+    state.readiness.draining();
     draining.cancel();
     consumer.cancel().await;
     tracker.close();
@@ -249,10 +258,21 @@ async fn heartbeat_loop<S: Store>(store: S, beating: Beating, stop: Cancellation
         };
         let beat = beating.beat(started_ms, phase);
         // A store that does not answer must not hold up the worker's exit.
+        let readiness = &beating.state.readiness;
+        let store_name = &beating.options.store_name;
         match tokio::time::timeout(BEAT_WAIT, store.heartbeat(&beat)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::debug!(error.message = %e, "heartbeat not written"),
-            Err(_) => tracing::debug!("heartbeat not answered"),
+            Ok(Ok(())) => readiness.store_answered(),
+            Ok(Err(e)) => {
+                tracing::debug!(error.message = %e, "heartbeat not written");
+                readiness.store_failed(format!("{store_name}: {e}"));
+            }
+            Err(_) => {
+                tracing::debug!("heartbeat not answered");
+                readiness.store_failed(format!(
+                    "{store_name}: not answering (heartbeat took over {} s)",
+                    BEAT_WAIT.as_secs()
+                ));
+            }
         }
         if phase == WorkerPhase::Exited {
             return;

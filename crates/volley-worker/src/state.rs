@@ -1,12 +1,20 @@
-use std::sync::Arc;
+use crate::readiness::{Liveness, Readiness};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 use tokio::sync::Mutex;
+use volley_core::governor::Governor;
 
 /// The one place a worker's live state is kept: read by the heartbeat, the idle check and
-/// (later) the metrics endpoint.
+/// the probes (`/livez`, `/readyz`, `/metrics`).
 #[derive(Debug)]
 pub struct WorkerState {
+    /// Whether the worker should get work, and why not.
+    pub readiness: Readiness,
+    /// Whether its runtime makes progress.
+    pub liveness: Liveness,
+    /// The worker's governor, once it runs: `/metrics` reads its breakers.
+    governor: OnceLock<Arc<Governor>>,
     /// Chunks delivered and not yet settled.
     pub chunks_held: AtomicU64,
     /// Records whose chunk is held and not yet committed.
@@ -27,9 +35,19 @@ pub struct WorkerState {
     started: Instant,
 }
 
+impl Default for WorkerState {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl WorkerState {
-    pub(crate) fn new() -> Self {
+    /// The state of a worker about to start.
+    pub fn new() -> Self {
         Self {
+            readiness: Readiness::new(),
+            liveness: Liveness::new(),
+            governor: OnceLock::new(),
             chunks_held: AtomicU64::new(0),
             records_held: AtomicU64::new(0),
             records_done: AtomicU64::new(0),
@@ -69,6 +87,15 @@ impl WorkerState {
             Gauge::Chunks => &self.chunks_held,
             Gauge::Records => &self.records_held,
         }
+    }
+
+    pub(crate) fn set_governor(&self, governor: Arc<Governor>) {
+        let _ = self.governor.set(governor);
+    }
+
+    /// The worker's governor, once it runs.
+    pub fn governor(&self) -> Option<&Arc<Governor>> {
+        self.governor.get()
     }
 
     /// Time since the worker started.

@@ -7,6 +7,7 @@ use super::breaker::BreakerPhase;
 use super::dispenser::Dispenser;
 use super::fleet::{FleetEvent, FleetState, HostLimit};
 use super::local_breaker::{Decision, LocalBreaker};
+use crate::metrics::{self, WaitReason};
 use crate::time::now_ms;
 use crate::{AttemptClass, Backoff, BreakerSpec, ErrorKind, RecordError};
 use std::collections::HashMap;
@@ -86,17 +87,27 @@ pub struct Governor {
     refreshing: tokio::sync::Mutex<()>,
 }
 
+impl std::fmt::Debug for Governor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Governor").finish_non_exhaustive()
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // Map inserts and lookups only: a poisoned lock still holds consistent data.
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-async fn nap(until_ms: u64, changed: &Notify) {
+/// Waits until `until_ms` (a tick at most) or a change, and counts the time as waited for
+/// `reason`.
+async fn nap(until_ms: u64, changed: &Notify, reason: WaitReason) {
+    let started = Instant::now();
     let wait = Duration::from_millis(until_ms.saturating_sub(now_ms())).min(TICK);
     tokio::select! {
         () = tokio::time::sleep(wait) => {}
         () = changed.notified() => {}
     }
+    metrics::global().waited(reason, started.elapsed());
 }
 
 impl Governor {
@@ -185,6 +196,14 @@ impl Governor {
         lock(&self.hosts).get(host).map(|s| s.breaker().phase())
     }
 
+    /// Every host this worker has called, with its breaker's phase (for the metrics).
+    pub fn breaker_phases(&self) -> Vec<(String, BreakerPhase)> {
+        lock(&self.hosts)
+            .iter()
+            .map(|(host, s)| (host.clone(), s.breaker().phase()))
+            .collect()
+    }
+
     /// Waits until a request to `host` may go: no pause, breaker closed (or this is its
     /// probe). Holds no concurrency slot. Rate-limit tokens come after, from
     /// [`Governor::tokens`].
@@ -198,7 +217,7 @@ impl Governor {
             let now = now_ms();
             let pause = state.pause_until.load(Ordering::Relaxed);
             if pause > now {
-                nap(pause, &state.changed).await;
+                nap(pause, &state.changed, WaitReason::Pause).await;
                 continue;
             }
             let decision = state.breaker().decide(&job.breaker, now, fastrand::f64);
@@ -209,7 +228,9 @@ impl Governor {
                     tracing::info!(host = %host, breaker = "closed", "breaker changed");
                     return Ok(Admission::Normal);
                 }
-                Decision::Wait(until_ms) => nap(until_ms, &state.changed).await,
+                Decision::Wait(until_ms) => {
+                    nap(until_ms, &state.changed, WaitReason::Breaker).await;
+                }
                 Decision::FailFast { since_ms, open_for } => {
                     return Err(give_up(host, &state, since_ms, open_for));
                 }
@@ -219,7 +240,7 @@ impl Governor {
                         return Ok(Admission::Probe);
                     }
                     // A probe is out (here or on another worker): wait for its verdict.
-                    nap(now + 200, &state.changed).await;
+                    nap(now + 200, &state.changed, WaitReason::Breaker).await;
                 }
             }
         }
@@ -275,6 +296,8 @@ impl Governor {
             }
             entry.clone()
         };
+        // Only records under a rate limit get here: the others read no clock for it.
+        let started = Instant::now();
         let mut attempt = 0u32;
         while let Err(e) = dispenser.take(self.fleet.as_ref()).await {
             // Without the shared bucket the fleet cannot keep its rate: wait rather than
@@ -286,6 +309,7 @@ impl Governor {
             attempt += 1;
             tokio::time::sleep(delay).await;
         }
+        metrics::global().waited(WaitReason::RateLimit, started.elapsed());
     }
 
     async fn host_limit(&self, host: &str) -> Option<HostLimit> {

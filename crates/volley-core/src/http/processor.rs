@@ -3,6 +3,7 @@ use super::classify::{AttemptClass, out_of_descriptors, transport_error};
 use super::first_failures::FirstFailures;
 use super::response::{BodyRead, Redactor, keep_body, keep_error_body, read_capped};
 use crate::governor::{Admission, Governor, JobLimits, Observation, host_key};
+use crate::metrics;
 use crate::pipeline::Processor;
 use crate::template::{RecordView, RequestTemplate};
 use crate::{
@@ -312,6 +313,7 @@ struct Admitted<'a> {
     admission: Admission,
     _job: Option<Slot>,
     _worker: tokio::sync::SemaphorePermit<'a>,
+    _in_flight: metrics::InFlight,
 }
 
 impl HttpProcessor {
@@ -373,6 +375,7 @@ impl HttpProcessor {
                 admission,
                 _job: job,
                 _worker: worker,
+                _in_flight: metrics::global().in_flight(),
             });
         }
     }
@@ -392,6 +395,7 @@ impl HttpProcessor {
             warn_out_of_descriptors();
             return Next::Again;
         }
+        metrics::global().http_request(attempt.status, attempt.latency);
         let error = attempt.result.as_ref().err();
         // Judged once; the adaptive limit, the governor and the retry policy read it.
         let class = AttemptClass::of(attempt.status, error);
@@ -430,6 +434,7 @@ impl HttpProcessor {
                     outcome.body = self.kept_error_body(attempt.error_body);
                     return Next::Done;
                 }
+                metrics::global().retry();
                 // A fleet-wide pause already makes the next admission wait out the
                 // Retry-After; the computed backoff applies on top only without one.
                 Next::Retry(match attempt.retry_after {

@@ -151,6 +151,11 @@ impl ChunkConsumer for MemoryConsumer {
     fn is_connected(&self) -> bool {
         !self.cancelled
     }
+
+    fn link(&self) -> Arc<crate::Link> {
+        // In the process itself: never disconnected.
+        Arc::new(crate::Link::up_now())
+    }
 }
 
 /// A delivery from a [`MemoryBroker`]. Dropped without being settled, it is requeued, as
