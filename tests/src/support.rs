@@ -85,6 +85,29 @@ pub fn send_signal(signal: &str, pid: u32) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `GET path` on `addr` over a plain connection (no client of its own to trust): the status
+/// code and the body.
+pub async fn http_get(addr: &str, path: &str) -> anyhow::Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await?;
+    let (head, body) = answer
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| anyhow::anyhow!("no HTTP answer: {answer:?}"))?;
+    let code = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no status line: {head:?}"))?;
+    Ok((code, body.to_string()))
+}
+
 /// Polls the mock until it has seen at least `n` requests.
 pub async fn wait_for_requests(env: &TestEnv, n: u64, within: Duration) -> anyhow::Result<()> {
     eventually_every(within, Duration::from_millis(20), || async {

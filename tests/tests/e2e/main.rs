@@ -14,6 +14,7 @@ mod http;
 mod input;
 mod job_end;
 mod operator;
+mod probes;
 mod redelivery;
 mod transport;
 mod worker_settings;

@@ -8,10 +8,9 @@ use anyhow::Context as _;
 use std::collections::BTreeSet;
 use std::process::Stdio;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use volley_tests::support::{
-    assert_worker_did_records, describe, export, finish_ok, send_signal, wait_exit, wait_for_job,
-    wait_workers,
+    assert_worker_did_records, describe, export, finish_ok, http_get, send_signal, wait_exit,
+    wait_for_job, wait_workers,
 };
 use volley_tests::{TestEnv, check_results, eventually, path_str, write_jsonl};
 
@@ -135,25 +134,9 @@ async fn panic_on_record_in_a_fleet_worker_fails_the_record_and_the_worker_finis
     Ok(())
 }
 
-/// `GET /health` on `addr`: the status code and the body, read over a plain connection.
+/// `GET /health` on `addr`: the status code and the body.
 async fn get_health(addr: &str) -> anyhow::Result<(u16, String)> {
-    let mut stream = tokio::net::TcpStream::connect(addr).await?;
-    stream
-        .write_all(
-            format!("GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
-        )
-        .await?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).await?;
-    let (head, body) = answer
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| anyhow::anyhow!("no HTTP answer: {answer:?}"))?;
-    let code = head
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| anyhow::anyhow!("no status line: {head:?}"))?;
-    Ok((code, body.to_string()))
+    http_get(addr, "/health").await
 }
 
 /// Polls `GET /health` until the worker listens (it binds at start), for up to 10 s.

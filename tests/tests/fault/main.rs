@@ -12,6 +12,7 @@ mod limits;
 mod network;
 mod oracle;
 mod poison;
+mod probes;
 mod producer;
 mod security;
 mod soak;
