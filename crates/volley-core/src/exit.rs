@@ -4,7 +4,8 @@
 
 /// Success; for a job: completed, or completed with failures within the tolerated percentage.
 pub const OK: u8 = 0;
-/// An unexpected error.
+/// An unexpected error; for `volley-worker healthcheck`, the worker is not ready (or not
+/// live), the one answer container health checks read besides 0.
 pub const INTERNAL: u8 = 1;
 /// Bad arguments or a bad spec (or no such job); nothing was done.
 pub const USAGE: u8 = 2;
@@ -42,7 +43,10 @@ pub const MEANINGS: &[(u8, &str)] = &[
         OK,
         "success (for a job: completed, or failures within result.tolerated_failure_percent)",
     ),
-    (INTERNAL, "unexpected error"),
+    (
+        INTERNAL,
+        "unexpected error (volley-worker healthcheck: the worker is not ready, or not live with --live)",
+    ),
     (
         USAGE,
         "bad arguments, bad spec or no such job; nothing was done",
