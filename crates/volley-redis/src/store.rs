@@ -3,13 +3,14 @@ use crate::keys::{JobKeys, jobs_index, namespace_marker, worker_key, workers_ind
 use crate::scripts::{
     COMMIT, FINISH_PUBLISHING, INPUT_ERROR, PUBLISHED, REDRIVE_ADD, REDRIVE_END, REGISTER,
 };
-use crate::status::{job_status, parse_state};
+use crate::status::{job_status, minutes, parse_state, recent_seconds, ring_fields};
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncCommands, RedisError};
 use std::collections::HashMap;
 use std::future::Future;
 use std::ops::Range;
 use std::sync::Arc;
+use volley_core::throughput::Finished;
 use volley_core::{
     ChunkCommit, CommitStatus, FailedInput, JobId, JobState, JobStatus, Namespace, NewJob,
     PublishMark, Registration, Store, StoreError, WorkerBeat,
@@ -345,6 +346,7 @@ impl Store for RedisStore {
                         .arg(&sp.row[..])
                         .arg(if sp.ok { "1" } else { "0" });
                 }
+                call.arg(commit.finished.done).arg(commit.finished.failed);
                 call.invoke_async(&mut c).await
             })
             .await?;
@@ -465,11 +467,19 @@ impl Store for RedisStore {
 
     async fn job_status(&self, job: &JobId) -> Result<Option<JobStatus>, StoreError> {
         let keys = JobKeys::new(&self.ns, job);
-        let (meta, counters): (HashMap<String, String>, HashMap<String, String>) = self
+        type Read = (
+            HashMap<String, String>,
+            HashMap<String, String>,
+            Vec<Option<String>>,
+        );
+        let (meta, counters, ring): Read = self
             .run(|mut c| async move {
                 redis::pipe()
                     .hgetall(&keys.meta)
                     .hgetall(&keys.counters)
+                    .cmd("HMGET")
+                    .arg(&keys.series)
+                    .arg(ring_fields())
                     .query_async(&mut c)
                     .await
             })
@@ -477,7 +487,17 @@ impl Store for RedisStore {
         if meta.is_empty() {
             return Ok(None);
         }
-        job_status(job.as_str(), &meta, &counters).map(Some)
+        let mut status = job_status(job.as_str(), &meta, &counters)?;
+        status.recent = recent_seconds(&ring);
+        Ok(Some(status))
+    }
+
+    async fn job_minutes(&self, job: &JobId) -> Result<Vec<(u64, Finished)>, StoreError> {
+        let keys = JobKeys::new(&self.ns, job);
+        let series: HashMap<String, String> = self
+            .run(|mut c| async move { c.hgetall(&keys.series).await })
+            .await?;
+        Ok(minutes(series))
     }
 
     async fn list_jobs(&self) -> Result<Vec<JobStatus>, StoreError> {

@@ -50,6 +50,10 @@ fn commit(job: &JobId, chunk: u64, outcomes: &[RecordOutcome]) -> ChunkCommit {
         failed_inputs: Vec::new(),
         splices: Vec::new(),
         tally: ChunkTally::of(outcomes),
+        finished: Finished {
+            done: outcomes.len() as u64,
+            failed: outcomes.iter().filter(|o| !o.ok()).count() as u64,
+        },
         now_ms: 2_000 + chunk,
     }
 }
