@@ -13,3 +13,4 @@ pub mod embedded;
 pub mod exit;
 pub mod export;
 pub mod render;
+pub mod watch;

@@ -555,6 +555,10 @@ impl Store for RedisStore {
                 .ignore()
                 .zrembyscore(&index, 0, beat.at_ms.saturating_sub(3_600_000))
                 .ignore()
+                // The index goes with the last beat it lists: a namespace whose workers have
+                // all gone keeps no key of theirs.
+                .expire(&index, WORKER_BEAT_KEPT_SECS as i64)
+                .ignore()
                 .query_async::<()>(&mut c)
                 .await
         })
