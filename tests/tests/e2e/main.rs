@@ -16,4 +16,5 @@ mod job_end;
 mod operator;
 mod redelivery;
 mod transport;
+mod watch;
 mod worker_settings;

@@ -2,13 +2,16 @@
 
 pub mod dead;
 pub mod demo;
+pub mod forget;
 pub mod hosts;
 pub mod jobs;
 mod lookup;
+pub mod namespace;
 pub mod results;
 pub mod retry;
 pub mod run;
 pub mod status;
+pub mod verify;
 
 use crate::exit::{CONFIG, Failure, UNAVAILABLE, USAGE};
 use std::path::Path;
