@@ -126,10 +126,7 @@ impl StatusView {
 
     /// `120/s (10s)   118/s (1m)   eta 32.0s`, or `… stalled: nothing finished for 42s`.
     pub fn pace(&self) -> String {
-        let mut out = format!(
-            "{:.0}/s (10s)   {:.0}/s (1m)",
-            self.rate_10s, self.rate_1m
-        );
+        let mut out = format!("{:.0}/s (10s)   {:.0}/s (1m)", self.rate_10s, self.rate_1m);
         if let Some(quiet) = self.stalled_secs {
             out.push_str(&format!("   stalled: nothing finished for {quiet}s"));
         } else if let Some(eta) = self.eta_secs {
@@ -141,7 +138,9 @@ impl StatusView {
     /// `p50 12 ms   p95 40 ms   p99 80 ms`, once a request was made.
     pub fn latency(&self) -> Option<String> {
         let (p50, p95, p99) = (self.p50_ms?, self.p95_ms?, self.p99_ms?);
-        Some(format!("p50 {p50:.0} ms   p95 {p95:.0} ms   p99 {p99:.0} ms"))
+        Some(format!(
+            "p50 {p50:.0} ms   p95 {p95:.0} ms   p99 {p99:.0} ms"
+        ))
     }
 
     /// The labelled lines of the human view, in order; one figure more is one push more.

@@ -80,11 +80,7 @@ pub fn counters(s: &JobStatus) -> Check {
     Check::new(
         "counters",
         problems,
-        format!(
-            "{names} = done {} = total {}",
-            s.done,
-            s.total.unwrap_or(0)
-        ),
+        format!("{names} = done {} = total {}", s.done, s.total.unwrap_or(0)),
     )
 }
 
@@ -385,7 +381,10 @@ mod tests {
         );
         let fewer = Ledger { marks: 9, ..ledger };
         let check = chunks(&s, &fewer, &[4]);
-        assert!(check.detail.contains("chunks 4 have no commit mark"), "{check:?}");
+        assert!(
+            check.detail.contains("chunks 4 have no commit mark"),
+            "{check:?}"
+        );
     }
 
     #[test]

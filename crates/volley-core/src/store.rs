@@ -1,10 +1,10 @@
 //! The store capability: the job registry, the atomic chunk commit, progress and results.
 //! Implemented for Redis (`volley-redis`) and in memory.
 
+use crate::throughput::{Finished, RecentSeconds};
 use crate::{
     ChunkRecord, ChunkTally, JobId, JobState, RecordOutcome, Redo, decode_row, encode_chunk_results,
 };
-use crate::throughput::{Finished, RecentSeconds};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::ops::Range;

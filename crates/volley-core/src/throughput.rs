@@ -57,11 +57,7 @@ impl RecentSeconds {
     pub fn rate(&self, now_ms: u64, window_secs: u64, first_commit_ms: Option<u64>) -> f64 {
         let now_sec = now_ms / 1000;
         let from = now_sec.saturating_sub(window_secs);
-        let done: u64 = self
-            .seconds
-            .range(from..now_sec)
-            .map(|(_, f)| f.done)
-            .sum();
+        let done: u64 = self.seconds.range(from..now_sec).map(|(_, f)| f.done).sum();
         let began = first_commit_ms.map_or(from, |ms| (ms / 1000).max(from));
         let span = now_sec.saturating_sub(began).max(1);
         done as f64 / span as f64

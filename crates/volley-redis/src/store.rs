@@ -1,8 +1,7 @@
 use crate::conn::{Connections, RedisOptions};
 use crate::keys::{JobKeys, jobs_index, namespace_marker, worker_key, workers_index};
 use crate::scripts::{
-    COMMIT, FINISH_PUBLISHING, FORGET, INPUT_ERROR, PUBLISHED, REDRIVE_ADD, REDRIVE_END,
-    REGISTER,
+    COMMIT, FINISH_PUBLISHING, FORGET, INPUT_ERROR, PUBLISHED, REDRIVE_ADD, REDRIVE_END, REGISTER,
 };
 use crate::status::{job_status, minutes, parse_state, recent_seconds, ring_fields};
 use redis::aio::MultiplexedConnection;

@@ -56,14 +56,18 @@ async fn status_shows_recent_rates_and_an_eta_then_stalled_while_an_outage_holds
     )?;
     let job = env.produce(&spec, &input, &[]).await?;
     let mut worker = env.spawn_worker("w1", &["--exit-when-idle", "3s"])?;
-    let running = eventually_every(Duration::from_secs(60), Duration::from_millis(500), || async {
-        let s = status_json(&env, &job).await?;
-        let moving = s["rate_10s"].as_f64().unwrap_or(0.0) > 0.0
-            && s["rate_1m"].as_f64().unwrap_or(0.0) > 0.0
-            && s["eta_secs"].as_f64().is_some_and(|e| e > 0.0);
-        anyhow::ensure!(moving, "not moving yet: {s}");
-        anyhow::Ok(s)
-    })
+    let running = eventually_every(
+        Duration::from_secs(60),
+        Duration::from_millis(500),
+        || async {
+            let s = status_json(&env, &job).await?;
+            let moving = s["rate_10s"].as_f64().unwrap_or(0.0) > 0.0
+                && s["rate_1m"].as_f64().unwrap_or(0.0) > 0.0
+                && s["eta_secs"].as_f64().is_some_and(|e| e > 0.0);
+            anyhow::ensure!(moving, "not moving yet: {s}");
+            anyhow::Ok(s)
+        },
+    )
     .await
     .context("a running job shows its recent rates and an ETA")?;
     assert_eq!(running["state"], "running", "{running}");
@@ -205,7 +209,9 @@ async fn watch_prints_lines_on_a_pipe_jobs_filter_by_state_and_namespace_delete_
     let jobs = |state: &'static str| {
         let env = &env;
         async move {
-            let out = env.run("volley", &["jobs", "--state", state, "--json"]).await?;
+            let out = env
+                .run("volley", &["jobs", "--state", state, "--json"])
+                .await?;
             anyhow::ensure!(out.status.success(), "{}", describe(&out));
             let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout)?;
             anyhow::Ok(
@@ -239,14 +245,20 @@ async fn watch_prints_lines_on_a_pipe_jobs_filter_by_state_and_namespace_delete_
     let out = env.run("volley", &["status", &job, "--watch"]).await?;
     assert!(out.status.success(), "{}", describe(&out));
     let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(!text.contains('\x1b'), "no terminal codes on a pipe: {text:?}");
+    assert!(
+        !text.contains('\x1b'),
+        "no terminal codes on a pipe: {text:?}"
+    );
     let lines: Vec<&str> = text
         .lines()
         .filter(|l| l.starts_with(&format!("job {job} ")))
         .collect();
     assert!(lines.len() >= 2, "plain lines while it ran: {text}");
     assert!(lines.iter().all(|l| l.contains("/s (10s)")), "{text}");
-    assert!(text.contains("state     completed"), "the final view: {text}");
+    assert!(
+        text.contains("state     completed"),
+        "the final view: {text}"
+    );
     // --watch --json: one object a line, the last one final.
     let out = env
         .run("volley", &["status", &job, "--watch", "--json"])
@@ -269,7 +281,10 @@ async fn watch_prints_lines_on_a_pipe_jobs_filter_by_state_and_namespace_delete_
     finish_ok(&mut worker, Duration::from_secs(60)).await?;
 
     let out = env
-        .run("volley", &["namespace", "delete", env.ns.as_str(), "--json"])
+        .run(
+            "volley",
+            &["namespace", "delete", env.ns.as_str(), "--json"],
+        )
         .await?;
     assert!(out.status.success(), "{}", describe(&out));
     let said: serde_json::Value = serde_json::from_slice(&out.stdout)?;

@@ -72,11 +72,19 @@ pub async fn run(args: JobsArgs) -> Result<(), Failure> {
     for v in views {
         let s = &v.status;
         let total = s.total.map_or_else(|| "?".into(), |t| t.to_string());
-        let percent = v.percent().map_or_else(|| "?".into(), |p| format!("{p:.1}"));
+        let percent = v
+            .percent()
+            .map_or_else(|| "?".into(), |p| format!("{p:.1}"));
         // Running: the last minute's pace; ended: the whole job's.
         let rate = if v.terminal { v.rate } else { v.rate_1m };
         let expires = v.expires_ms.map_or_else(
-            || if v.terminal { "never".into() } else { "-".into() },
+            || {
+                if v.terminal {
+                    "never".into()
+                } else {
+                    "-".into()
+                }
+            },
             crate::render::expiry,
         );
         volley_core::outln!(

@@ -135,5 +135,8 @@ pub async fn delete_namespace(
     let keys = store.delete_namespace().await;
     let broker = existed?;
     topology?;
-    Ok(NamespaceDeleted { keys: keys?, broker })
+    Ok(NamespaceDeleted {
+        keys: keys?,
+        broker,
+    })
 }

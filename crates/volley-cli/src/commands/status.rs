@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 use volley_core::time::now_ms;
-use volley_core::{JobId, JobSpec, JobStatus, JobState, Store, WorkerPhase};
+use volley_core::{JobId, JobSpec, JobState, JobStatus, Store, WorkerPhase};
 use volley_redis::{RedisFleet, RedisStore};
 use volley_runtime::Settings;
 
@@ -86,7 +86,12 @@ pub async fn run(args: StatusArgs) -> Result<(), Failure> {
         let found = if ended {
             None
         } else {
-            missing.poll(&sources, &status, args.timeout.map(|t| t.saturating_sub(started.elapsed())))
+            missing
+                .poll(
+                    &sources,
+                    &status,
+                    args.timeout.map(|t| t.saturating_sub(started.elapsed())),
+                )
                 .await
         };
         let stop = ended || found.is_some();
@@ -119,7 +124,10 @@ pub async fn run(args: StatusArgs) -> Result<(), Failure> {
         if args.timeout.is_some_and(|t| started.elapsed() >= t) {
             return Err(Failure::new(
                 exit::TRY_LATER,
-                format!("job {} still {} after the timeout", sources.job, status.state),
+                format!(
+                    "job {} still {} after the timeout",
+                    sources.job, status.state
+                ),
             ));
         }
         tokio::time::sleep(if screen.is_some() { REFRESH } else { POLL }).await;
@@ -163,7 +171,10 @@ impl Sources {
             .await
         {
             let live = beats.iter().filter(|b| {
-                matches!(b.phase_at(now), WorkerPhase::Running | WorkerPhase::Draining)
+                matches!(
+                    b.phase_at(now),
+                    WorkerPhase::Running | WorkerPhase::Draining
+                )
             });
             view.live_workers = Some(live.count());
         }

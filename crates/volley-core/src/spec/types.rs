@@ -282,7 +282,9 @@ impl ResultSpec {
     /// Seconds the job's data is kept after it finishes: the spec's `retention`, else
     /// `fleet_default` (the settings' `retention`).
     pub fn retention_secs(&self, fleet_default: Duration) -> u64 {
-        self.retention.map_or(fleet_default, SpecDuration::get).as_secs()
+        self.retention
+            .map_or(fleet_default, SpecDuration::get)
+            .as_secs()
     }
 }
 

@@ -132,7 +132,11 @@ impl JobSpec {
                 format!("must be between 0 and 100, got {tolerated}"),
             ));
         }
-        if self.result.retention.is_some_and(|r| r.get().as_secs() < 60) {
+        if self
+            .result
+            .retention
+            .is_some_and(|r| r.get().as_secs() < 60)
+        {
             return Err(SpecError::new(
                 "result.retention",
                 "must be at least 1 minute (the results would be gone before anyone exports them)",
