@@ -163,6 +163,7 @@ mod tests {
         ("write_results(", &[CANT_CREATE]),
         ("retry_job(", &[USAGE, INTERNAL, UNAVAILABLE, CONFIG]),
         ("broker_failure(", &[UNAVAILABLE, CONFIG]),
+        ("broker_unavailable(", &[UNAVAILABLE]),
         ("unavailable(", &[UNAVAILABLE]),
         ("lookup::job_status(", &[USAGE, UNAVAILABLE]),
         ("lookup::job_spec(", &[USAGE, UNAVAILABLE, INTERNAL]),

@@ -99,3 +99,15 @@ pub fn broker_failure(settings: &Settings, e: volley_core::BrokerError, then: &s
         ),
     }
 }
+
+/// A broker error of a command that only reads the broker or deletes from it: it declares
+/// nothing with arguments, so no setting can contradict the queue (exit 69).
+pub fn broker_unavailable(settings: &Settings, e: volley_core::BrokerError) -> Failure {
+    Failure::new(
+        UNAVAILABLE,
+        format!(
+            "cannot use RabbitMQ at {}: {e}",
+            redact_url(settings.amqp_url())
+        ),
+    )
+}

@@ -1,7 +1,7 @@
 //! `volley namespace delete NS [--json]`: removes a namespace's queues, exchange and every
 //! Redis key under it, refused while a job in it runs.
 
-use super::{Connection, broker_failure, unavailable};
+use super::{Connection, broker_unavailable, unavailable};
 use crate::exit::{self, Failure};
 use crate::render::{escape, print_json};
 use volley_amqp::AmqpBroker;
@@ -77,7 +77,7 @@ pub async fn run(args: NamespaceArgs) -> Result<(), Failure> {
     let deleted = delete_namespace(&broker, &store)
         .await
         .map_err(|e| match e {
-            Gone::Broker(e) => broker_failure(&settings, e, ""),
+            Gone::Broker(e) => broker_unavailable(&settings, e),
             Gone::Store(e) => unavailable(&settings, e),
         })?;
     if args.json {

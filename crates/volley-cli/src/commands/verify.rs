@@ -1,6 +1,6 @@
 //! `volley verify JOB [--json]`: checks a finished job's accounting from Redis and RabbitMQ.
 
-use super::{Connection, broker_failure, job_id, lookup, unavailable};
+use super::{Connection, broker_unavailable, job_id, lookup, unavailable};
 use crate::exit::{self, Failure};
 use crate::render::print_json;
 use crate::verify::{self, Left, Outcome, Report, Rows, records_in_chunk};
@@ -66,11 +66,11 @@ pub async fn run(args: VerifyArgs) -> Result<(), Failure> {
     checks.push(verify::failed_inputs(&rows, &kept, &status));
     let dead = left_in_dead_letters(&broker, &job)
         .await
-        .map_err(|e| broker_failure(&settings, e, ""))?;
+        .map_err(|e| broker_unavailable(&settings, e))?;
     checks.push(verify::queue("dead letters", &topology.dead, dead));
     let queued = left_in_chunk_queue(&broker, &job)
         .await
-        .map_err(|e| broker_failure(&settings, e, ""))?;
+        .map_err(|e| broker_unavailable(&settings, e))?;
     checks.push(verify::queue("chunk queue", &topology.chunks, queued));
     let report = Report::new(job.to_string(), checks);
     if args.json {
