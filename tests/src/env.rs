@@ -3,6 +3,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use tokio::process::{Child, Command};
 use volley_amqp::{AmqpBroker, AmqpOptions};
+use volley_cli::commands::namespace::delete_namespace;
 use volley_core::Namespace;
 use volley_mockapi::{MockConfig, MockServer};
 use volley_redis::RedisStore;
@@ -167,25 +168,12 @@ impl TestEnv {
         Ok(String::from_utf8(out.stdout)?.trim().to_string())
     }
 
-    /// Deletes the namespace's queues and keys.
+    /// Deletes the namespace's queues, exchange and keys, with the code of `volley namespace
+    /// delete`.
     pub async fn cleanup(&self) -> anyhow::Result<()> {
-        // Each part is cleaned even when another fails (a private broker already gone must
-        // not leave the namespace's Redis keys behind).
-        let broker = match self.broker() {
-            Ok(broker) => broker.delete_topology().await.map_err(anyhow::Error::from),
-            Err(e) => Err(e),
-        };
-        let store = match self.store() {
-            Ok(store) => store
-                .delete_namespace()
-                .await
-                .map(drop)
-                .map_err(anyhow::Error::from),
-            Err(e) => Err(e),
-        };
+        let deleted = delete_namespace(&self.broker()?, &self.store()?).await;
         let _ = std::fs::remove_dir_all(&self.dir);
-        broker?;
-        store
+        deleted.map(drop).map_err(anyhow::Error::from)
     }
 }
 
@@ -212,14 +200,9 @@ impl Drop for TestEnv {
             else {
                 return;
             };
-            rt.block_on(async {
-                if let Some(broker) = broker {
-                    let _ = broker.delete_topology().await;
-                }
-                if let Some(store) = store {
-                    let _ = store.delete_namespace().await;
-                }
-            });
+            if let (Some(broker), Some(store)) = (broker, store) {
+                let _ = rt.block_on(delete_namespace(&broker, &store));
+            }
             let _ = std::fs::remove_dir_all(dir);
         })
         .join();

@@ -87,16 +87,27 @@ impl AmqpBroker {
         dead::requeue(&self.options, job, settled).await
     }
 
-    /// Deletes the namespace's queues and exchange (test clean-up).
+    /// Deletes the namespace's queues and exchange (`volley namespace delete`, test
+    /// clean-up), each part even when another fails.
+    ///
+    /// # Errors
+    /// [`BrokerError`]: the first part that could not be deleted.
+    pub async fn delete_topology(&self) -> Result<(), BrokerError> {
+        let conn = options::connect(&self.options, "admin").await?;
+        let deleted = self.topology().delete(&conn).await;
+        let _ = conn.close(200, "done".into()).await;
+        deleted
+    }
+
+    /// The namespace's queues and exchange that exist (`queue t-1.chunks`, `exchange t-1`).
     ///
     /// # Errors
     /// [`BrokerError`].
-    pub async fn delete_topology(&self) -> Result<(), BrokerError> {
+    pub async fn existing_topology(&self) -> Result<Vec<String>, BrokerError> {
         let conn = options::connect(&self.options, "admin").await?;
-        let channel = conn.create_channel().await.map_err(options::unavailable)?;
-        self.topology().delete(&channel).await?;
+        let found = self.topology().existing(&conn).await;
         let _ = conn.close(200, "done".into()).await;
-        Ok(())
+        found
     }
 }
 

@@ -152,25 +152,75 @@ impl Topology {
         })
     }
 
-    /// Deletes both queues and the exchange.
+    /// Deletes both queues and the exchange, each on a channel of its own: a refusal closes
+    /// its channel, and the other parts are still deleted. The first error is returned.
     ///
     /// # Errors
     /// [`BrokerError`].
-    pub async fn delete(&self, channel: &Channel) -> Result<(), BrokerError> {
+    pub async fn delete(&self, conn: &lapin::Connection) -> Result<(), BrokerError> {
+        let unavailable = |e: lapin::Error| BrokerError::Unavailable(e.to_string());
+        let mut first = None;
         for queue in [&self.chunks, &self.dead] {
-            channel
-                .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-                .await
-                .map_err(|e| BrokerError::Unavailable(e.to_string()))?;
+            let step = async {
+                let channel = conn.create_channel().await.map_err(unavailable)?;
+                channel
+                    .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+                    .await
+                    .map_err(unavailable)
+            };
+            if let Err(e) = step.await {
+                first.get_or_insert(e);
+            }
         }
-        channel
-            .exchange_delete(
+        let step = async {
+            let channel = conn.create_channel().await.map_err(unavailable)?;
+            channel
+                .exchange_delete(
+                    self.exchange.as_str().into(),
+                    ExchangeDeleteOptions::default(),
+                )
+                .await
+                .map_err(unavailable)
+        };
+        if let Err(e) = step.await {
+            first.get_or_insert(e);
+        }
+        first.map_or(Ok(()), Err)
+    }
+
+    /// The queues and the exchange of the namespace that exist, found with passive declares
+    /// (a channel each: a missing one closes its channel).
+    ///
+    /// # Errors
+    /// [`BrokerError::Unavailable`].
+    pub async fn existing(&self, conn: &lapin::Connection) -> Result<Vec<String>, BrokerError> {
+        let unavailable = |e: lapin::Error| BrokerError::Unavailable(e.to_string());
+        let mut out = Vec::new();
+        for queue in [&self.chunks, &self.dead] {
+            let channel = conn.create_channel().await.map_err(unavailable)?;
+            if passive_declare(&channel, queue).await?.is_some() {
+                out.push(format!("queue {queue}"));
+            }
+        }
+        let channel = conn.create_channel().await.map_err(unavailable)?;
+        let passive = ExchangeDeclareOptions {
+            passive: true,
+            ..ExchangeDeclareOptions::default()
+        };
+        match channel
+            .exchange_declare(
                 self.exchange.as_str().into(),
-                ExchangeDeleteOptions::default(),
+                ExchangeKind::Direct,
+                passive,
+                FieldTable::default(),
             )
             .await
-            .map_err(|e| BrokerError::Unavailable(e.to_string()))?;
-        Ok(())
+        {
+            Ok(()) => out.push(format!("exchange {}", self.exchange)),
+            Err(e) if e.to_string().contains("NOT_FOUND") => {}
+            Err(e) => return Err(unavailable(e)),
+        }
+        Ok(out)
     }
 }
 

@@ -6,7 +6,7 @@ use volley_core::JobState;
 
 pub use volley_core::exit::{
     CANT_CREATE, CONFIG, DATA_ERROR, INTERNAL, INTERRUPTED, JOB_FAILED, JOB_INPUT_ERROR,
-    JOB_STALLED, NO_INPUT, OK, SOFTWARE, TRY_LATER, UNAVAILABLE, USAGE, help,
+    JOB_STALLED, NO_INPUT, OK, SOFTWARE, TRY_LATER, UNAVAILABLE, USAGE, VERIFY_FAILED, help,
 };
 
 /// The codes each command can return, for its `--help` (`exit::help`). Every command can
@@ -68,6 +68,27 @@ pub mod codes {
     pub const LISTS: &[u8] = &[OK, INTERNAL, USAGE, UNAVAILABLE, SOFTWARE, CANT_CREATE];
     /// `volley dead` (`--requeue` publishes: the queue's arguments must match the settings).
     pub const DEAD: &[u8] = RETRY;
+    /// `volley verify`.
+    pub const VERIFY: &[u8] = &[
+        OK,
+        INTERNAL,
+        USAGE,
+        VERIFY_FAILED,
+        UNAVAILABLE,
+        SOFTWARE,
+        CANT_CREATE,
+        TRY_LATER,
+    ];
+    /// `volley forget`, `volley namespace delete`.
+    pub const FORGET: &[u8] = &[
+        OK,
+        INTERNAL,
+        USAGE,
+        UNAVAILABLE,
+        SOFTWARE,
+        CANT_CREATE,
+        TRY_LATER,
+    ];
     /// Every code of the `volley` binary.
     pub const VOLLEY: &[u8] = &[
         OK,
@@ -76,6 +97,7 @@ pub mod codes {
         JOB_FAILED,
         JOB_INPUT_ERROR,
         JOB_STALLED,
+        VERIFY_FAILED,
         DATA_ERROR,
         NO_INPUT,
         UNAVAILABLE,
@@ -141,6 +163,7 @@ mod tests {
         ("write_results(", &[CANT_CREATE]),
         ("retry_job(", &[USAGE, INTERNAL, UNAVAILABLE, CONFIG]),
         ("broker_failure(", &[UNAVAILABLE, CONFIG]),
+        ("broker_unavailable(", &[UNAVAILABLE]),
         ("unavailable(", &[UNAVAILABLE]),
         ("lookup::job_status(", &[USAGE, UNAVAILABLE]),
         ("lookup::job_spec(", &[USAGE, UNAVAILABLE, INTERNAL]),
@@ -166,6 +189,13 @@ mod tests {
         ("jobs", include_str!("commands/jobs.rs"), codes::LISTS),
         ("hosts", include_str!("commands/hosts.rs"), codes::LISTS),
         ("dead", include_str!("commands/dead.rs"), codes::DEAD),
+        ("verify", include_str!("commands/verify.rs"), codes::VERIFY),
+        ("forget", include_str!("commands/forget.rs"), codes::FORGET),
+        (
+            "namespace",
+            include_str!("commands/namespace.rs"),
+            codes::FORGET,
+        ),
     ];
 
     /// The codes a command's source names: `exit::NAME` and the helpers it calls.

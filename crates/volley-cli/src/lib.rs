@@ -13,3 +13,5 @@ pub mod embedded;
 pub mod exit;
 pub mod export;
 pub mod render;
+pub mod verify;
+pub mod watch;

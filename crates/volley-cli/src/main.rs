@@ -15,7 +15,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
-use volley_cli::commands::{dead, demo, hosts, jobs, results, retry, run, status};
+use volley_cli::commands::{
+    dead, demo, forget, hosts, jobs, namespace, results, retry, run, status, verify,
+};
 use volley_cli::exit::{self, codes};
 
 /// Push millions of records through an HTTP API, on one machine or a fleet.
@@ -63,6 +65,15 @@ enum Command {
     /// Show the dead-letter queue, or send its messages back.
     #[command(after_help = exit::help(codes::DEAD))]
     Dead(dead::DeadArgs),
+    /// Check a finished job's accounting (counters, commits, results, kept inputs, queues).
+    #[command(after_help = exit::help(codes::VERIFY))]
+    Verify(verify::VerifyArgs),
+    /// Delete a finished job's data now instead of at the end of its retention.
+    #[command(after_help = exit::help(codes::FORGET))]
+    Forget(forget::ForgetArgs),
+    /// Delete a namespace: its queues, exchange and Redis keys.
+    #[command(after_help = exit::help(codes::FORGET))]
+    Namespace(namespace::NamespaceArgs),
 }
 
 fn main() -> ExitCode {
@@ -80,6 +91,9 @@ fn main() -> ExitCode {
             Command::Workers(args) => jobs::workers(args).await,
             Command::Hosts(args) => hosts::run(args).await,
             Command::Dead(args) => dead::run(args).await,
+            Command::Verify(args) => verify::run(args).await,
+            Command::Forget(args) => forget::run(args).await,
+            Command::Namespace(args) => namespace::run(args).await,
         }
     });
     match result {

@@ -16,6 +16,9 @@ pub const JOB_INPUT_ERROR: u8 = 4;
 /// The job cannot finish on its own: chunks RabbitMQ no longer holds have no outcome in
 /// Redis (`volley-producer --resume JOB --missing` republishes them).
 pub const JOB_STALLED: u8 = 5;
+/// `volley verify` found a finished job's accounting broken: a counter, a commit mark, a
+/// results row or a kept input that does not add up, or chunks of it left in a queue.
+pub const VERIFY_FAILED: u8 = 6;
 /// Malformed input data (EX_DATAERR).
 pub const DATA_ERROR: u8 = 65;
 /// The input file cannot be opened (EX_NOINPUT).
@@ -27,7 +30,8 @@ pub const SOFTWARE: u8 = 70;
 /// The output cannot be written (EX_CANTCREAT).
 pub const CANT_CREATE: u8 = 73;
 /// Not now, try again later (EX_TEMPFAIL): `volley status --wait --timeout` gave up before
-/// the job ended; `volley-producer --missing` cannot be sure chunks are missing yet.
+/// the job ended; `volley-producer --missing` cannot be sure chunks are missing yet; `volley
+/// verify`, `forget` or `namespace delete` met a job that has not ended.
 pub const TRY_LATER: u8 = 75;
 /// A setting contradicts what the broker holds, e.g. `delivery_limit` against a queue
 /// declared with another `x-delivery-limit` (EX_CONFIG).
@@ -61,6 +65,10 @@ pub const MEANINGS: &[(u8, &str)] = &[
         "the job cannot finish: chunks are missing (volley-producer --resume JOB --missing)",
     ),
     (
+        VERIFY_FAILED,
+        "verify: the job's accounting does not add up (each failed check is printed)",
+    ),
+    (
         DATA_ERROR,
         "malformed input data (or an input that changed since the job started)",
     ),
@@ -70,7 +78,7 @@ pub const MEANINGS: &[(u8, &str)] = &[
     (CANT_CREATE, "the output cannot be written"),
     (
         TRY_LATER,
-        "not yet: status --wait --timeout passed before the job ended, or --missing cannot be sure chunks are missing; try again later",
+        "not yet: status --wait --timeout passed before the job ended, --missing cannot be sure chunks are missing, or verify/forget/namespace delete met a job that has not ended; try again later",
     ),
     (
         CONFIG,
@@ -90,6 +98,7 @@ pub const NAMES: &[(&str, u8)] = &[
     ("JOB_FAILED", JOB_FAILED),
     ("JOB_INPUT_ERROR", JOB_INPUT_ERROR),
     ("JOB_STALLED", JOB_STALLED),
+    ("VERIFY_FAILED", VERIFY_FAILED),
     ("DATA_ERROR", DATA_ERROR),
     ("NO_INPUT", NO_INPUT),
     ("UNAVAILABLE", UNAVAILABLE),

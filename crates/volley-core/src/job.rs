@@ -164,6 +164,16 @@ pub enum JobState {
 }
 
 impl JobState {
+    /// Every state, in the order of a job's life.
+    pub const ALL: &'static [JobState] = &[
+        JobState::Publishing,
+        JobState::Running,
+        JobState::InputError,
+        JobState::Completed,
+        JobState::CompletedWithFailures,
+        JobState::Failed,
+    ];
+
     /// The state's name as stored and printed.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -220,18 +230,9 @@ impl fmt::Display for JobState {
 mod tests {
     use super::*;
 
-    const ALL: [JobState; 6] = [
-        JobState::Publishing,
-        JobState::Running,
-        JobState::InputError,
-        JobState::Completed,
-        JobState::CompletedWithFailures,
-        JobState::Failed,
-    ];
-
     #[test]
     fn a_state_serializes_parses_and_prints_as_its_stored_name() {
-        for state in ALL {
+        for &state in JobState::ALL {
             let name = state.as_str();
             assert_eq!(
                 serde_json::to_string(&state).ok(),

@@ -33,6 +33,7 @@ mod spec;
 mod store;
 mod tally;
 pub mod template;
+pub mod throughput;
 pub mod time;
 
 pub use backoff::Backoff;

@@ -1,6 +1,7 @@
 //! The store capability: the job registry, the atomic chunk commit, progress and results.
 //! Implemented for Redis (`volley-redis`) and in memory.
 
+use crate::throughput::{Finished, RecentSeconds};
 use crate::{
     ChunkRecord, ChunkTally, JobId, JobState, RecordOutcome, Redo, decode_row, encode_chunk_results,
 };
@@ -92,6 +93,9 @@ pub struct ChunkCommit {
     pub splices: Vec<Splice>,
     /// Counter deltas.
     pub tally: ChunkTally,
+    /// Records this chunk finished, for the job's throughput series (a redrive chunk's
+    /// records count although its counter deltas net out).
+    pub finished: Finished,
     /// Commit time.
     pub now_ms: u64,
 }
@@ -115,6 +119,10 @@ impl ChunkCommit {
             failed_inputs: Vec::new(),
             splices: Vec::new(),
             tally: ChunkTally::default(),
+            finished: Finished {
+                done: outcomes.len() as u64,
+                failed: outcomes.iter().filter(|o| !o.ok()).count() as u64,
+            },
             now_ms,
         };
         let redos: Vec<&Redo> = inputs.iter().filter_map(|r| r.redo.as_ref()).collect();
@@ -234,6 +242,11 @@ pub struct JobStatus {
     pub error: Option<String>,
     /// Where the records came from.
     pub input: String,
+    /// Seconds the job's keys are kept once it has finished.
+    pub retention_secs: u64,
+    /// Records finished per second, recently.
+    #[serde(skip)]
+    pub recent: RecentSeconds,
 }
 
 impl JobStatus {
@@ -245,6 +258,14 @@ impl JobStatus {
             JobState::InputError => self.chunks_done >= self.published_chunks,
             state => state.is_terminal(),
         }
+    }
+
+    /// When the job's data expires: its retention after it finished (`None` while it runs,
+    /// or when it is kept until deleted).
+    #[must_use]
+    pub fn expires_ms(&self) -> Option<u64> {
+        let finished = self.finished_ms.filter(|_| self.state.is_terminal())?;
+        (self.retention_secs > 0).then(|| finished + self.retention_secs * 1000)
     }
 }
 
@@ -415,6 +436,16 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
         job: &JobId,
     ) -> impl Future<Output = Result<Option<JobStatus>, StoreError>> + Send;
+
+    /// The job's records finished per minute of its life (minute 0 starts at registration;
+    /// see [`crate::throughput`] for the bound), in order, minutes without commits left out.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn job_minutes(
+        &self,
+        job: &JobId,
+    ) -> impl Future<Output = Result<Vec<(u64, Finished)>, StoreError>> + Send;
 
     /// Every known job, newest first.
     ///

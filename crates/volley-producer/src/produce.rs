@@ -49,7 +49,8 @@ pub struct ProduceRequest {
     pub input_name: String,
     /// Reader options (format resolved).
     pub reader: ReaderOptions,
-    /// Seconds a finished job's keys are kept.
+    /// Seconds a finished job's keys are kept unless the spec's `result.retention` says
+    /// otherwise (the fleet's default, from the settings).
     pub retention_secs: u64,
     /// Called with the number of records published so far.
     pub on_progress: Box<dyn Fn(u64) + Send>,
@@ -207,7 +208,9 @@ pub async fn produce<B: Broker, S: Store>(
         input: input_name,
         chunk_size: spec.chunking.size,
         tolerated_failure_percent: spec.result.tolerated_failure_percent,
-        retention_secs,
+        retention_secs: spec
+            .result
+            .retention_secs(std::time::Duration::from_secs(retention_secs)),
         now_ms: now_ms(),
         resume_only,
     };

@@ -10,6 +10,9 @@ pub(crate) struct JobKeys {
     pub(crate) failed: String,
     /// Redrive chunks of a round being published, index → records.
     pub(crate) redrive: String,
+    /// Throughput: `s{second % 120}` → `{second} {done} {failed}`, `m{minute}` →
+    /// `{done} {failed}` (see `volley_core::throughput`).
+    pub(crate) series: String,
 }
 
 impl JobKeys {
@@ -22,11 +25,12 @@ impl JobKeys {
             results: format!("{base}:results"),
             failed: format!("{base}:failed"),
             redrive: format!("{base}:redrive"),
+            series: format!("{base}:series"),
         }
     }
 
     /// In the order the Lua scripts expect them.
-    pub(crate) fn all(&self) -> [&str; 6] {
+    pub(crate) fn all(&self) -> [&str; 7] {
         [
             &self.meta,
             &self.counters,
@@ -34,6 +38,7 @@ impl JobKeys {
             &self.results,
             &self.failed,
             &self.redrive,
+            &self.series,
         ]
     }
 }

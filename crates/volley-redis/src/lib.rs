@@ -12,4 +12,4 @@ mod store;
 
 pub use conn::RedisOptions;
 pub use fleet::RedisFleet;
-pub use store::{RedisStore, WORKER_BEAT_KEPT_SECS};
+pub use store::{Ledger, RedisStore, UNLINK_BATCH, WORKER_BEAT_KEPT_SECS};

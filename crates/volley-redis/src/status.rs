@@ -1,4 +1,5 @@
 use std::collections::HashMap;
+use volley_core::throughput::{Finished, RECENT_SECS, RecentSeconds};
 use volley_core::{JobState, JobStatus, StoreError};
 
 fn num(map: &HashMap<String, String>, key: &str) -> Option<u64> {
@@ -14,6 +15,44 @@ pub(crate) fn parse_state(job: &str, text: &str) -> Result<JobState, StoreError>
             text.escape_default()
         ))
     })
+}
+
+/// The fields of the per-second ring, `s0` to `s119`, in the order [`recent_seconds`] reads.
+pub(crate) fn ring_fields() -> Vec<String> {
+    (0..RECENT_SECS).map(|slot| format!("s{slot}")).collect()
+}
+
+/// The ring's slots (`{second} {done} {failed}`) as seconds; slots not written yet, or
+/// written by another version, are left out.
+pub(crate) fn recent_seconds(slots: &[Option<String>]) -> RecentSeconds {
+    let mut recent = RecentSeconds::default();
+    for slot in slots.iter().flatten() {
+        let mut parts = slot.split(' ').map(str::parse::<u64>);
+        if let (Some(Ok(sec)), Some(Ok(done)), Some(Ok(failed))) =
+            (parts.next(), parts.next(), parts.next())
+        {
+            recent.seconds.insert(sec, Finished { done, failed });
+        }
+    }
+    recent
+}
+
+/// The per-minute buckets of the series hash (`m{minute}` → `{done} {failed}`), in order.
+pub(crate) fn minutes(series: HashMap<String, String>) -> Vec<(u64, Finished)> {
+    let mut out: Vec<(u64, Finished)> = series
+        .into_iter()
+        .filter_map(|(field, value)| {
+            let minute = field.strip_prefix('m')?.parse().ok()?;
+            let (done, failed) = value.split_once(' ')?;
+            let finished = Finished {
+                done: done.parse().ok()?,
+                failed: failed.parse().ok()?,
+            };
+            Some((minute, finished))
+        })
+        .collect();
+    out.sort_by_key(|(m, _)| *m);
+    out
 }
 
 /// Builds a status from the job's meta and counters hashes.
@@ -43,6 +82,7 @@ pub(crate) fn job_status(
         finished_ms: num(meta, "finished_ms"),
         error: meta.get("error").cloned(),
         input: meta.get("input").cloned().unwrap_or_default(),
+        retention_secs: num(meta, "retention_secs").unwrap_or(0),
         done: num(counters, "done").unwrap_or(0),
         ok: num(counters, "ok").unwrap_or(0),
         failed: num(counters, "failed").unwrap_or(0),

@@ -1,15 +1,16 @@
 use crate::conn::{Connections, RedisOptions};
 use crate::keys::{JobKeys, jobs_index, namespace_marker, worker_key, workers_index};
 use crate::scripts::{
-    COMMIT, FINISH_PUBLISHING, INPUT_ERROR, PUBLISHED, REDRIVE_ADD, REDRIVE_END, REGISTER,
+    COMMIT, FINISH_PUBLISHING, FORGET, INPUT_ERROR, PUBLISHED, REDRIVE_ADD, REDRIVE_END, REGISTER,
 };
-use crate::status::{job_status, parse_state};
+use crate::status::{job_status, minutes, parse_state, recent_seconds, ring_fields};
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncCommands, RedisError};
 use std::collections::HashMap;
 use std::future::Future;
 use std::ops::Range;
 use std::sync::Arc;
+use volley_core::throughput::Finished;
 use volley_core::{
     ChunkCommit, CommitStatus, FailedInput, JobId, JobState, JobStatus, Namespace, NewJob,
     PublishMark, Registration, Store, StoreError, WorkerBeat,
@@ -167,7 +168,8 @@ impl RedisStore {
         .await
     }
 
-    /// Deletes every key of the namespace (test clean-up).
+    /// Deletes every key of the namespace, in batches of [`UNLINK_BATCH`] (`volley namespace
+    /// delete` and test clean-up). Returns how many keys went.
     ///
     /// # Errors
     /// [`StoreError`].
@@ -176,19 +178,97 @@ impl RedisStore {
         self.run(|mut c| async move {
             let mut keys: Vec<String> = Vec::new();
             {
-                let mut iter: redis::AsyncIter<String> = c.scan_match(&pattern).await?;
+                let mut iter: redis::AsyncIter<String> = redis::cmd("SCAN")
+                    .cursor_arg(0)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(UNLINK_BATCH)
+                    .clone()
+                    .iter_async(&mut c)
+                    .await?;
                 while let Some(k) = iter.next_item().await {
                     keys.push(k?);
                 }
             }
             let n = keys.len() as u64;
-            for batch in keys.chunks(500) {
-                let () = c.del(batch).await?;
+            for batch in keys.chunks(UNLINK_BATCH) {
+                let () = c.unlink(batch).await?;
             }
             Ok(n)
         })
         .await
     }
+
+    /// Deletes a job's data at once, refused while it runs.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] naming the state while the job runs (or for an unknown job).
+    pub async fn forget_job(&self, job: &JobId) -> Result<(), StoreError> {
+        let keys = JobKeys::new(&self.ns, job);
+        let index = jobs_index(&self.ns);
+        let id = job.to_string();
+        let reply: String = self
+            .run(|mut c| async move {
+                let reply: String = FORGET.key(&keys.all()).invoke_async(&mut c).await?;
+                if reply == "forgotten" {
+                    // The index is in another hash slot: a second step, harmless if lost
+                    // (`list_jobs` drops ids whose job is gone).
+                    let () = c.zrem(&index, &id).await?;
+                }
+                Ok(reply)
+            })
+            .await?;
+        match reply.as_str() {
+            "forgotten" => Ok(()),
+            "unknown_job" => Err(StoreError::Conflict(format!("unknown job {job}"))),
+            other => match other.strip_prefix("busy:") {
+                Some(state) => Err(StoreError::Conflict(format!(
+                    "job {job} is {state}; forget it once it has ended"
+                ))),
+                None => Err(StoreError::Corrupt(format!("forget reply '{other}'"))),
+            },
+        }
+    }
+
+    /// What `volley verify` compares against the counters: committed-chunk marks, chunks
+    /// with stored results, and the job's chunk size.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn ledger(&self, job: &JobId) -> Result<Ledger, StoreError> {
+        let keys = JobKeys::new(&self.ns, job);
+        let (marks, result_chunks, chunk_size): (u64, u64, Option<u64>) = self
+            .run(|mut c| async move {
+                redis::pipe()
+                    .cmd("BITCOUNT")
+                    .arg(&keys.chunks)
+                    .hlen(&keys.results)
+                    .hget(&keys.meta, "chunk_size")
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(Ledger {
+            marks,
+            result_chunks,
+            chunk_size: chunk_size.unwrap_or(0),
+        })
+    }
+}
+
+/// Keys deleted per command, and scanned per step, when a namespace is deleted.
+pub const UNLINK_BATCH: usize = 500;
+
+/// A job's bookkeeping beside its counters (see [`RedisStore::ledger`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ledger {
+    /// Chunks marked committed.
+    pub marks: u64,
+    /// Chunks with a stored results value.
+    pub result_chunks: u64,
+    /// Records per chunk.
+    pub chunk_size: u64,
 }
 
 impl Store for RedisStore {
@@ -345,6 +425,7 @@ impl Store for RedisStore {
                         .arg(&sp.row[..])
                         .arg(if sp.ok { "1" } else { "0" });
                 }
+                call.arg(commit.finished.done).arg(commit.finished.failed);
                 call.invoke_async(&mut c).await
             })
             .await?;
@@ -465,11 +546,19 @@ impl Store for RedisStore {
 
     async fn job_status(&self, job: &JobId) -> Result<Option<JobStatus>, StoreError> {
         let keys = JobKeys::new(&self.ns, job);
-        let (meta, counters): (HashMap<String, String>, HashMap<String, String>) = self
+        type Read = (
+            HashMap<String, String>,
+            HashMap<String, String>,
+            Vec<Option<String>>,
+        );
+        let (meta, counters, ring): Read = self
             .run(|mut c| async move {
                 redis::pipe()
                     .hgetall(&keys.meta)
                     .hgetall(&keys.counters)
+                    .cmd("HMGET")
+                    .arg(&keys.series)
+                    .arg(ring_fields())
                     .query_async(&mut c)
                     .await
             })
@@ -477,7 +566,17 @@ impl Store for RedisStore {
         if meta.is_empty() {
             return Ok(None);
         }
-        job_status(job.as_str(), &meta, &counters).map(Some)
+        let mut status = job_status(job.as_str(), &meta, &counters)?;
+        status.recent = recent_seconds(&ring);
+        Ok(Some(status))
+    }
+
+    async fn job_minutes(&self, job: &JobId) -> Result<Vec<(u64, Finished)>, StoreError> {
+        let keys = JobKeys::new(&self.ns, job);
+        let series: HashMap<String, String> = self
+            .run(|mut c| async move { c.hgetall(&keys.series).await })
+            .await?;
+        Ok(minutes(series))
     }
 
     async fn list_jobs(&self) -> Result<Vec<JobStatus>, StoreError> {
@@ -534,6 +633,10 @@ impl Store for RedisStore {
                 .zadd(&index, &beat.id, beat.at_ms)
                 .ignore()
                 .zrembyscore(&index, 0, beat.at_ms.saturating_sub(3_600_000))
+                .ignore()
+                // The index goes with the last beat it lists: a namespace whose workers have
+                // all gone keeps no key of theirs.
+                .expire(&index, WORKER_BEAT_KEPT_SECS as i64)
                 .ignore()
                 .query_async::<()>(&mut c)
                 .await

@@ -5,6 +5,7 @@ use anyhow::Context as _;
 use std::time::Duration;
 use volley_core::memory::{MemoryBroker, MemoryStore};
 use volley_core::redrive::{RedriveError, RedriveFilter, redrive};
+use volley_core::throughput::Finished;
 use volley_core::{
     Broker, ChunkCommit, ChunkConsumer, ChunkDelivery, ChunkMessage, ChunkRecord, ChunkTally,
     CommitStatus, ErrorKind, JobId, JobState, NewJob, OutgoingChunk, PublishMark, RecordError,
@@ -50,6 +51,10 @@ fn commit(job: &JobId, chunk: u64, outcomes: &[RecordOutcome]) -> ChunkCommit {
         failed_inputs: Vec::new(),
         splices: Vec::new(),
         tally: ChunkTally::of(outcomes),
+        finished: Finished {
+            done: outcomes.len() as u64,
+            failed: outcomes.iter().filter(|o| !o.ok()).count() as u64,
+        },
         now_ms: 2_000 + chunk,
     }
 }
@@ -438,6 +443,61 @@ where
     );
     second.close().await;
     Ok(())
+}
+
+/// The throughput series: a commit counts its records in its second and in its minute since
+/// registration (at 1 s here), a redelivered commit counts nothing, and the job's retention
+/// is read back.
+async fn throughput_contract<S: Store>(store: S) -> anyhow::Result<()> {
+    let job = JobId::parse("contract-rate").map_err(anyhow::Error::msg)?;
+    store.register_job(&new_job(&job, "spec", 100.0)).await?;
+    let at = |chunk: u64, now_ms: u64, outcomes: &[RecordOutcome]| ChunkCommit {
+        now_ms,
+        ..commit(&job, chunk, outcomes)
+    };
+    let two = [outcome("a", 200, false), outcome("b", 503, true)];
+    let one = [outcome("c", 200, false)];
+    store.commit_chunk(&at(0, 5_000, &two)).await?;
+    store.commit_chunk(&at(1, 5_900, &one)).await?;
+    store.commit_chunk(&at(1, 5_950, &one)).await?;
+    store.commit_chunk(&at(2, 63_000, &two)).await?;
+    let status = store.job_status(&job).await?.context("status")?;
+    assert_eq!(status.retention_secs, 3600);
+    let seconds: Vec<(u64, Finished)> = status
+        .recent
+        .seconds
+        .iter()
+        .map(|(s, f)| (*s, *f))
+        .collect();
+    assert_eq!(
+        seconds,
+        vec![
+            (5, Finished { done: 3, failed: 1 }),
+            (63, Finished { done: 2, failed: 1 })
+        ]
+    );
+    assert_eq!(
+        store.job_minutes(&job).await?,
+        vec![
+            (0, Finished { done: 3, failed: 1 }),
+            (1, Finished { done: 2, failed: 1 })
+        ],
+        "minute 1 begins 60 s after registration"
+    );
+    // Over the last 10 s at 64 s: the second 63 only.
+    assert!((status.recent.rate(64_000, 10, status.first_commit_ms) - 0.2).abs() < 1e-9);
+    Ok(())
+}
+
+#[tokio::test]
+async fn memory_store_keeps_the_throughput_series() -> anyhow::Result<()> {
+    throughput_contract(MemoryStore::new()).await
+}
+
+#[tokio::test]
+async fn redis_store_keeps_the_throughput_series() -> anyhow::Result<()> {
+    let env = TestEnv::new().await?;
+    throughput_contract(env.store()?).await
 }
 
 #[tokio::test]

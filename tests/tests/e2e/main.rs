@@ -17,4 +17,5 @@ mod operator;
 mod probes;
 mod redelivery;
 mod transport;
+mod watch;
 mod worker_settings;

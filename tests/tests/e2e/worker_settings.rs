@@ -262,15 +262,21 @@ async fn job_key_ttls(env: &TestEnv, job: &str) -> anyhow::Result<Vec<(String, i
     Ok(out)
 }
 
-/// Produces a job of 10 records with `retention` (None: the variable unset).
+/// Produces a job of 10 records with `retention` (None: the variable unset) and `extra` in
+/// its spec.
 async fn produce_with_retention(
     env: &TestEnv,
     name: &str,
     retention: Option<&str>,
+    extra: &str,
 ) -> anyhow::Result<String> {
     let input = env.path(&format!("{name}.jsonl"));
     write_jsonl(&input, 10)?;
-    let spec = env.write_spec(name, "/users/{id}", "[chunking]\nsize = 5\n")?;
+    let spec = env.write_spec(
+        name,
+        "/users/{id}",
+        &format!("[chunking]\nsize = 5\n{extra}"),
+    )?;
     let mut cmd = env.command("volley-producer");
     match retention {
         Some(value) => cmd.env("VOLLEY_RETENTION", value),
@@ -287,10 +293,13 @@ async fn produce_with_retention(
 #[tokio::test]
 async fn retention_sets_the_ttl_of_a_finished_jobs_keys() -> anyhow::Result<()> {
     let env = TestEnv::new().await?;
-    let hour = produce_with_retention(&env, "hour", Some("1h")).await?;
-    let default = produce_with_retention(&env, "default", None).await?;
-    // No worker runs yet, so both jobs are certainly unfinished: nothing expires.
-    for job in [&hour, &default] {
+    let hour = produce_with_retention(&env, "hour", Some("1h"), "").await?;
+    let default = produce_with_retention(&env, "default", None, "").await?;
+    // The spec's retention wins over the setting, for its job.
+    let spec =
+        produce_with_retention(&env, "spec", Some("1h"), "[result]\nretention = \"2h\"\n").await?;
+    // No worker runs yet, so the jobs are certainly unfinished: nothing expires.
+    for job in [&hour, &default, &spec] {
         let ttls = job_key_ttls(&env, job).await?;
         assert!(!ttls.is_empty(), "job {job} has no keys");
         assert!(
@@ -299,7 +308,7 @@ async fn retention_sets_the_ttl_of_a_finished_jobs_keys() -> anyhow::Result<()> 
         );
     }
     let mut worker = env.spawn_worker("w1", &["--exit-when-idle", "2s"])?;
-    for (job, retention) in [(&hour, 3_600), (&default, 7 * 24 * 3_600)] {
+    for (job, retention) in [(&hour, 3_600), (&default, 7 * 24 * 3_600), (&spec, 7_200)] {
         let fin = wait_for_job(&env, job).await?;
         assert_eq!((fin.code, fin.state()), (0, "completed"), "{}", fin.json);
         let ttls = job_key_ttls(&env, job).await?;
@@ -307,8 +316,12 @@ async fn retention_sets_the_ttl_of_a_finished_jobs_keys() -> anyhow::Result<()> 
             .iter()
             .filter_map(|(k, _)| k.rsplit(':').next())
             .collect();
-        // The job's four keys (no failure: no failed inputs, no redrive).
-        assert_eq!(names, ["chunks", "counters", "meta", "results"], "{ttls:?}");
+        // The job's five keys (no failure: no failed inputs, no redrive).
+        assert_eq!(
+            names,
+            ["chunks", "counters", "meta", "results", "series"],
+            "{ttls:?}"
+        );
         // The TTL counts down from the retention since the job finished, a few seconds ago
         // at most (the wait above returned once it had); 60 s of slack for a slow machine.
         assert!(

@@ -4,17 +4,28 @@ use super::{Connection, unavailable};
 use crate::exit::Failure;
 use crate::render::{StatusView, escape, print_json};
 use volley_core::time::now_ms;
-use volley_core::{Store, WorkerPhase};
+use volley_core::{JobState, Store, WorkerPhase};
 
 /// List jobs, newest first.
 #[derive(Debug, clap::Args)]
 pub struct JobsArgs {
+    /// Only jobs in these states (comma-separated: `running,publishing`).
+    #[arg(long, value_delimiter = ',', value_parser = parse_state)]
+    pub state: Vec<JobState>,
     /// Print one JSON array.
     #[arg(long)]
     pub json: bool,
     /// Connection settings.
     #[command(flatten)]
     pub connection: Connection,
+}
+
+/// A state name as `--state` takes it.
+fn parse_state(text: &str) -> Result<JobState, String> {
+    JobState::parse(text.trim()).ok_or_else(|| {
+        let names: Vec<&str> = JobState::ALL.iter().map(|s| s.as_str()).collect();
+        format!("unknown state '{text}'; one of {}", names.join(", "))
+    })
 }
 
 /// Runs `jobs`.
@@ -28,33 +39,64 @@ pub async fn run(args: JobsArgs) -> Result<(), Failure> {
         .await
         .map_err(|e| unavailable(&settings, e))?;
     let now = now_ms();
-    let views: Vec<StatusView> = jobs.into_iter().map(|s| StatusView::new(s, now)).collect();
+    let views: Vec<StatusView> = jobs
+        .into_iter()
+        .filter(|s| args.state.is_empty() || args.state.contains(&s.state))
+        .map(|s| StatusView::new(s, now))
+        .collect();
     if args.json {
         print_json(&views)?;
         return Ok(());
     }
     if views.is_empty() {
-        volley_core::outln!("no jobs in namespace {}", settings.namespace);
+        let which = if args.state.is_empty() {
+            String::new()
+        } else {
+            let names: Vec<&str> = args.state.iter().map(|s| s.as_str()).collect();
+            format!(" {}", names.join(" or "))
+        };
+        volley_core::outln!("no{which} jobs in namespace {}", settings.namespace);
         return Ok(());
     }
     volley_core::outln!(
-        "{:<44} {:<24} {:>10} {:>10} {:>8}",
+        "{:<44} {:<24} {:>10} {:>10} {:>7} {:>8} {:>9}  {}",
         "JOB",
         "STATE",
         "DONE",
         "TOTAL",
-        "FAILED"
+        "%",
+        "FAILED",
+        "RATE/S",
+        "EXPIRES"
     );
     for v in views {
         let s = &v.status;
         let total = s.total.map_or_else(|| "?".into(), |t| t.to_string());
+        let percent = v
+            .percent()
+            .map_or_else(|| "?".into(), |p| format!("{p:.1}"));
+        // Running: the last minute's pace; ended: the whole job's.
+        let rate = if v.terminal { v.rate } else { v.rate_1m };
+        let expires = v.expires_ms.map_or_else(
+            || {
+                if v.terminal {
+                    "never".into()
+                } else {
+                    "-".into()
+                }
+            },
+            crate::render::expiry,
+        );
         volley_core::outln!(
-            "{:<44} {:<24} {:>10} {:>10} {:>8}",
+            "{:<44} {:<24} {:>10} {:>10} {:>7} {:>8} {:>9.1}  {}",
             escape(&s.job),
             s.state,
             s.done,
             total,
-            s.failed
+            percent,
+            s.failed,
+            rate,
+            expires
         );
     }
     Ok(())

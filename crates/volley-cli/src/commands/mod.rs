@@ -2,13 +2,16 @@
 
 pub mod dead;
 pub mod demo;
+pub mod forget;
 pub mod hosts;
 pub mod jobs;
 mod lookup;
+pub mod namespace;
 pub mod results;
 pub mod retry;
 pub mod run;
 pub mod status;
+pub mod verify;
 
 use crate::exit::{CONFIG, Failure, UNAVAILABLE, USAGE};
 use std::path::Path;
@@ -95,4 +98,16 @@ pub fn broker_failure(settings: &Settings, e: volley_core::BrokerError, then: &s
             ),
         ),
     }
+}
+
+/// A broker error of a command that only reads the broker or deletes from it: it declares
+/// nothing with arguments, so no setting can contradict the queue (exit 69).
+pub fn broker_unavailable(settings: &Settings, e: volley_core::BrokerError) -> Failure {
+    Failure::new(
+        UNAVAILABLE,
+        format!(
+            "cannot use RabbitMQ at {}: {e}",
+            redact_url(settings.amqp_url())
+        ),
+    )
 }

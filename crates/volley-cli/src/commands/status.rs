@@ -1,24 +1,34 @@
-//! `volley status JOB [--json] [--wait]`.
+//! `volley status JOB [--json] [--wait] [--watch]`.
 
 use super::{Connection, job_id, lookup};
 use crate::exit::{self, Failure};
 use crate::render::{StatusView, print_json};
-use std::time::Duration;
+use crate::watch::Screen;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
 use volley_core::time::now_ms;
-use volley_core::{JobSpec, Store};
+use volley_core::{JobId, JobSpec, JobState, JobStatus, Store, WorkerPhase};
+use volley_redis::{RedisFleet, RedisStore};
+use volley_runtime::Settings;
 
 /// Show a job's progress.
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
     /// The job id (as printed by volley-producer).
     pub job: String,
-    /// Print one JSON object.
+    /// Print one JSON object (with --watch: one per refresh, a line each).
     #[arg(long)]
     pub json: bool,
     /// Block until the job ends; exit 0 only if it completed within its tolerated failure
-    /// percentage (3: failed, 4: stopped at an input error).
+    /// percentage (3: failed, 4: stopped at an input error). On a terminal it shows the job
+    /// live, as --watch.
     #[arg(long)]
     pub wait: bool,
+    /// Show the job live until it ends: redrawn every second on a terminal, a plain line
+    /// every 5 s otherwise.
+    #[arg(long)]
+    pub watch: bool,
     /// Give up waiting after this long (exit 75): seconds (`30`) or a duration (`90s`,
     /// `5m`).
     #[arg(long, value_parser = parse_timeout)]
@@ -28,63 +38,83 @@ pub struct StatusArgs {
     pub connection: Connection,
 }
 
+/// How often a live view is refreshed.
+const REFRESH: Duration = Duration::from_secs(1);
+/// How often `--wait` without a live view reads the job.
+const POLL: Duration = Duration::from_millis(500);
+
 /// Runs `status`.
 ///
 /// # Errors
 /// A [`Failure`] with the exit code.
 pub async fn run(args: StatusArgs) -> Result<(), Failure> {
+    use std::io::IsTerminal as _;
     let job = job_id(&args.job)?;
     let (settings, store) = args.connection.store()?;
     let fleet = super::hosts::open_fleet(&args.connection)?;
-    let host = match store.job_spec(&job).await {
-        Ok(Some(text)) => JobSpec::from_toml(&text)
-            .ok()
-            .and_then(|spec| volley_core::template::UrlTemplate::compile(&spec.request.url).ok())
-            .and_then(|t| url::Url::parse(t.origin()).ok())
-            .map(|u| volley_core::governor::host_key(&u)),
-        _ => None,
+    let host = job_host(&store, &job).await;
+    let sources = Sources {
+        broker: Arc::new(args.connection.broker(&settings, "volley status")),
+        settings,
+        store,
+        fleet,
+        host,
+        job,
     };
-    let broker = args.connection.broker(&settings, "volley status");
-    let started = std::time::Instant::now();
-    let mut last_missing_check: Option<std::time::Instant> = None;
+    let live = args.watch || (args.wait && !args.json && std::io::stdout().is_terminal());
+    if !args.wait && !live {
+        let status = sources.status().await?;
+        let missing = if status.has_ended() {
+            None
+        } else {
+            missing_chunks(sources.clone(), status.clone()).await
+        };
+        let view = sources.view(status, missing).await;
+        return if args.json {
+            print_json(&view)
+        } else {
+            volley_core::out!("{}", view.text());
+            Ok(())
+        };
+    }
+    let mut screen = live.then(|| Screen::for_stdout(args.json));
+    let started = Instant::now();
+    let mut missing = MissingWatch::default();
     loop {
-        let status = lookup::job_status(&settings, &store, &job).await?;
+        let status = sources.status().await?;
         let ended = status.has_ended();
-        let mut missing = None;
-        if !ended && last_missing_check.is_none_or(|t| t.elapsed() >= MISSING_CHECK_EVERY) {
-            last_missing_check = Some(std::time::Instant::now());
-            let left = args.timeout.map(|t| t.saturating_sub(started.elapsed()));
-            missing = missing_chunks(&store, &broker, &job, left).await;
-        }
-        if !args.wait || ended || missing.is_some() {
-            let mut view = StatusView::new(status, now_ms());
-            view.missing_chunks = missing;
-            if let Some(host) = &host {
-                // The breaker's state is a view: a Redis hiccup here must not fail status.
-                let views = super::hosts::host_views(fleet.as_ref()).await.ok();
-                view.host = Some(views.and_then(|mut v| v.remove(host)).unwrap_or_else(|| {
-                    super::hosts::HostView {
-                        host: host.clone(),
-                        breaker: "closed".into(),
-                        ..Default::default()
-                    }
-                }));
+        let found = if ended {
+            None
+        } else {
+            missing
+                .poll(
+                    &sources,
+                    &status,
+                    args.timeout.map(|t| t.saturating_sub(started.elapsed())),
+                )
+                .await
+        };
+        let stop = ended || found.is_some();
+        if stop || screen.is_some() {
+            let view = sources.view(status.clone(), found).await;
+            match (&mut screen, stop) {
+                (Some(screen), false) => screen.show(&view)?,
+                (Some(screen), true) => screen.finish(&view)?,
+                (None, _) if args.json => print_json(&view)?,
+                (None, _) => volley_core::out!("{}", view.text()),
             }
-            if args.json {
-                print_json(&view)?;
-            } else {
-                volley_core::out!("{}", view.text());
+        }
+        if stop {
+            if !ended {
+                return Err(Failure::new(
+                    exit::JOB_STALLED,
+                    format!("job {} cannot finish: chunks are missing", sources.job),
+                ));
             }
             if !args.wait {
                 return Ok(());
             }
-            if !ended {
-                return Err(Failure::new(
-                    exit::JOB_STALLED,
-                    format!("job {job} cannot finish: chunks are missing"),
-                ));
-            }
-            let code = exit::for_state(view.status.state);
+            let code = exit::for_state(status.state);
             return if code == exit::OK {
                 Ok(())
             } else {
@@ -94,15 +124,116 @@ pub async fn run(args: StatusArgs) -> Result<(), Failure> {
         if args.timeout.is_some_and(|t| started.elapsed() >= t) {
             return Err(Failure::new(
                 exit::TRY_LATER,
-                format!("job {job} still {} after the timeout", status.state),
+                format!(
+                    "job {} still {} after the timeout",
+                    sources.job, status.state
+                ),
             ));
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(if screen.is_some() { REFRESH } else { POLL }).await;
     }
 }
 
-/// How often `--wait` looks for missing chunks (a broker connection each time).
+/// The job's target host, the key the fleet's breaker and limits are kept under.
+async fn job_host(store: &RedisStore, job: &JobId) -> Option<String> {
+    let text = store.job_spec(job).await.ok()??;
+    let spec = JobSpec::from_toml(&text).ok()?;
+    let template = volley_core::template::UrlTemplate::compile(&spec.request.url).ok()?;
+    let url = url::Url::parse(template.origin()).ok()?;
+    Some(volley_core::governor::host_key(&url))
+}
+
+/// What a view is read from.
+#[derive(Clone)]
+struct Sources {
+    settings: Settings,
+    store: RedisStore,
+    broker: Arc<volley_amqp::AmqpBroker>,
+    fleet: Arc<RedisFleet>,
+    host: Option<String>,
+    job: JobId,
+}
+
+impl Sources {
+    async fn status(&self) -> Result<JobStatus, Failure> {
+        lookup::job_status(&self.settings, &self.store, &self.job).await
+    }
+
+    /// The status with the live workers and the host's breaker: views, so a Redis hiccup
+    /// reading them leaves them out rather than failing `status`.
+    async fn view(&self, status: JobStatus, missing: Option<Vec<u64>>) -> StatusView {
+        let now = now_ms();
+        let mut view = StatusView::new(status, now);
+        view.missing_chunks = missing;
+        if let Ok(beats) = self
+            .store
+            .workers(now, volley_redis::WORKER_BEAT_KEPT_SECS * 1000)
+            .await
+        {
+            let live = beats.iter().filter(|b| {
+                matches!(
+                    b.phase_at(now),
+                    WorkerPhase::Running | WorkerPhase::Draining
+                )
+            });
+            view.live_workers = Some(live.count());
+        }
+        if let Some(host) = &self.host {
+            let views = super::hosts::host_views(self.fleet.as_ref()).await.ok();
+            view.host = Some(views.and_then(|mut v| v.remove(host)).unwrap_or_else(|| {
+                super::hosts::HostView {
+                    host: host.clone(),
+                    breaker: "closed".into(),
+                    ..Default::default()
+                }
+            }));
+        }
+        view
+    }
+}
+
+/// How often a live view or `--wait` looks for missing chunks (a broker connection each
+/// time).
 const MISSING_CHECK_EVERY: Duration = Duration::from_secs(5);
+/// A job that committed this recently is moving: the missing-chunk check would only find
+/// that out after a broker connection and a settling delay (it answers "unsure" when the job
+/// moves), so it is not made.
+const MOVING_WITHIN_MS: u64 = 5_000;
+
+/// The missing-chunk check of a live view, run beside it so a slow broker does not hold up
+/// the refreshes.
+#[derive(Default)]
+struct MissingWatch {
+    task: Option<JoinHandle<Option<Vec<u64>>>>,
+    last: Option<Instant>,
+}
+
+impl MissingWatch {
+    /// Chunks found missing by a check that has finished; starts the next check when due.
+    async fn poll(
+        &mut self,
+        sources: &Sources,
+        status: &JobStatus,
+        within: Option<Duration>,
+    ) -> Option<Vec<u64>> {
+        if let Some(task) = self.task.take_if(|t| t.is_finished())
+            && let Ok(Some(found)) = task.await
+        {
+            return Some(found);
+        }
+        if self.task.is_none() && self.last.is_none_or(|t| t.elapsed() >= MISSING_CHECK_EVERY) {
+            self.last = Some(Instant::now());
+            let check = missing_chunks(sources.clone(), status.clone());
+            self.task = Some(tokio::spawn(async move {
+                match within {
+                    Some(left) => tokio::time::timeout(left, check).await.ok()?,
+                    None => check.await,
+                }
+            }));
+        }
+        None
+    }
+}
 
 /// `--timeout`: a bare number is seconds.
 fn parse_timeout(text: &str) -> Result<Duration, String> {
@@ -114,21 +245,17 @@ fn parse_timeout(text: &str) -> Result<Duration, String> {
 }
 
 /// The chunks of a running job that are certainly missing (the check `volley-producer
-/// --missing` makes too), or `None`: nothing missing, not certain yet, the job not fully
-/// published, the check not done within `within`, or the broker or store unreachable
-/// (a view, not a verdict).
-async fn missing_chunks(
-    store: &volley_redis::RedisStore,
-    broker: &volley_amqp::AmqpBroker,
-    job: &volley_core::JobId,
-    within: Option<Duration>,
-) -> Option<Vec<u64>> {
-    let check = volley_producer::check_missing(broker, store, job);
-    let verdict = match within {
-        Some(left) => tokio::time::timeout(left, check).await.ok()?,
-        None => check.await,
-    };
-    match verdict {
+/// --missing` makes too), or `None`: nothing missing, not certain yet, the job moving or not
+/// fully published, or the broker or store unreachable (a view, not a verdict).
+async fn missing_chunks(sources: Sources, status: JobStatus) -> Option<Vec<u64>> {
+    let moving = status
+        .last_commit_ms
+        .is_some_and(|at| now_ms().saturating_sub(at) < MOVING_WITHIN_MS);
+    if moving || status.state != JobState::Running || status.total_chunks.is_none() {
+        return None;
+    }
+    let verdict = volley_producer::check_missing(&sources.broker, &sources.store, &sources.job);
+    match verdict.await {
         Ok(volley_producer::Verdict::Missing(mut chunks)) => {
             chunks.truncate(1000);
             Some(chunks)

@@ -2,6 +2,7 @@ use crate::store::{
     ChunkCommit, CommitStatus, FailedInput, JobStatus, NewJob, PublishMark, Registration, Store,
     StoreError, WorkerBeat,
 };
+use crate::throughput::{Finished, minute_of};
 use crate::{JobId, JobState};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Range;
@@ -19,6 +20,7 @@ struct Job {
     /// A redrive round is being published: the job may not finish yet.
     redriving: bool,
     pending_redrive: BTreeMap<u64, Vec<u8>>,
+    minutes: BTreeMap<u64, Finished>,
 }
 
 fn bump(counter: &mut u64, delta: i64) {
@@ -102,6 +104,7 @@ impl Store for MemoryStore {
             tolerated_failure_percent: new.tolerated_failure_percent,
             created_ms: new.now_ms,
             input: new.input.clone(),
+            retention_secs: new.retention_secs,
             ..JobStatus::default()
         };
         state.jobs.insert(
@@ -120,6 +123,7 @@ impl Store for MemoryStore {
                 failed_inputs: BTreeMap::new(),
                 redriving: false,
                 pending_redrive: BTreeMap::new(),
+                minutes: BTreeMap::new(),
             },
         );
         Ok(Registration::Created)
@@ -243,6 +247,9 @@ impl Store for MemoryStore {
         s.latency.retain(|_, n| *n > 0);
         s.first_commit_ms.get_or_insert(commit.now_ms);
         s.last_commit_ms = Some(commit.now_ms);
+        s.recent.record(commit.now_ms, commit.finished);
+        let minute = minute_of(s.created_ms, commit.now_ms);
+        job.minutes.entry(minute).or_default().add(commit.finished);
         finish_if_done(job, commit.now_ms);
         Ok(CommitStatus::Committed(job.state))
     }
@@ -339,6 +346,15 @@ impl Store for MemoryStore {
 
     async fn job_status(&self, job: &JobId) -> Result<Option<JobStatus>, StoreError> {
         Ok(self.lock().jobs.get(job).map(status_of))
+    }
+
+    async fn job_minutes(&self, job: &JobId) -> Result<Vec<(u64, Finished)>, StoreError> {
+        Ok(self
+            .lock()
+            .jobs
+            .get(job)
+            .map(|j| j.minutes.iter().map(|(m, f)| (*m, *f)).collect())
+            .unwrap_or_default())
     }
 
     async fn list_jobs(&self) -> Result<Vec<JobStatus>, StoreError> {

@@ -53,8 +53,19 @@ body = "json"
 max_body_bytes = 65536
 select = ["/id", "/email"]
 tolerated_failure_percent = 1.5
+retention = "2d"
 "#;
     let spec = JobSpec::from_toml(text).unwrap();
+    let fleet = std::time::Duration::from_secs(7 * 86_400);
+    assert_eq!(spec.result.retention_secs(fleet), 2 * 86_400);
+    assert_eq!(
+        JobSpec::from_toml(MINIMAL)
+            .unwrap()
+            .result
+            .retention_secs(fleet),
+        7 * 86_400,
+        "without result.retention, the fleet's setting"
+    );
     assert_eq!(spec.request.method.0, http::Method::POST);
     assert!(spec.request.sends_idempotency_key());
     assert_eq!(
@@ -104,6 +115,10 @@ fn bad_values_name_their_key() {
         (
             "[result]\ntolerated_failure_percent = 150",
             "result.tolerated_failure_percent:",
+        ),
+        (
+            "[result]\nretention = \"10s\"",
+            "result.retention: must be at least 1 minute",
         ),
         (
             "[result]\nmax_body_bytes = 1000000000",

@@ -273,6 +273,19 @@ pub struct ResultSpec {
     pub select: Vec<String>,
     /// Failed records (in percent of all) below which the job still counts as completed.
     pub tolerated_failure_percent: f64,
+    /// How long the job's data (results, counters, kept inputs) is kept once it has
+    /// finished; unset, the fleet's `retention` setting (`VOLLEY_RETENTION`, 7 days).
+    pub retention: Option<SpecDuration>,
+}
+
+impl ResultSpec {
+    /// Seconds the job's data is kept after it finishes: the spec's `retention`, else
+    /// `fleet_default` (the settings' `retention`).
+    pub fn retention_secs(&self, fleet_default: Duration) -> u64 {
+        self.retention
+            .map_or(fleet_default, SpecDuration::get)
+            .as_secs()
+    }
 }
 
 impl Default for ResultSpec {
@@ -282,6 +295,7 @@ impl Default for ResultSpec {
             max_body_bytes: 64 * 1024,
             select: Vec::new(),
             tolerated_failure_percent: 0.0,
+            retention: None,
         }
     }
 }

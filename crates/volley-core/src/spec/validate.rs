@@ -132,6 +132,16 @@ impl JobSpec {
                 format!("must be between 0 and 100, got {tolerated}"),
             ));
         }
+        if self
+            .result
+            .retention
+            .is_some_and(|r| r.get().as_secs() < 60)
+        {
+            return Err(SpecError::new(
+                "result.retention",
+                "must be at least 1 minute (the results would be gone before anyone exports them)",
+            ));
+        }
         // Compile with a stand-in for every secret, so template errors show up here even on a
         // machine that does not hold the secrets.
         RequestTemplate::compile(&self.request, &|_| Some(String::new()))?;
