@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use volley_core::JobState;
 
 pub use volley_core::exit::{
-    CANT_CREATE, CONFIG, DATA_ERROR, INTERNAL, INTERRUPTED, JOB_FAILED, JOB_INPUT_ERROR,
-    JOB_STALLED, NO_INPUT, OK, SOFTWARE, TRY_LATER, UNAVAILABLE, USAGE, help,
+    CANT_CREATE, CONFIG, DATA_ERROR, INTERNAL, INTERRUPTED, JOB_CANCELLED, JOB_FAILED,
+    JOB_INPUT_ERROR, JOB_STALLED, NO_INPUT, OK, SOFTWARE, TRY_LATER, UNAVAILABLE, USAGE, help,
 };
 
 /// The codes each command can return, for its `--help` (`exit::help`). Every command can
@@ -47,6 +47,7 @@ pub mod codes {
         JOB_FAILED,
         JOB_INPUT_ERROR,
         JOB_STALLED,
+        JOB_CANCELLED,
         UNAVAILABLE,
         SOFTWARE,
         CANT_CREATE,
@@ -64,6 +65,8 @@ pub mod codes {
         CANT_CREATE,
         CONFIG,
     ];
+    /// `volley cancel`, `pause`, `resume`, `limit` (USAGE also for a job that has ended).
+    pub const CONTROL: &[u8] = &[OK, INTERNAL, USAGE, UNAVAILABLE, SOFTWARE, CANT_CREATE];
     /// `volley jobs`, `volley workers`, `volley hosts`.
     pub const LISTS: &[u8] = &[OK, INTERNAL, USAGE, UNAVAILABLE, SOFTWARE, CANT_CREATE];
     /// `volley dead` (`--requeue` publishes: the queue's arguments must match the settings).
@@ -76,6 +79,7 @@ pub mod codes {
         JOB_FAILED,
         JOB_INPUT_ERROR,
         JOB_STALLED,
+        JOB_CANCELLED,
         DATA_ERROR,
         NO_INPUT,
         UNAVAILABLE,
@@ -125,6 +129,9 @@ pub fn for_state(state: JobState) -> u8 {
     match state {
         JobState::Completed | JobState::CompletedWithFailures => OK,
         JobState::InputError => JOB_INPUT_ERROR,
+        // Only a fleet job can be cancelled: `volley status` answers JOB_CANCELLED for it
+        // itself, so that an embedded run's help does not list a code it cannot return.
+        JobState::Cancelled => JOB_FAILED,
         JobState::Failed | JobState::Publishing | JobState::Running => JOB_FAILED,
     }
 }
@@ -166,6 +173,11 @@ mod tests {
         ("jobs", include_str!("commands/jobs.rs"), codes::LISTS),
         ("hosts", include_str!("commands/hosts.rs"), codes::LISTS),
         ("dead", include_str!("commands/dead.rs"), codes::DEAD),
+        (
+            "control",
+            include_str!("commands/control.rs"),
+            codes::CONTROL,
+        ),
     ];
 
     /// The codes a command's source names: `exit::NAME` and the helpers it calls.

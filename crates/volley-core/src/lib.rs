@@ -12,6 +12,7 @@
 mod backoff;
 mod broker;
 mod chunk;
+mod controls;
 pub mod exit;
 pub mod failpoint;
 pub mod governor;
@@ -21,6 +22,7 @@ mod job;
 pub mod memory;
 mod outcome;
 pub mod output;
+pub mod partial;
 pub mod patiently;
 mod pipeline;
 pub mod preview;
@@ -35,6 +37,7 @@ pub mod time;
 
 pub use backoff::Backoff;
 pub use broker::{Broker, BrokerError, ChunkConsumer, ChunkDelivery, OutgoingChunk};
+pub use controls::{ControlChange, ControlReply, JobControls, LiveControls};
 pub use chunk::{
     CHUNK_FORMAT_VERSION, ChunkDecodeError, ChunkEncoder, ChunkMessage, ChunkRecord, Redo,
 };

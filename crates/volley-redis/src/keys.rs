@@ -10,6 +10,8 @@ pub(crate) struct JobKeys {
     pub(crate) failed: String,
     /// Redrive chunks of a round being published, index → records.
     pub(crate) redrive: String,
+    /// Outcomes of chunks returned unfinished, chunk → rows (see `volley_core::partial`).
+    pub(crate) partial: String,
 }
 
 impl JobKeys {
@@ -22,11 +24,12 @@ impl JobKeys {
             results: format!("{base}:results"),
             failed: format!("{base}:failed"),
             redrive: format!("{base}:redrive"),
+            partial: format!("{base}:partial"),
         }
     }
 
     /// In the order the Lua scripts expect them.
-    pub(crate) fn all(&self) -> [&str; 6] {
+    pub(crate) fn all(&self) -> [&str; 7] {
         [
             &self.meta,
             &self.counters,
@@ -34,6 +37,7 @@ impl JobKeys {
             &self.results,
             &self.failed,
             &self.redrive,
+            &self.partial,
         ]
     }
 }

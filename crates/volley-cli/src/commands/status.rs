@@ -5,7 +5,7 @@ use crate::exit::{self, Failure};
 use crate::render::{StatusView, print_json};
 use std::time::Duration;
 use volley_core::time::now_ms;
-use volley_core::{JobSpec, Store};
+use volley_core::{JobSpec, JobState, Store};
 
 /// Show a job's progress.
 #[derive(Debug, clap::Args)]
@@ -16,7 +16,7 @@ pub struct StatusArgs {
     #[arg(long)]
     pub json: bool,
     /// Block until the job ends; exit 0 only if it completed within its tolerated failure
-    /// percentage (3: failed, 4: stopped at an input error).
+    /// percentage (3: failed, 4: stopped at an input error, 6: cancelled).
     #[arg(long)]
     pub wait: bool,
     /// Give up waiting after this long (exit 75): seconds (`30`) or a duration (`90s`,
@@ -84,7 +84,10 @@ pub async fn run(args: StatusArgs) -> Result<(), Failure> {
                     format!("job {job} cannot finish: chunks are missing"),
                 ));
             }
-            let code = exit::for_state(view.status.state);
+            let code = match view.status.state {
+                JobState::Cancelled => exit::JOB_CANCELLED,
+                state => exit::for_state(state),
+            };
             return if code == exit::OK {
                 Ok(())
             } else {

@@ -2,22 +2,33 @@ use super::adaptive::AdaptiveLimit;
 use super::classify::{AttemptClass, out_of_descriptors, transport_error};
 use super::first_failures::FirstFailures;
 use super::response::{BodyRead, Redactor, keep_body, keep_error_body, read_capped};
+use super::slots::ResizableSlots;
 use crate::governor::{Admission, Governor, JobLimits, Observation, host_key};
 use crate::pipeline::Processor;
 use crate::template::{RecordView, RequestTemplate};
 use crate::{
-    BodyMode, ChunkRecord, ErrorKind, JobId, JobSpec, RecordError, RecordOutcome, RetryPolicy,
-    SpecError, parse_retry_after,
+    BodyMode, ChunkRecord, ConcurrencySpec, ErrorKind, JobControls, JobId, JobSpec,
+    LiveControls, RecordError, RecordOutcome, RetryPolicy, SpecError, parse_retry_after,
 };
 use http::{HeaderValue, Method};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::Semaphore;
 
-/// This job's slots on this worker (`concurrency.per_worker`), fixed or adaptive.
+/// This job's slots on this worker (`concurrency.per_worker`, or a live `volley limit
+/// --concurrency`), fixed or adaptive.
 enum JobSlots {
-    Fixed(Arc<Semaphore>),
+    Fixed(ResizableSlots),
     Adaptive(Arc<AdaptiveLimit>),
+}
+
+impl JobSlots {
+    fn resize(&self, size: usize) {
+        match self {
+            JobSlots::Fixed(slots) => slots.resize(size),
+            JobSlots::Adaptive(limit) => limit.set_max(size),
+        }
+    }
 }
 
 /// Sends one job's records to its API. Built once per job per worker; shared by all records.
@@ -37,6 +48,12 @@ pub struct HttpProcessor {
     job_slots: JobSlots,
     governor: Arc<Governor>,
     limits: JobLimits,
+    /// The spec's rate and concurrency, which `volley limit --clear` goes back to.
+    spec_limits: ConcurrencySpec,
+    /// The job's fleet rate limit now: (requests/s, burst).
+    rate: RwLock<Option<(f64, u32)>>,
+    /// Cancel and pause, as the worker last read them.
+    controls: LiveControls,
     host: String,
     /// Keeps `${env:VAR}` values out of stored bodies.
     redactor: Redactor,
@@ -91,14 +108,14 @@ impl HttpProcessor {
         let job_slots = if spec.concurrency.adaptive {
             JobSlots::Adaptive(Arc::new(AdaptiveLimit::new(per_worker)))
         } else {
-            JobSlots::Fixed(Arc::new(Semaphore::new(per_worker)))
+            JobSlots::Fixed(ResizableSlots::new(per_worker))
         };
+        let rate = spec
+            .concurrency
+            .rate_limit
+            .map(|r| (r, spec.concurrency.burst_for(r)));
         let limits = JobLimits {
             job: job.to_string(),
-            rate: spec
-                .concurrency
-                .rate_limit
-                .map(|r| (r, spec.concurrency.burst_for(r))),
             breaker: spec.breaker.clone(),
             max_pause: spec.retry.max_delay.get(),
         };
@@ -117,11 +134,47 @@ impl HttpProcessor {
             job_slots,
             governor,
             limits,
+            spec_limits: spec.concurrency.clone(),
+            rate: RwLock::new(rate),
+            controls: LiveControls::default(),
             host: host_key(&origin),
             redactor,
             base: origin,
             first_failures: FirstFailures::default(),
         })
+    }
+
+    /// The job's cancel and pause as this worker knows them.
+    pub fn controls(&self) -> &LiveControls {
+        &self.controls
+    }
+
+    /// Takes the job's stored controls: a cancel or pause reaches every waiting record at
+    /// once, a new rate the next token, a new concurrency the next slot.
+    pub fn apply_controls(&self, controls: JobControls) {
+        let Some(before) = self.controls.set(controls) else {
+            return;
+        };
+        if before.rate != controls.rate {
+            let rate = controls
+                .rate
+                .or(self.spec_limits.rate_limit)
+                .map(|r| (r, self.spec_limits.burst_for(r)));
+            *self.rate.write().unwrap_or_else(|p| p.into_inner()) = rate;
+        }
+        if before.concurrency != controls.concurrency {
+            let size = controls.concurrency.unwrap_or(self.spec_limits.per_worker);
+            self.job_slots
+                .resize(usize::try_from(size).unwrap_or(usize::MAX));
+        }
+        tracing::info!(
+            job.id = %self.job,
+            cancelled = controls.cancel_ms.is_some(),
+            paused = controls.paused_ms.is_some(),
+            rate = controls.rate,
+            concurrency = controls.concurrency,
+            "job controls changed"
+        );
     }
 
     /// Renders the request for a record, without sending it.
@@ -338,7 +391,13 @@ impl HttpProcessor {
             drop(admitted);
             match self.settle(attempt, admission, &mut spent, outcome).await {
                 Next::Done => return Ok(()),
-                Next::Retry(delay) => tokio::time::sleep(delay).await,
+                Next::Retry(delay) => {
+                    // A cancel ends the backoff: the record settles `cancelled` at once.
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = self.controls.until_cancelled() => {}
+                    }
+                }
                 Next::Again => {
                     // Wait for descriptors to free up (other requests finishing).
                     tokio::time::sleep(Duration::from_millis(50 + fastrand::u64(0..200))).await;
@@ -347,19 +406,22 @@ impl HttpProcessor {
         }
     }
 
-    /// Waits until the record may send: pauses and the breaker first, so that a record
-    /// backing off, paused or held by the breaker holds no slot; then the job's slot, the
-    /// host's rate tokens, and the worker's slot.
+    /// Waits until the record may send: the job's pause, the host's pauses and the breaker
+    /// first, so that a record backing off, paused or held by the breaker holds no slot;
+    /// then the job's slot, the job's and host's rate tokens, and the worker's slot. A
+    /// cancelled job's record gets no slot: it ends `cancelled`.
     async fn admit(&self) -> Result<Admitted<'_>, RecordError> {
         loop {
+            self.wait_while_paused().await?;
             let admission = self.governor.admit(&self.host, &self.limits).await?;
             let job = match &self.job_slots {
-                JobSlots::Fixed(s) => s.clone().acquire_owned().await.ok().map(Slot::Fixed),
+                JobSlots::Fixed(s) => s.acquire().await.map(Slot::Fixed),
                 JobSlots::Adaptive(a) => Some(Slot::Adaptive(a.acquire().await)),
             };
             // Tokens are taken with the job's slot held (so the request leaves at its
             // token's time) but before the worker-wide slot, which other jobs share.
-            self.governor.tokens(&self.host, &self.limits).await;
+            let rate = *self.rate.read().unwrap_or_else(|p| p.into_inner());
+            self.governor.tokens(&self.host, &self.limits, rate).await;
             let worker = self.worker_slots.acquire().await.map_err(|_| RecordError {
                 kind: ErrorKind::Request,
                 message: "worker is shutting down".into(),
@@ -369,11 +431,35 @@ impl HttpProcessor {
             if admission == Admission::Normal && self.governor.blocked(&self.host, &self.limits) {
                 continue;
             }
+            // Likewise a cancel or pause of the job (a probe goes: the host waits for it).
+            if admission == Admission::Normal && (self.controls.cancelled() || self.controls.paused())
+            {
+                continue;
+            }
             return Ok(Admitted {
                 admission,
                 _job: job,
                 _worker: worker,
             });
+        }
+    }
+
+    /// Waits while the job is paused (holding nothing and spending no attempt).
+    ///
+    /// # Errors
+    /// The `cancelled` outcome once the job is cancelled.
+    async fn wait_while_paused(&self) -> Result<(), RecordError> {
+        loop {
+            if self.controls.cancelled() {
+                return Err(RecordError {
+                    kind: ErrorKind::Cancelled,
+                    message: "job cancelled (volley cancel) before the request was sent".into(),
+                });
+            }
+            if !self.controls.paused() {
+                return Ok(());
+            }
+            self.controls.changed().await;
         }
     }
 
