@@ -30,6 +30,13 @@ pub struct StatusView {
     pub p99_ms: Option<f64>,
     /// Whether the job has ended.
     pub terminal: bool,
+    /// Whether a cancel was asked and chunks are still being settled.
+    pub cancelling: bool,
+    /// Whether the job is paused (`controls.paused_ms` says since when).
+    pub paused: bool,
+    /// When these figures were taken.
+    #[serde(skip)]
+    now_ms: u64,
     /// The job's target host as the fleet sees it (`volley status` only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub host: Option<crate::commands::hosts::HostView>,
@@ -61,6 +68,9 @@ impl StatusView {
             _ => None,
         };
         Self {
+            cancelling: status.cancelling(),
+            paused: status.controls.paused_ms.is_some() && !terminal,
+            now_ms,
             p50_ms: percentile_ms(&status.latency, 50.0),
             p99_ms: percentile_ms(&status.latency, 99.0),
             status,
@@ -87,10 +97,18 @@ impl StatusView {
         let mut out = String::new();
         out.push_str(&format!("job       {}\n", escape(&s.job)));
         out.push_str(&format!("state     {}\n", s.state));
+        let cancelled = if s.cancelled > 0 || s.controls.cancel_ms.is_some() {
+            format!("   cancelled {}", s.cancelled)
+        } else {
+            String::new()
+        };
         out.push_str(&format!(
-            "records   {} / {} done{pct}   ok {}   failed {}   retries {}\n",
+            "records   {} / {} done{pct}   ok {}   failed {}{cancelled}   retries {}\n",
             s.done, total, s.ok, s.failed, s.retries
         ));
+        if let Some(line) = self.controls_line() {
+            out.push_str(&format!("controls  {line}\n"));
+        }
         let eta = self
             .eta_secs
             .map(|e| format!("   eta {}", duration(e)))
@@ -130,6 +148,34 @@ impl StatusView {
             ));
         }
         out
+    }
+}
+
+impl StatusView {
+    /// What operators set, for people: a cancel under way, a pause and since when, the
+    /// live limits. `None` when nothing is set.
+    fn controls_line(&self) -> Option<String> {
+        let s = &self.status;
+        let c = &s.controls;
+        let mut parts = Vec::new();
+        if s.cancelling() {
+            parts.push("cancel under way: unsent records end cancelled".to_string());
+        }
+        if let Some(since) = c.paused_ms {
+            let secs = self.now_ms.saturating_sub(since) as f64 / 1000.0;
+            parts.push(format!(
+                "paused for {} (volley resume {})",
+                duration(secs),
+                escape(&s.job)
+            ));
+        }
+        if c.rate.is_some() || c.concurrency.is_some() {
+            parts.push(format!(
+                "limits {}",
+                crate::commands::control::describe_limits(c)
+            ));
+        }
+        (!parts.is_empty()).then(|| parts.join("   "))
     }
 }
 

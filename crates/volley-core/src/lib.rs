@@ -49,7 +49,7 @@ pub use outcome::{
     ErrorKind, RecordError, RecordOutcome, ResultDecodeError, ResultLine, decode_chunk_results,
     decode_row, encode_chunk_results,
 };
-pub use pipeline::{Processor, run_chunk};
+pub use pipeline::{Processor, run_chunk, run_until};
 pub use redact_url::redact_url;
 pub use retry::{RetryPolicy, parse_retry_after};
 pub use spec::{

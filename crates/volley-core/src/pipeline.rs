@@ -28,6 +28,21 @@ pub async fn run_chunk<P: Processor>(
     processor: Arc<P>,
     records: Arc<[ChunkRecord]>,
 ) -> Option<Vec<RecordOutcome>> {
+    run_until(processor, records, std::future::pending())
+        .await
+        .into_iter()
+        .collect()
+}
+
+/// Runs the records as [`run_chunk`] does until they all have an outcome or `stop`
+/// completes, and returns the outcomes so far by position. The records still running when
+/// it stops are dropped: one waiting for its turn sends nothing, one whose request is in
+/// flight is cut off without an outcome.
+pub async fn run_until<P: Processor>(
+    processor: Arc<P>,
+    records: Arc<[ChunkRecord]>,
+    stop: impl Future<Output = ()>,
+) -> Vec<Option<RecordOutcome>> {
     let mut slots: Vec<Option<RecordOutcome>> = vec![None; records.len()];
     let mut tasks = JoinSet::new();
     for index in 0..records.len() {
@@ -47,14 +62,22 @@ pub async fn run_chunk<P: Processor>(
             (index, outcome)
         });
     }
-    while let Some(joined) = tasks.join_next().await {
-        // Panics are caught inside the task, so a join error means the runtime is shutting
-        // down; the chunk will not be committed then, and comes back from the broker.
-        if let Ok((index, outcome)) = joined {
-            slots[index] = Some(outcome);
+    let mut stop = std::pin::pin!(stop);
+    loop {
+        tokio::select! {
+            biased;
+            joined = tasks.join_next() => match joined {
+                None => break,
+                // Panics are caught inside the task, so a join error means the runtime is
+                // shutting down; the chunk will not be committed then, and comes back from
+                // the broker.
+                Some(Ok((index, outcome))) => slots[index] = Some(outcome),
+                Some(Err(_)) => {}
+            },
+            () = &mut stop => break,
         }
     }
-    slots.into_iter().collect()
+    slots
 }
 
 fn panic_outcome(
