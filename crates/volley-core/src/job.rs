@@ -265,7 +265,10 @@ mod tests {
     #[test]
     fn a_job_with_cancelled_records_ends_cancelled_whatever_its_failures() {
         assert_eq!(JobState::finished(0, 0, 10, 0.0), JobState::Completed);
-        assert_eq!(JobState::finished(1, 0, 10, 10.0), JobState::CompletedWithFailures);
+        assert_eq!(
+            JobState::finished(1, 0, 10, 10.0),
+            JobState::CompletedWithFailures
+        );
         assert_eq!(JobState::finished(5, 0, 10, 10.0), JobState::Failed);
         assert_eq!(JobState::finished(5, 1, 10, 10.0), JobState::Cancelled);
         assert_eq!(JobState::finished(0, 3, 10, 0.0), JobState::Cancelled);

@@ -37,10 +37,10 @@ pub mod time;
 
 pub use backoff::Backoff;
 pub use broker::{Broker, BrokerError, ChunkConsumer, ChunkDelivery, OutgoingChunk};
-pub use controls::{ControlChange, ControlReply, JobControls, LiveControls};
 pub use chunk::{
     CHUNK_FORMAT_VERSION, ChunkDecodeError, ChunkEncoder, ChunkMessage, ChunkRecord, Redo,
 };
+pub use controls::{ControlChange, ControlReply, JobControls, LiveControls};
 pub use http::{
     AttemptClass, ClientOptions, HostSignal, HttpProcessor, build_client, proxy_from_env,
 };

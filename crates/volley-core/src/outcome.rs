@@ -362,7 +362,11 @@ mod tests {
         for line in lines {
             let again = RecordOutcome::from_line(line.clone()).expect("a known kind");
             let back = decode_chunk_results(0, &encode_chunk_results(&[again])).unwrap();
-            assert_eq!(back, vec![line], "a stored row reads back as the same outcome");
+            assert_eq!(
+                back,
+                vec![line],
+                "a stored row reads back as the same outcome"
+            );
         }
     }
 }

@@ -69,7 +69,11 @@ mod tests {
         let stored = encode(&saved).expect("two finished");
         assert_eq!(decode(&stored, 4), Some(saved));
         assert_eq!(encode(&[None, None]), None, "nothing to keep");
-        assert_eq!(decode(br#"9 ["x",1,200,1,1]"#, 4), None, "a position past the chunk");
+        assert_eq!(
+            decode(br#"9 ["x",1,200,1,1]"#, 4),
+            None,
+            "a position past the chunk"
+        );
         assert_eq!(decode(b"garbage", 4), None);
     }
 }

@@ -8,11 +8,28 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 /// Turns one record into an outcome. Never fails: every failure is an outcome.
 pub trait Processor: Send + Sync + 'static {
     /// Processes a record.
     fn process(&self, record: &ChunkRecord) -> impl Future<Output = RecordOutcome> + Send;
+
+    /// Processes a record unless `stop` fires first; `None` when the record was given up
+    /// with no request of it in flight (a request already sent is waited for: its outcome
+    /// was paid for). This default gives up at once.
+    fn process_until<'a>(
+        &'a self,
+        record: &'a ChunkRecord,
+        stop: &'a CancellationToken,
+    ) -> impl Future<Output = Option<RecordOutcome>> + Send + 'a {
+        async move {
+            tokio::select! {
+                outcome = self.process(record) => Some(outcome),
+                () = stop.cancelled() => None,
+            }
+        }
+    }
 
     /// The job whose records this processor runs, named in its log lines (`job.id`).
     fn job(&self) -> Option<&JobId> {
@@ -35,9 +52,10 @@ pub async fn run_chunk<P: Processor>(
 }
 
 /// Runs the records as [`run_chunk`] does until they all have an outcome or `stop`
-/// completes, and returns the outcomes so far by position. The records still running when
-/// it stops are dropped: one waiting for its turn sends nothing, one whose request is in
-/// flight is cut off without an outcome.
+/// completes, and returns the outcomes so far by position. When it stops, the records
+/// waiting for their turn (a slot, a token, a pause, a backoff) are given up without an
+/// outcome, and those whose request is in flight are waited for
+/// ([`Processor::process_until`]).
 pub async fn run_until<P: Processor>(
     processor: Arc<P>,
     records: Arc<[ChunkRecord]>,
@@ -45,20 +63,23 @@ pub async fn run_until<P: Processor>(
 ) -> Vec<Option<RecordOutcome>> {
     let mut slots: Vec<Option<RecordOutcome>> = vec![None; records.len()];
     let mut tasks = JoinSet::new();
+    let give_up = CancellationToken::new();
     for index in 0..records.len() {
         let processor = processor.clone();
         // The caller keeps the records (failed ones are stored for redrive): tasks share them.
         let records = records.clone();
+        let give_up = give_up.clone();
         tasks.spawn(async move {
             let record = &records[index];
             let result = AssertUnwindSafe(async {
                 crate::failpoint::on_record(&record.id);
-                processor.process(record).await
+                processor.process_until(record, &give_up).await
             })
             .catch_unwind()
             .await;
             let job = processor.job();
-            let outcome = result.unwrap_or_else(|panic| panic_outcome(job, record, panic.as_ref()));
+            let outcome =
+                result.unwrap_or_else(|panic| Some(panic_outcome(job, record, panic.as_ref())));
             (index, outcome)
         });
     }
@@ -71,10 +92,10 @@ pub async fn run_until<P: Processor>(
                 // Panics are caught inside the task, so a join error means the runtime is
                 // shutting down; the chunk will not be committed then, and comes back from
                 // the broker.
-                Some(Ok((index, outcome))) => slots[index] = Some(outcome),
+                Some(Ok((index, outcome))) => slots[index] = outcome,
                 Some(Err(_)) => {}
             },
-            () = &mut stop => break,
+            () = &mut stop, if !give_up.is_cancelled() => give_up.cancel(),
         }
     }
     slots

@@ -195,8 +195,10 @@ mod tests {
             }),
             body: None,
         };
-        let fields: BTreeMap<String, i64> =
-            ChunkTally::of(std::slice::from_ref(&cancelled)).fields().into_iter().collect();
+        let fields: BTreeMap<String, i64> = ChunkTally::of(std::slice::from_ref(&cancelled))
+            .fields()
+            .into_iter()
+            .collect();
         assert_eq!(
             fields,
             BTreeMap::from([("done".to_string(), 1), ("cancelled".to_string(), 1)]),
@@ -215,7 +217,10 @@ mod tests {
         };
         let mut redrive = ChunkTally::of(&[ok]);
         redrive.remove(&line);
-        assert_eq!((redrive.done, redrive.ok, redrive.cancelled, redrive.failed), (0, 1, -1, 0));
+        assert_eq!(
+            (redrive.done, redrive.ok, redrive.cancelled, redrive.failed),
+            (0, 1, -1, 0)
+        );
     }
 
     #[test]

@@ -262,9 +262,9 @@ impl FleetState for RedisFleet {
                 }
                 FleetEvent::JobControl { .. } => {
                     self.store
-                        .with(|mut c| async move {
-                            c.publish::<_, _, ()>(&channel, &payload).await
-                        })
+                        .with(
+                            |mut c| async move { c.publish::<_, _, ()>(&channel, &payload).await },
+                        )
                         .await?;
                 }
             }

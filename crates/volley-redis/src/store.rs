@@ -1,8 +1,8 @@
 use crate::conn::{Connections, RedisOptions};
 use crate::keys::{JobKeys, jobs_index, namespace_marker, worker_key, workers_index};
 use crate::scripts::{
-    COMMIT, CONTROL, FINISH_PUBLISHING, INPUT_ERROR, PARTIAL, PUBLISHED, REDRIVE_ADD,
-    REDRIVE_END, REGISTER,
+    COMMIT, CONTROL, FINISH_PUBLISHING, INPUT_ERROR, PARTIAL, PUBLISHED, REDRIVE_ADD, REDRIVE_END,
+    REGISTER,
 };
 use crate::status::{CONTROL_FIELDS, controls_of, job_status, parse_state};
 use redis::aio::MultiplexedConnection;

@@ -144,9 +144,7 @@ async fn plan<S: Store, D: ChunkDelivery>(ctx: &ChunkContext<S>, delivery: &D) -
         };
     }
     match entry.as_ref() {
-        JobEntry::Ready(processor) if processor.controls().cancelled() => {
-            Plan::Cancelled(message)
-        }
+        JobEntry::Ready(processor) if processor.controls().cancelled() => Plan::Cancelled(message),
         JobEntry::Ready(processor) => Plan::Run {
             message,
             processor: processor.clone(),

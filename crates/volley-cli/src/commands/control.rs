@@ -87,7 +87,10 @@ fn limit_change(args: &LimitArgs) -> Result<ControlChange, Failure> {
         ));
     }
     if args.concurrency == Some(0) {
-        return Err(Failure::new(exit::USAGE, "--concurrency must be at least 1"));
+        return Err(Failure::new(
+            exit::USAGE,
+            "--concurrency must be at least 1",
+        ));
     }
     Ok(ControlChange::Limit {
         rate: args.rate,
@@ -149,9 +152,9 @@ async fn apply(
         ControlChange::Cancel => format!(
             "job {job}: cancel stored; workers send none of its requests from within a second (requests already in flight finish), its other records end `cancelled`\n  follow it: volley status {job} --wait   send them later: volley retry {job}"
         ),
-        ControlChange::Pause => format!(
-            "job {job}: paused; its records wait without sending until volley resume {job}"
-        ),
+        ControlChange::Pause => {
+            format!("job {job}: paused; its records wait without sending until volley resume {job}")
+        }
         ControlChange::Resume => format!("job {job}: resumed"),
         ControlChange::Limit { .. } | ControlChange::ClearLimits => {
             format!("job {job}: {}", describe_limits(&controls))

@@ -7,13 +7,14 @@ use crate::governor::{Admission, Governor, JobLimits, Observation, host_key};
 use crate::pipeline::Processor;
 use crate::template::{RecordView, RequestTemplate};
 use crate::{
-    BodyMode, ChunkRecord, ConcurrencySpec, ErrorKind, JobControls, JobId, JobSpec,
-    LiveControls, RecordError, RecordOutcome, RetryPolicy, SpecError, parse_retry_after,
+    BodyMode, ChunkRecord, ConcurrencySpec, ErrorKind, JobControls, JobId, JobSpec, LiveControls,
+    RecordError, RecordOutcome, RetryPolicy, SpecError, parse_retry_after,
 };
 use http::{HeaderValue, Method};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 
 /// This job's slots on this worker (`concurrency.per_worker`, or a live `volley limit
 /// --concurrency`), fixed or adaptive.
@@ -332,6 +333,17 @@ impl Processor for HttpProcessor {
     }
 
     async fn process(&self, record: &ChunkRecord) -> RecordOutcome {
+        let never = CancellationToken::new();
+        let outcome = self.process_until(record, &never).await;
+        // Only a fired token gives a record up.
+        outcome.unwrap_or_else(|| unreachable_outcome(record))
+    }
+
+    async fn process_until(
+        &self,
+        record: &ChunkRecord,
+        stop: &CancellationToken,
+    ) -> Option<RecordOutcome> {
         let mut outcome = RecordOutcome {
             id: record.id.clone(),
             line: record.line,
@@ -341,10 +353,41 @@ impl Processor for HttpProcessor {
             error: None,
             body: None,
         };
-        if let Err(e) = self.call(record, &mut outcome).await {
-            outcome.error = Some(e);
+        match self.call(record, &mut outcome, stop).await {
+            Ok(()) => {}
+            Err(Refused::Outcome(e)) => outcome.error = Some(e),
+            Err(Refused::GivenUp) => return None,
         }
-        outcome
+        Some(outcome)
+    }
+}
+
+/// Why a record has no outcome from the API.
+enum Refused {
+    /// Its outcome is this error (a template fails, the breaker gives up, a cancel).
+    Outcome(RecordError),
+    /// Its chunk is going back to the queue (`stop`) before it could send: no outcome.
+    GivenUp,
+}
+
+impl From<RecordError> for Refused {
+    fn from(e: RecordError) -> Self {
+        Refused::Outcome(e)
+    }
+}
+
+fn unreachable_outcome(record: &ChunkRecord) -> RecordOutcome {
+    RecordOutcome {
+        id: record.id.clone(),
+        line: record.line,
+        status: None,
+        attempts: 0,
+        latency_ms: 0,
+        error: Some(RecordError {
+            kind: ErrorKind::Request,
+            message: "record given up without a stop".into(),
+        }),
+        body: None,
     }
 }
 
@@ -370,12 +413,14 @@ struct Admitted<'a> {
 impl HttpProcessor {
     /// Calls the API for one record until its outcome is final; an `Err` is the outcome's
     /// error when no attempt could be made (a template fails, the worker shuts down, the
-    /// breaker gives up).
+    /// breaker gives up, the job is cancelled), or the record given up when `stop` fires
+    /// while it waits to send (never while a request of it is in flight).
     async fn call(
         &self,
         record: &ChunkRecord,
         outcome: &mut RecordOutcome,
-    ) -> Result<(), RecordError> {
+        stop: &CancellationToken,
+    ) -> Result<(), Refused> {
         // Most records take one attempt: the first sends the rendered request as it is, and
         // only a retry renders it again (cheaper than cloning every first attempt).
         let mut rendered = Some(self.build(record)?);
@@ -385,7 +430,10 @@ impl HttpProcessor {
                 Some(request) => request,
                 None => self.build(record)?,
             };
-            let admitted = self.admit().await?;
+            let admitted = tokio::select! {
+                admitted = self.admit() => admitted?,
+                () = stop.cancelled() => return Err(Refused::GivenUp),
+            };
             let admission = admitted.admission;
             let attempt = self.attempt(request).await;
             drop(admitted);
@@ -396,6 +444,7 @@ impl HttpProcessor {
                     tokio::select! {
                         () = tokio::time::sleep(delay) => {}
                         () = self.controls.until_cancelled() => {}
+                        () = stop.cancelled() => return Err(Refused::GivenUp),
                     }
                 }
                 Next::Again => {
@@ -432,7 +481,8 @@ impl HttpProcessor {
                 continue;
             }
             // Likewise a cancel or pause of the job (a probe goes: the host waits for it).
-            if admission == Admission::Normal && (self.controls.cancelled() || self.controls.paused())
+            if admission == Admission::Normal
+                && (self.controls.cancelled() || self.controls.paused())
             {
                 continue;
             }
