@@ -144,7 +144,9 @@ async fn plan<S: Store, D: ChunkDelivery>(ctx: &ChunkContext<S>, delivery: &D) -
         };
     }
     match entry.as_ref() {
-        JobEntry::Ready(processor) if processor.controls().cancelled() => Plan::Cancelled(message),
+        JobEntry::Ready(processor) if still_cancelled(ctx, &message.job, processor).await => {
+            Plan::Cancelled(message)
+        }
         JobEntry::Ready(processor) => Plan::Run {
             message,
             processor: processor.clone(),
@@ -154,6 +156,23 @@ async fn plan<S: Store, D: ChunkDelivery>(ctx: &ChunkContext<S>, delivery: &D) -
             reason: reason.clone(),
         },
     }
+}
+
+/// Whether the job is cancelled, asking the store again when this worker thinks so: a
+/// `volley retry` takes the cancel back, and its chunks may arrive before the worker's next
+/// look at the controls. A store that cannot say leaves the worker's view as it is.
+async fn still_cancelled<S: Store>(
+    ctx: &ChunkContext<S>,
+    job: &JobId,
+    processor: &HttpProcessor,
+) -> bool {
+    if !processor.controls().cancelled() {
+        return false;
+    }
+    if let Ok(Some(controls)) = ctx.store.job_controls(job).await {
+        processor.apply_controls(controls);
+    }
+    processor.controls().cancelled()
 }
 
 /// How a held chunk's records get their outcomes.

@@ -257,7 +257,10 @@ impl Governor {
     /// early and spent late would bunch requests above the burst.
     pub async fn tokens(&self, host: &str, job: &JobLimits, rate: Option<(f64, u32)>) {
         if let Some((rate, burst)) = rate {
-            self.take(&format!("job:{}", job.job), rate, burst).await;
+            // One bucket per rate: tokens reserved ahead at the old rate (every waiting
+            // record holds one) would otherwise delay a `volley limit` by their backlog.
+            self.take(&format!("job:{}@{rate}", job.job), rate, burst)
+                .await;
         }
         if let Some(limit) = self.host_limit(host).await {
             self.take(&format!("host:{host}"), limit.rate, limit.burst)

@@ -53,6 +53,8 @@ pub struct HttpProcessor {
     spec_limits: ConcurrencySpec,
     /// The job's fleet rate limit now: (requests/s, burst).
     rate: RwLock<Option<(f64, u32)>>,
+    /// Wakes the records waiting for a token at the old rate.
+    rate_changed: tokio::sync::Notify,
     /// Cancel and pause, as the worker last read them.
     controls: LiveControls,
     host: String,
@@ -137,6 +139,7 @@ impl HttpProcessor {
             limits,
             spec_limits: spec.concurrency.clone(),
             rate: RwLock::new(rate),
+            rate_changed: tokio::sync::Notify::new(),
             controls: LiveControls::default(),
             host: host_key(&origin),
             redactor,
@@ -162,6 +165,7 @@ impl HttpProcessor {
                 .or(self.spec_limits.rate_limit)
                 .map(|r| (r, self.spec_limits.burst_for(r)));
             *self.rate.write().unwrap_or_else(|p| p.into_inner()) = rate;
+            self.rate_changed.notify_waiters();
         }
         if before.concurrency != controls.concurrency {
             let size = controls.concurrency.unwrap_or(self.spec_limits.per_worker);
@@ -470,7 +474,11 @@ impl HttpProcessor {
             // Tokens are taken with the job's slot held (so the request leaves at its
             // token's time) but before the worker-wide slot, which other jobs share.
             let rate = *self.rate.read().unwrap_or_else(|p| p.into_inner());
-            self.governor.tokens(&self.host, &self.limits, rate).await;
+            tokio::select! {
+                () = self.governor.tokens(&self.host, &self.limits, rate) => {}
+                // A token of the old rate may be seconds away: take one of the new.
+                () = self.rate_changed.notified() => continue,
+            }
             let worker = self.worker_slots.acquire().await.map_err(|_| RecordError {
                 kind: ErrorKind::Request,
                 message: "worker is shutting down".into(),
