@@ -204,7 +204,7 @@ mod tests {
             BTreeMap::from([("done".to_string(), 1), ("cancelled".to_string(), 1)]),
             "no failure, no error kind, no latency: it was never sent"
         );
-        let line = decode_chunk_results(0, &encode_chunk_results(&[cancelled.clone()]))
+        let line = decode_chunk_results(0, &encode_chunk_results(std::slice::from_ref(&cancelled)))
             .unwrap()
             .remove(0);
         assert!(line.cancelled() && !line.ok);
