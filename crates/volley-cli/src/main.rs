@@ -41,7 +41,7 @@ enum Command {
     /// Export a job's results.
     #[command(after_help = exit::help(codes::RESULTS))]
     Results(results::ResultsArgs),
-    /// Send a finished job's failed records again.
+    /// Send a finished job's failed (and cancelled) records again.
     #[command(after_help = exit::help(codes::RETRY))]
     Retry(retry::RetryArgs),
     /// List jobs.
