@@ -45,21 +45,25 @@ pub async fn run_chunk<P: Processor>(
     processor: Arc<P>,
     records: Arc<[ChunkRecord]>,
 ) -> Option<Vec<RecordOutcome>> {
-    run_until(processor, records, std::future::pending())
-        .await
-        .into_iter()
-        .collect()
+    run_until(
+        processor,
+        records,
+        std::future::pending::<std::time::Duration>(),
+    )
+    .await
+    .into_iter()
+    .collect()
 }
 
 /// Runs the records as [`run_chunk`] does until they all have an outcome or `stop`
 /// completes, and returns the outcomes so far by position. When it stops, the records
 /// waiting for their turn (a slot, a token, a pause, a backoff) are given up without an
-/// outcome, and those whose request is in flight are waited for
-/// ([`Processor::process_until`]).
+/// outcome ([`Processor::process_until`]), and those whose request is in flight are waited
+/// for as long as the grace `stop` returns; past it they are cut off without an outcome.
 pub async fn run_until<P: Processor>(
     processor: Arc<P>,
     records: Arc<[ChunkRecord]>,
-    stop: impl Future<Output = ()>,
+    stop: impl Future<Output = std::time::Duration>,
 ) -> Vec<Option<RecordOutcome>> {
     let mut slots: Vec<Option<RecordOutcome>> = vec![None; records.len()];
     let mut tasks = JoinSet::new();
@@ -84,6 +88,9 @@ pub async fn run_until<P: Processor>(
         });
     }
     let mut stop = std::pin::pin!(stop);
+    // Far off until `stop` sets the grace.
+    let cut_off = tokio::time::sleep(std::time::Duration::from_secs(86_400 * 365));
+    let mut cut_off = std::pin::pin!(cut_off);
     loop {
         tokio::select! {
             biased;
@@ -95,7 +102,11 @@ pub async fn run_until<P: Processor>(
                 Some(Ok((index, outcome))) => slots[index] = outcome,
                 Some(Err(_)) => {}
             },
-            () = &mut stop, if !give_up.is_cancelled() => give_up.cancel(),
+            grace = &mut stop, if !give_up.is_cancelled() => {
+                give_up.cancel();
+                cut_off.as_mut().reset(tokio::time::Instant::now() + grace);
+            }
+            () = &mut cut_off => break,
         }
     }
     slots

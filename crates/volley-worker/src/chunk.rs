@@ -183,6 +183,9 @@ enum Work {
     Broken(String),
 }
 
+/// How long requests in flight may finish when a chunk is returned at the hold limit.
+const HOLD_GRACE: Duration = Duration::from_secs(30);
+
 /// What a cancelled job's unsent records say.
 const CANCELLED: &str = "job cancelled (volley cancel) before the request was sent";
 
@@ -278,11 +281,14 @@ async fn run<S>(
         tracing::info!(job.id = %job, chunk, finished = inputs.len() - todo.len(), "chunk returned earlier: running only the records it had not finished");
         todo.iter().map(|&i| inputs[i].clone()).collect()
     };
+    // The drain timeout has passed: cut off at once. The hold limit: requests in flight
+    // (paid for) may finish within a grace that stays far below the consumer timeout.
     let stop = async {
         tokio::select! {
-            () = ctx.abort.cancelled() => {}
+            () = ctx.abort.cancelled() => Duration::ZERO,
             () = tokio::time::sleep(ctx.max_hold) => {
                 tracing::warn!(job.id = %job, chunk, held_secs = ctx.max_hold.as_secs(), "chunk held too long (a pause, a tight rate limit, long Retry-After or slow API for chunking.size records); returning it before RabbitMQ's consumer_timeout closes the channel");
+                HOLD_GRACE
             }
         }
     };
