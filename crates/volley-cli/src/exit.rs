@@ -5,8 +5,9 @@ use std::process::ExitCode;
 use volley_core::JobState;
 
 pub use volley_core::exit::{
-    CANT_CREATE, CONFIG, DATA_ERROR, INTERNAL, INTERRUPTED, JOB_FAILED, JOB_INPUT_ERROR,
-    JOB_STALLED, NO_INPUT, OK, SOFTWARE, TRY_LATER, UNAVAILABLE, USAGE, VERIFY_FAILED, help,
+    CANT_CREATE, CONFIG, DATA_ERROR, INTERNAL, INTERRUPTED, JOB_CANCELLED, JOB_FAILED,
+    JOB_INPUT_ERROR, JOB_STALLED, NO_INPUT, OK, SOFTWARE, TRY_LATER, UNAVAILABLE, USAGE,
+    VERIFY_FAILED, help,
 };
 
 /// The codes each command can return, for its `--help` (`exit::help`). Every command can
@@ -47,6 +48,7 @@ pub mod codes {
         JOB_FAILED,
         JOB_INPUT_ERROR,
         JOB_STALLED,
+        JOB_CANCELLED,
         UNAVAILABLE,
         SOFTWARE,
         CANT_CREATE,
@@ -64,6 +66,8 @@ pub mod codes {
         CANT_CREATE,
         CONFIG,
     ];
+    /// `volley cancel`, `pause`, `resume`, `limit` (USAGE also for a job that has ended).
+    pub const CONTROL: &[u8] = &[OK, INTERNAL, USAGE, UNAVAILABLE, SOFTWARE, CANT_CREATE];
     /// `volley jobs`, `volley workers`, `volley hosts`.
     pub const LISTS: &[u8] = &[OK, INTERNAL, USAGE, UNAVAILABLE, SOFTWARE, CANT_CREATE];
     /// `volley dead` (`--requeue` publishes: the queue's arguments must match the settings).
@@ -97,6 +101,7 @@ pub mod codes {
         JOB_FAILED,
         JOB_INPUT_ERROR,
         JOB_STALLED,
+        JOB_CANCELLED,
         VERIFY_FAILED,
         DATA_ERROR,
         NO_INPUT,
@@ -147,6 +152,9 @@ pub fn for_state(state: JobState) -> u8 {
     match state {
         JobState::Completed | JobState::CompletedWithFailures => OK,
         JobState::InputError => JOB_INPUT_ERROR,
+        // Only a fleet job can be cancelled: `volley status` answers JOB_CANCELLED for it
+        // itself, so that an embedded run's help does not list a code it cannot return.
+        JobState::Cancelled => JOB_FAILED,
         JobState::Failed | JobState::Publishing | JobState::Running => JOB_FAILED,
     }
 }
@@ -195,6 +203,11 @@ mod tests {
             "namespace",
             include_str!("commands/namespace.rs"),
             codes::FORGET,
+        ),
+        (
+            "control",
+            include_str!("commands/control.rs"),
+            codes::CONTROL,
         ),
     ];
 

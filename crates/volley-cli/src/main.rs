@@ -16,9 +16,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 use volley_cli::commands::{
-    dead, demo, forget, hosts, jobs, namespace, results, retry, run, status, verify,
+    control, dead, demo, forget, hosts, jobs, namespace, results, retry, run, status, verify,
 };
 use volley_cli::exit::{self, codes};
+use volley_core::ControlChange;
 
 /// Push millions of records through an HTTP API, on one machine or a fleet.
 #[derive(Debug, Parser)]
@@ -50,7 +51,7 @@ enum Command {
     /// Export a job's results.
     #[command(after_help = exit::help(codes::RESULTS))]
     Results(results::ResultsArgs),
-    /// Send a finished job's failed records again.
+    /// Send a finished job's failed (and cancelled) records again.
     #[command(after_help = exit::help(codes::RETRY))]
     Retry(retry::RetryArgs),
     /// List jobs.
@@ -65,6 +66,18 @@ enum Command {
     /// Show the dead-letter queue, or send its messages back.
     #[command(after_help = exit::help(codes::DEAD))]
     Dead(dead::DeadArgs),
+    /// Cancel a job: no new request within a second or two; unsent records end `cancelled`.
+    #[command(after_help = exit::help(codes::CONTROL))]
+    Cancel(control::ControlArgs),
+    /// Pause a job: its records wait without sending (and hold no slot).
+    #[command(after_help = exit::help(codes::CONTROL))]
+    Pause(control::ControlArgs),
+    /// Resume a paused job.
+    #[command(after_help = exit::help(codes::CONTROL))]
+    Resume(control::ControlArgs),
+    /// Change a running job's fleet rate and per-worker concurrency.
+    #[command(after_help = exit::help(codes::CONTROL))]
+    Limit(control::LimitArgs),
     /// Check a finished job's accounting (counters, commits, results, kept inputs, queues).
     #[command(after_help = exit::help(codes::VERIFY))]
     Verify(verify::VerifyArgs),
@@ -91,6 +104,10 @@ fn main() -> ExitCode {
             Command::Workers(args) => jobs::workers(args).await,
             Command::Hosts(args) => hosts::run(args).await,
             Command::Dead(args) => dead::run(args).await,
+            Command::Cancel(args) => control::run(args, ControlChange::Cancel).await,
+            Command::Pause(args) => control::run(args, ControlChange::Pause).await,
+            Command::Resume(args) => control::run(args, ControlChange::Resume).await,
+            Command::Limit(args) => control::limit(args).await,
             Command::Verify(args) => verify::run(args).await,
             Command::Forget(args) => forget::run(args).await,
             Command::Namespace(args) => namespace::run(args).await,

@@ -48,6 +48,13 @@ pub struct StatusView {
     /// Workers of the namespace beating now (running or draining; `volley status` only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub live_workers: Option<usize>,
+    /// Whether a cancel was asked and chunks are still being settled.
+    pub cancelling: bool,
+    /// Whether the job is paused (`controls.paused_ms` says since when).
+    pub paused: bool,
+    /// When these figures were taken.
+    #[serde(skip)]
+    now_ms: u64,
     /// The job's target host as the fleet sees it (`volley status` only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub host: Option<crate::commands::hosts::HostView>,
@@ -86,6 +93,9 @@ impl StatusView {
             _ => None,
         };
         Self {
+            cancelling: status.cancelling(),
+            paused: status.controls.paused_ms.is_some() && !terminal,
+            now_ms,
             p50_ms: percentile_ms(&status.latency, 50.0),
             p95_ms: percentile_ms(&status.latency, 95.0),
             p99_ms: percentile_ms(&status.latency, 99.0),
@@ -152,14 +162,18 @@ impl StatusView {
             (
                 "records",
                 format!(
-                    "{} done   ok {}   failed {}   retries {}",
+                    "{} done   ok {}   failed {}{}   retries {}",
                     self.progress(),
                     s.ok,
                     s.failed,
+                    self.cancelled_text(),
                     s.retries
                 ),
             ),
         ];
+        if let Some(line) = self.controls_line() {
+            lines.push(("controls", line));
+        }
         if !self.terminal {
             lines.push(("rate", self.pace()));
         } else {
@@ -212,14 +226,18 @@ impl StatusView {
     pub fn line(&self) -> String {
         let s = &self.status;
         let mut out = format!(
-            "job {} {}   {}   ok {}   failed {}   {}",
+            "job {} {}   {}   ok {}   failed {}{}   {}",
             escape(&s.job),
             s.state,
             self.progress(),
             s.ok,
             s.failed,
+            self.cancelled_text(),
             self.pace()
         );
+        if let Some(line) = self.controls_line() {
+            out.push_str(&format!("   {line}"));
+        }
         if let Some(latency) = self.latency() {
             out.push_str(&format!("   {latency}"));
         }
@@ -246,6 +264,44 @@ pub fn expiry(at_ms: u64) -> String {
         std::time::UNIX_EPOCH + std::time::Duration::from_millis(at_ms),
     );
     format!("in {} ({when})", duration(left))
+}
+
+impl StatusView {
+    /// `   cancelled N`, once a cancel was asked or a record was cancelled.
+    fn cancelled_text(&self) -> String {
+        let s = &self.status;
+        if s.cancelled > 0 || s.controls.cancel_ms.is_some() {
+            format!("   cancelled {}", s.cancelled)
+        } else {
+            String::new()
+        }
+    }
+
+    /// What operators set, for people: a cancel under way, a pause and since when, the
+    /// live limits. `None` when nothing is set.
+    fn controls_line(&self) -> Option<String> {
+        let s = &self.status;
+        let c = &s.controls;
+        let mut parts = Vec::new();
+        if s.cancelling() {
+            parts.push("cancel under way: unsent records end cancelled".to_string());
+        }
+        if let Some(since) = c.paused_ms {
+            let secs = self.now_ms.saturating_sub(since) as f64 / 1000.0;
+            parts.push(format!(
+                "paused for {} (volley resume {})",
+                duration(secs),
+                escape(&s.job)
+            ));
+        }
+        if c.rate.is_some() || c.concurrency.is_some() {
+            parts.push(format!(
+                "limits {}",
+                crate::commands::control::describe_limits(c)
+            ));
+        }
+        (!parts.is_empty()).then(|| parts.join("   "))
+    }
 }
 
 /// Escapes control characters, so ids and messages cannot rewrite an operator's terminal.

@@ -62,7 +62,11 @@ impl Check {
 
 /// `ok + failed = done = total`. Every outcome a record can settle with is one term.
 pub fn counters(s: &JobStatus) -> Check {
-    let terms = [("ok", s.ok), ("failed", s.failed)];
+    let terms = [
+        ("ok", s.ok),
+        ("failed", s.failed),
+        ("cancelled", s.cancelled),
+    ];
     let settled: u64 = terms.iter().map(|(_, n)| n).sum();
     let names: Vec<String> = terms.iter().map(|(n, v)| format!("{n} {v}")).collect();
     let names = names.join(" + ");
@@ -355,7 +359,10 @@ mod tests {
         s.ok = 91;
         let check = counters(&s);
         assert_eq!(check.outcome, Outcome::Fail);
-        assert_eq!(check.detail, "ok 91 + failed 10 = 101, but done is 100");
+        assert_eq!(
+            check.detail,
+            "ok 91 + failed 10 + cancelled 0 = 101, but done is 100"
+        );
         let mut s = finished(90, 10, 100);
         s.total = Some(101);
         assert_eq!(counters(&s).detail, "done is 100, but total is 101");

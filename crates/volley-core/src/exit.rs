@@ -16,9 +16,12 @@ pub const JOB_INPUT_ERROR: u8 = 4;
 /// The job cannot finish on its own: chunks RabbitMQ no longer holds have no outcome in
 /// Redis (`volley-producer --resume JOB --missing` republishes them).
 pub const JOB_STALLED: u8 = 5;
+/// The job was cancelled (`volley cancel`): its unsent records are `cancelled`
+/// (`volley retry JOB` sends them).
+pub const JOB_CANCELLED: u8 = 6;
 /// `volley verify` found a finished job's accounting broken: a counter, a commit mark, a
 /// results row or a kept input that does not add up, or chunks of it left in a queue.
-pub const VERIFY_FAILED: u8 = 6;
+pub const VERIFY_FAILED: u8 = 7;
 /// Malformed input data (EX_DATAERR).
 pub const DATA_ERROR: u8 = 65;
 /// The input file cannot be opened (EX_NOINPUT).
@@ -65,6 +68,10 @@ pub const MEANINGS: &[(u8, &str)] = &[
         "the job cannot finish: chunks are missing (volley-producer --resume JOB --missing)",
     ),
     (
+        JOB_CANCELLED,
+        "the job was cancelled (volley cancel); volley retry JOB sends its cancelled records",
+    ),
+    (
         VERIFY_FAILED,
         "verify: the job's accounting does not add up (each failed check is printed)",
     ),
@@ -98,6 +105,7 @@ pub const NAMES: &[(&str, u8)] = &[
     ("JOB_FAILED", JOB_FAILED),
     ("JOB_INPUT_ERROR", JOB_INPUT_ERROR),
     ("JOB_STALLED", JOB_STALLED),
+    ("JOB_CANCELLED", JOB_CANCELLED),
     ("VERIFY_FAILED", VERIFY_FAILED),
     ("DATA_ERROR", DATA_ERROR),
     ("NO_INPUT", NO_INPUT),

@@ -161,6 +161,9 @@ pub enum JobState {
     CompletedWithFailures,
     /// Every record has an outcome and the failures are above the tolerated percentage.
     Failed,
+    /// Cancelled (`volley cancel`): every chunk is settled, and the records not sent before
+    /// the cancel have the outcome `cancelled` (`volley retry` sends them).
+    Cancelled,
 }
 
 impl JobState {
@@ -172,6 +175,7 @@ impl JobState {
         JobState::Completed,
         JobState::CompletedWithFailures,
         JobState::Failed,
+        JobState::Cancelled,
     ];
 
     /// The state's name as stored and printed.
@@ -183,6 +187,7 @@ impl JobState {
             JobState::Completed => "completed",
             JobState::CompletedWithFailures => "completed_with_failures",
             JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
         }
     }
 
@@ -195,6 +200,7 @@ impl JobState {
             "completed" => JobState::Completed,
             "completed_with_failures" => JobState::CompletedWithFailures,
             "failed" => JobState::Failed,
+            "cancelled" => JobState::Cancelled,
             _ => return None,
         })
     }
@@ -203,13 +209,20 @@ impl JobState {
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
-            JobState::Completed | JobState::CompletedWithFailures | JobState::Failed
+            JobState::Completed
+                | JobState::CompletedWithFailures
+                | JobState::Failed
+                | JobState::Cancelled
         )
     }
 
-    /// The terminal state for a job whose records all have an outcome.
-    pub fn finished(failed: u64, total: u64, tolerated_percent: f64) -> Self {
-        if failed == 0 {
+    /// The terminal state for a job whose records all have an outcome: `cancelled` while any
+    /// record is still cancelled, else by the failures against the tolerated percentage.
+    /// (`finish.lua` decides the same for Redis.)
+    pub fn finished(failed: u64, cancelled: u64, total: u64, tolerated_percent: f64) -> Self {
+        if cancelled > 0 {
+            JobState::Cancelled
+        } else if failed == 0 {
             JobState::Completed
         } else if total > 0 && (failed as f64) * 100.0 / (total as f64) <= tolerated_percent {
             JobState::CompletedWithFailures
@@ -248,5 +261,18 @@ mod tests {
         assert_eq!(JobState::parse("unknown"), None);
         assert_eq!(JobState::default(), JobState::Publishing);
         assert_eq!(format!("[{:<10}]", JobState::Running), "[running   ]");
+    }
+
+    #[test]
+    fn a_job_with_cancelled_records_ends_cancelled_whatever_its_failures() {
+        assert_eq!(JobState::finished(0, 0, 10, 0.0), JobState::Completed);
+        assert_eq!(
+            JobState::finished(1, 0, 10, 10.0),
+            JobState::CompletedWithFailures
+        );
+        assert_eq!(JobState::finished(5, 0, 10, 10.0), JobState::Failed);
+        assert_eq!(JobState::finished(5, 1, 10, 10.0), JobState::Cancelled);
+        assert_eq!(JobState::finished(0, 3, 10, 0.0), JobState::Cancelled);
+        assert!(JobState::Cancelled.is_terminal());
     }
 }

@@ -12,6 +12,7 @@
 mod backoff;
 mod broker;
 mod chunk;
+mod controls;
 pub mod exit;
 pub mod failpoint;
 pub mod governor;
@@ -23,6 +24,7 @@ pub mod memory;
 pub mod metrics;
 mod outcome;
 pub mod output;
+pub mod partial;
 pub mod patiently;
 mod pipeline;
 pub mod preview;
@@ -41,6 +43,7 @@ pub use broker::{Broker, BrokerError, ChunkConsumer, ChunkDelivery, OutgoingChun
 pub use chunk::{
     CHUNK_FORMAT_VERSION, ChunkDecodeError, ChunkEncoder, ChunkMessage, ChunkRecord, Redo,
 };
+pub use controls::{ControlChange, ControlReply, JobControls, LiveControls};
 pub use http::{
     AttemptClass, ClientOptions, HostSignal, HttpProcessor, build_client, proxy_from_env,
 };
@@ -50,7 +53,7 @@ pub use outcome::{
     ErrorKind, RecordError, RecordOutcome, ResultDecodeError, ResultLine, decode_chunk_results,
     decode_row, encode_chunk_results,
 };
-pub use pipeline::{Processor, run_chunk};
+pub use pipeline::{Processor, run_chunk, run_until};
 pub use redact_url::redact_url;
 pub use retry::{RetryPolicy, parse_retry_after};
 pub use spec::{

@@ -37,6 +37,9 @@ pub enum ErrorKind {
     /// The record's chunk came back so many times (its workers crashed on it) that it was
     /// settled as failed instead of being tried again.
     Poison,
+    /// The job was cancelled (`volley cancel`) before this record's request was sent. Not a
+    /// failure: counted apart, and sent again by `volley retry`.
+    Cancelled,
 }
 
 impl ErrorKind {
@@ -56,11 +59,12 @@ impl ErrorKind {
             ErrorKind::Panic => "panic",
             ErrorKind::Breaker => "breaker",
             ErrorKind::Poison => "poison",
+            ErrorKind::Cancelled => "cancelled",
         }
     }
 
     /// Every kind, in declaration order (so `kind as usize` is its index here).
-    pub const ALL: [ErrorKind; 13] = [
+    pub const ALL: [ErrorKind; 14] = [
         ErrorKind::Timeout,
         ErrorKind::Connect,
         ErrorKind::Dns,
@@ -74,6 +78,7 @@ impl ErrorKind {
         ErrorKind::Panic,
         ErrorKind::Breaker,
         ErrorKind::Poison,
+        ErrorKind::Cancelled,
     ];
 
     /// Parses a kind's name.
@@ -270,7 +275,39 @@ pub fn decode_row(row: &Value) -> Option<ResultLine> {
     })
 }
 
+impl RecordOutcome {
+    /// The outcome a stored row holds (the inverse of [`RecordOutcome::encode_compact`]),
+    /// for a chunk that finishes what an earlier delivery left. `None` for an error text
+    /// that names no kind.
+    pub fn from_line(line: ResultLine) -> Option<Self> {
+        let error = match line.error.as_deref() {
+            None => None,
+            Some(text) => {
+                let (kind, message) = text.split_once(": ").unwrap_or((text, ""));
+                Some(RecordError {
+                    kind: ErrorKind::parse(kind)?,
+                    message: message.to_string(),
+                })
+            }
+        };
+        Some(Self {
+            id: line.id,
+            line: line.line,
+            status: line.status,
+            attempts: line.attempts,
+            latency_ms: line.latency_ms,
+            error,
+            body: line.body,
+        })
+    }
+}
+
 impl ResultLine {
+    /// Whether the record was cancelled before it was sent.
+    pub fn cancelled(&self) -> bool {
+        self.error_kind() == Some(ErrorKind::Cancelled)
+    }
+
     /// The error kind of a failed line.
     pub fn error_kind(&self) -> Option<ErrorKind> {
         let text = self.error.as_deref()?;
@@ -324,5 +361,14 @@ mod tests {
             Some("template: missing field 'email'")
         );
         assert_eq!(lines[2].body, None);
+        for line in lines {
+            let again = RecordOutcome::from_line(line.clone()).expect("a known kind");
+            let back = decode_chunk_results(0, &encode_chunk_results(&[again])).unwrap();
+            assert_eq!(
+                back,
+                vec![line],
+                "a stored row reads back as the same outcome"
+            );
+        }
     }
 }

@@ -43,7 +43,7 @@ impl FromStr for RedriveFilter {
                     format!(
                         "'{token}' is not an error kind (timeout, connect, dns, tls, status, \
                          status=CODE, body_too_large, decode, template, redirect, request, \
-                         panic, breaker, poison)"
+                         panic, breaker, poison, cancelled)"
                     )
                 })?;
                 filter.kinds.push(kind);

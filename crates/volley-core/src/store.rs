@@ -3,7 +3,8 @@
 
 use crate::throughput::{Finished, RecentSeconds};
 use crate::{
-    ChunkRecord, ChunkTally, JobId, JobState, RecordOutcome, Redo, decode_row, encode_chunk_results,
+    ChunkRecord, ChunkTally, ControlChange, ControlReply, JobControls, JobId, JobState,
+    RecordOutcome, Redo, decode_row, encode_chunk_results,
 };
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -209,6 +210,8 @@ pub struct JobStatus {
     pub ok: u64,
     /// Failed.
     pub failed: u64,
+    /// Cancelled before they were sent (`volley cancel`); ok + failed + cancelled = done.
+    pub cancelled: u64,
     /// Attempts beyond the first.
     pub retries: u64,
     /// Committed chunks.
@@ -247,9 +250,17 @@ pub struct JobStatus {
     /// Records finished per second, recently.
     #[serde(skip)]
     pub recent: RecentSeconds,
+    /// What operators set: a cancel under way, a pause and since when, live limits.
+    pub controls: JobControls,
 }
 
 impl JobStatus {
+    /// Whether a cancel was asked and chunks are still to be settled.
+    #[must_use]
+    pub fn cancelling(&self) -> bool {
+        self.controls.cancel_ms.is_some() && !self.state.is_terminal()
+    }
+
     /// Whether the job's counters will change no more: a terminal state, or an input error
     /// once every published chunk has committed (the producer stopped, nothing is left).
     #[must_use]
@@ -419,7 +430,8 @@ pub trait Store: Clone + Send + Sync + 'static {
         total: u64,
     ) -> impl Future<Output = Result<Vec<u64>, StoreError>> + Send;
 
-    /// Commits a chunk atomically and at most once.
+    /// Commits a chunk atomically and at most once; drops the chunk's saved partial
+    /// outcomes ([`Store::save_partial`]) in the same step.
     ///
     /// # Errors
     /// [`StoreError`]: the outcome is unknown; retry (the commit is idempotent).
@@ -427,6 +439,50 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
         commit: &ChunkCommit,
     ) -> impl Future<Output = Result<CommitStatus, StoreError>> + Send;
+
+    /// Keeps the outcomes a returned chunk already has (see [`crate::partial`]), so that its
+    /// next delivery calls the API only for the rest. Expires with the job.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn save_partial(
+        &self,
+        job: &JobId,
+        chunk: u64,
+        encoded: &[u8],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The outcomes saved by [`Store::save_partial`] for a chunk not yet committed.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn partial(
+        &self,
+        job: &JobId,
+        chunk: u64,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;
+
+    /// Applies an operator's control command in one atomic step (refused once the job has
+    /// ended). A redrive of the job lifts its cancel.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn control_job(
+        &self,
+        job: &JobId,
+        change: ControlChange,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<ControlReply, StoreError>> + Send;
+
+    /// A job's controls, or `None` for an unknown job. Workers read them when they load a
+    /// job, on each announcement and every second.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn job_controls(
+        &self,
+        job: &JobId,
+    ) -> impl Future<Output = Result<Option<JobControls>, StoreError>> + Send;
 
     /// A job's status, or `None` for an unknown job.
     ///

@@ -52,6 +52,8 @@ pub struct ChunkTally {
     pub ok: i64,
     /// Failed.
     pub failed: i64,
+    /// Cancelled before sending (`volley cancel`): neither ok nor failed.
+    pub cancelled: i64,
     /// Attempts beyond the first (never taken back: they were made).
     pub retries: i64,
     /// Sum of last-attempt latencies.
@@ -102,6 +104,7 @@ impl ChunkTally {
         self.done += sign;
         match error {
             None => self.ok += sign,
+            Some(ErrorKind::Cancelled) => self.cancelled += sign,
             Some(kind) => {
                 self.failed += sign;
                 *self.by_error.entry(kind.as_str()).or_default() += sign;
@@ -117,13 +120,14 @@ impl ChunkTally {
     }
 
     /// The counter fields and deltas, as the store's hash holds them: `done`, `ok`, `failed`,
-    /// `retries`, `latency_sum_ms`, `s:<status>`, `e:<kind>`, `h:<bucket>`. Zero deltas are
+    /// `cancelled`, `retries`, `latency_sum_ms`, `s:<status>`, `e:<kind>`, `h:<bucket>`. Zero deltas are
     /// left out.
     pub fn fields(&self) -> Vec<(String, i64)> {
         let mut out = vec![
             ("done".to_string(), self.done),
             ("ok".to_string(), self.ok),
             ("failed".to_string(), self.failed),
+            ("cancelled".to_string(), self.cancelled),
             ("retries".to_string(), self.retries),
             ("latency_sum_ms".to_string(), self.latency_sum_ms),
         ];
@@ -175,6 +179,48 @@ mod tests {
         assert_eq!(fields["e:status"], -1);
         assert_eq!(fields["latency_sum_ms"], -30);
         assert_eq!(fields.get("retries"), None, "the old attempts were made");
+    }
+
+    #[test]
+    fn a_cancelled_record_is_neither_ok_nor_failed_and_its_redrive_takes_it_back() {
+        let cancelled = RecordOutcome {
+            id: "r".into(),
+            line: 1,
+            status: None,
+            attempts: 0,
+            latency_ms: 0,
+            error: Some(RecordError {
+                kind: ErrorKind::Cancelled,
+                message: "job cancelled".into(),
+            }),
+            body: None,
+        };
+        let fields: BTreeMap<String, i64> = ChunkTally::of(std::slice::from_ref(&cancelled))
+            .fields()
+            .into_iter()
+            .collect();
+        assert_eq!(
+            fields,
+            BTreeMap::from([("done".to_string(), 1), ("cancelled".to_string(), 1)]),
+            "no failure, no error kind, no latency: it was never sent"
+        );
+        let line = decode_chunk_results(0, &encode_chunk_results(std::slice::from_ref(&cancelled)))
+            .unwrap()
+            .remove(0);
+        assert!(line.cancelled() && !line.ok);
+        let ok = RecordOutcome {
+            status: Some(200),
+            attempts: 1,
+            latency_ms: 5,
+            error: None,
+            ..cancelled
+        };
+        let mut redrive = ChunkTally::of(&[ok]);
+        redrive.remove(&line);
+        assert_eq!(
+            (redrive.done, redrive.ok, redrive.cancelled, redrive.failed),
+            (0, 1, -1, 0)
+        );
     }
 
     #[test]

@@ -281,6 +281,16 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 ),
                 Some(&job),
             );
+            if report.cancelled {
+                say(
+                    Level::WARN,
+                    &format!(
+                        "job {job} was cancelled while publishing: stopped after {} records; the rest of the input was not published",
+                        report.total_records
+                    ),
+                    Some(&job),
+                );
+            }
             if let Some(warning) = report.duplicates.describe() {
                 say(Level::WARN, &format!("warning: {warning}"), Some(&job));
             }

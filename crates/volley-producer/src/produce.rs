@@ -104,6 +104,9 @@ pub struct ProduceReport {
     pub duplicates: crate::DuplicateReport,
     /// With `missing`: the chunks published again.
     pub republished: Vec<u64>,
+    /// The job was cancelled (`volley cancel`) while this run published: it stopped after
+    /// the batch it was on, and the totals are what it had published.
+    pub cancelled: bool,
 }
 
 /// Why producing stopped.
@@ -256,6 +259,7 @@ pub async fn produce<B: Broker, S: Store>(
                     state,
                     duplicates: crate::DuplicateReport::default(),
                     republished: Vec::new(),
+                    cancelled: false,
                 });
             }
             on_start(&JobStart::Resuming { chunk: mark.chunks });
@@ -289,6 +293,7 @@ pub async fn produce<B: Broker, S: Store>(
     let mut failure = None;
     let mut batch: Vec<Prepared> = Vec::with_capacity(BATCH_CHUNKS);
     let mut duplicates = crate::DuplicateReport::default();
+    let mut cancelled = false;
     loop {
         let event = rx.recv().await;
         let mut end = event.is_none();
@@ -315,6 +320,13 @@ pub async fn produce<B: Broker, S: Store>(
         {
             publish_batch(broker, store, &job, &mut batch, &mut published).await?;
             on_progress(published.records);
+            // Read once per batch: nothing more of a cancelled job is published, and its
+            // totals are what was, so ok + failed + cancelled = done = total still holds.
+            if is_cancelled(store, &job).await {
+                tracing::warn!(job.id = %job, records = published.records, "job cancelled: publishing stopped");
+                cancelled = true;
+                break;
+            }
         }
         if end {
             break;
@@ -362,7 +374,14 @@ pub async fn produce<B: Broker, S: Store>(
         state,
         duplicates,
         republished: Vec::new(),
+        cancelled,
     })
+}
+
+/// Whether the job was cancelled. A store that cannot say is taken for no: the batch after
+/// asks again.
+async fn is_cancelled<S: Store>(store: &S, job: &JobId) -> bool {
+    matches!(store.job_controls(job).await, Ok(Some(c)) if c.cancel_ms.is_some())
 }
 
 enum Failure {
@@ -473,6 +492,7 @@ async fn republish_missing<B: Broker, S: Store>(
         state,
         duplicates: crate::DuplicateReport::default(),
         republished: Vec::new(),
+        cancelled: false,
     };
     if state.is_terminal() {
         return Ok(report);

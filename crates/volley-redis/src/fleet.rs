@@ -260,6 +260,13 @@ impl FleetState for RedisFleet {
                         })
                         .await?;
                 }
+                FleetEvent::JobControl { .. } => {
+                    self.store
+                        .with(
+                            |mut c| async move { c.publish::<_, _, ()>(&channel, &payload).await },
+                        )
+                        .await?;
+                }
             }
             Ok(())
         })

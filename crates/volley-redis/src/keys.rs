@@ -13,6 +13,8 @@ pub(crate) struct JobKeys {
     /// Throughput: `s{second % 120}` → `{second} {done} {failed}`, `m{minute}` →
     /// `{done} {failed}` (see `volley_core::throughput`).
     pub(crate) series: String,
+    /// Outcomes of chunks returned unfinished, chunk → rows (see `volley_core::partial`).
+    pub(crate) partial: String,
 }
 
 impl JobKeys {
@@ -26,11 +28,12 @@ impl JobKeys {
             failed: format!("{base}:failed"),
             redrive: format!("{base}:redrive"),
             series: format!("{base}:series"),
+            partial: format!("{base}:partial"),
         }
     }
 
     /// In the order the Lua scripts expect them.
-    pub(crate) fn all(&self) -> [&str; 7] {
+    pub(crate) fn all(&self) -> [&str; 8] {
         [
             &self.meta,
             &self.counters,
@@ -39,6 +42,7 @@ impl JobKeys {
             &self.failed,
             &self.redrive,
             &self.series,
+            &self.partial,
         ]
     }
 }

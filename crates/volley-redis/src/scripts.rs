@@ -23,3 +23,7 @@ pub(crate) static REDRIVE_END: LazyLock<Script> =
     LazyLock::new(|| with_finish(include_str!("lua/redrive_end.lua")));
 pub(crate) static FORGET: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/forget.lua")));
+pub(crate) static CONTROL: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/control.lua")));
+pub(crate) static PARTIAL: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/partial.lua")));

@@ -1,6 +1,6 @@
 use std::collections::HashMap;
 use volley_core::throughput::{Finished, RECENT_SECS, RecentSeconds};
-use volley_core::{JobState, JobStatus, StoreError};
+use volley_core::{JobControls, JobState, JobStatus, StoreError};
 
 fn num(map: &HashMap<String, String>, key: &str) -> Option<u64> {
     map.get(key).and_then(|v| v.parse().ok())
@@ -55,6 +55,26 @@ pub(crate) fn minutes(series: HashMap<String, String>) -> Vec<(u64, Finished)> {
     out
 }
 
+/// The meta fields holding a job's controls, in [`controls_of`]'s order.
+pub(crate) const CONTROL_FIELDS: [&str; 4] =
+    ["cancel_ms", "paused_ms", "limit_rate", "limit_concurrency"];
+
+/// A job's controls from its meta fields ([`CONTROL_FIELDS`], absent or empty when unset).
+pub(crate) fn controls_of(fields: &[Option<String>]) -> JobControls {
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(Option::as_deref)
+            .filter(|v| !v.is_empty())
+    };
+    JobControls {
+        cancel_ms: field(0).and_then(|v| v.parse().ok()),
+        paused_ms: field(1).and_then(|v| v.parse().ok()),
+        rate: field(2).and_then(|v| v.parse().ok()),
+        concurrency: field(3).and_then(|v| v.parse().ok()),
+    }
+}
+
 /// Builds a status from the job's meta and counters hashes.
 ///
 /// # Errors
@@ -86,6 +106,8 @@ pub(crate) fn job_status(
         done: num(counters, "done").unwrap_or(0),
         ok: num(counters, "ok").unwrap_or(0),
         failed: num(counters, "failed").unwrap_or(0),
+        cancelled: num(counters, "cancelled").unwrap_or(0),
+        controls: controls_of(&CONTROL_FIELDS.map(|f| meta.get(f).cloned())),
         retries: num(counters, "retries").unwrap_or(0),
         chunks_done: num(counters, "chunks_done").unwrap_or(0),
         latency_sum_ms: num(counters, "latency_sum_ms").unwrap_or(0),

@@ -1,9 +1,12 @@
 use crate::conn::{Connections, RedisOptions};
 use crate::keys::{JobKeys, jobs_index, namespace_marker, worker_key, workers_index};
 use crate::scripts::{
-    COMMIT, FINISH_PUBLISHING, FORGET, INPUT_ERROR, PUBLISHED, REDRIVE_ADD, REDRIVE_END, REGISTER,
+    COMMIT, CONTROL, FINISH_PUBLISHING, FORGET, INPUT_ERROR, PARTIAL, PUBLISHED, REDRIVE_ADD,
+    REDRIVE_END, REGISTER,
 };
-use crate::status::{job_status, minutes, parse_state, recent_seconds, ring_fields};
+use crate::status::{
+    CONTROL_FIELDS, controls_of, job_status, minutes, parse_state, recent_seconds, ring_fields,
+};
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncCommands, RedisError};
 use std::collections::HashMap;
@@ -12,8 +15,9 @@ use std::ops::Range;
 use std::sync::Arc;
 use volley_core::throughput::Finished;
 use volley_core::{
-    ChunkCommit, CommitStatus, FailedInput, JobId, JobState, JobStatus, Namespace, NewJob,
-    PublishMark, Registration, Store, StoreError, WorkerBeat,
+    ChunkCommit, CommitStatus, ControlChange, ControlReply, FailedInput, JobControls, JobId,
+    JobState, JobStatus, Namespace, NewJob, PublishMark, Registration, Store, StoreError,
+    WorkerBeat,
 };
 use volley_runtime::Settings;
 
@@ -542,6 +546,89 @@ impl Store for RedisStore {
             return Err(StoreError::Conflict(format!("unknown job {job}")));
         }
         parse_state(job.as_str(), &reply)
+    }
+
+    async fn save_partial(
+        &self,
+        job: &JobId,
+        chunk: u64,
+        encoded: &[u8],
+    ) -> Result<(), StoreError> {
+        let keys = JobKeys::new(&self.ns, job);
+        self.run(|mut c| async move {
+            PARTIAL
+                .key(&keys.meta)
+                .key(&keys.chunks)
+                .key(&keys.partial)
+                .arg(chunk)
+                .arg(encoded)
+                .invoke_async::<i64>(&mut c)
+                .await
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn partial(&self, job: &JobId, chunk: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let keys = JobKeys::new(&self.ns, job);
+        self.run(|mut c| async move { c.hget(&keys.partial, chunk).await })
+            .await
+    }
+
+    async fn control_job(
+        &self,
+        job: &JobId,
+        change: ControlChange,
+        now_ms: u64,
+    ) -> Result<ControlReply, StoreError> {
+        let keys = JobKeys::new(&self.ns, job);
+        let (rate, concurrency) = match change {
+            ControlChange::Limit { rate, concurrency } => (
+                rate.map(|r| r.to_string()).unwrap_or_default(),
+                concurrency.map(|n| n.to_string()).unwrap_or_default(),
+            ),
+            _ => (String::new(), String::new()),
+        };
+        let reply: Vec<String> = self
+            .run(|mut c| async move {
+                CONTROL
+                    .key(&keys.meta)
+                    .arg(change.as_str())
+                    .arg(now_ms)
+                    .arg(rate)
+                    .arg(concurrency)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        match reply.first().map(String::as_str) {
+            Some("unknown") => Ok(ControlReply::Unknown),
+            Some("ended") if reply.len() == 2 => {
+                Ok(ControlReply::Ended(parse_state(job.as_str(), &reply[1])?))
+            }
+            Some("applied") if reply.len() == 5 => Ok(ControlReply::Applied(controls_of(
+                &reply[1..].iter().cloned().map(Some).collect::<Vec<_>>(),
+            ))),
+            _ => Err(StoreError::Corrupt(format!(
+                "job {job}: control reply {reply:?}"
+            ))),
+        }
+    }
+
+    async fn job_controls(&self, job: &JobId) -> Result<Option<JobControls>, StoreError> {
+        let keys = JobKeys::new(&self.ns, job);
+        let (state, fields): (Option<String>, Vec<Option<String>>) = self
+            .run(|mut c| async move {
+                redis::pipe()
+                    .hget(&keys.meta, "state")
+                    .cmd("HMGET")
+                    .arg(&keys.meta)
+                    .arg(&CONTROL_FIELDS[..])
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(state.map(|_| controls_of(&fields)))
     }
 
     async fn job_status(&self, job: &JobId) -> Result<Option<JobStatus>, StoreError> {

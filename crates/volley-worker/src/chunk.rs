@@ -1,5 +1,6 @@
 //! The life of one delivered chunk: decode, find its job, skip it if already committed, run
-//! its records, commit atomically, and only then ack.
+//! its records (only those an earlier, returned delivery did not finish), commit
+//! atomically, and only then ack.
 
 use crate::jobs::{JobCache, JobEntry};
 use crate::state::WorkerState;
@@ -13,7 +14,7 @@ use volley_core::patiently::Patiently;
 use volley_core::time::now_ms;
 use volley_core::{
     Backoff, ChunkCommit, ChunkDecodeError, ChunkDelivery, ChunkMessage, ChunkRecord, CommitStatus,
-    ErrorKind, HttpProcessor, RecordError, RecordOutcome, Store, run_chunk,
+    ErrorKind, HttpProcessor, JobId, RecordError, RecordOutcome, Store, partial, run_until,
 };
 
 /// What every chunk task shares.
@@ -54,6 +55,9 @@ enum Plan {
         message: ChunkMessage,
         reason: String,
     },
+    /// The job is cancelled (`volley cancel`): its records are settled as `cancelled`
+    /// without calling the API, and the chunk is acked.
+    Cancelled(ChunkMessage),
     /// Call the API for the chunk's records.
     Run {
         message: ChunkMessage,
@@ -65,8 +69,9 @@ enum Plan {
 enum Ran {
     /// Every record has an outcome: commit them.
     Outcomes(Vec<RecordOutcome>),
-    /// The drain timeout or the hold limit came first: the chunk goes back unfinished.
-    Unfinished,
+    /// The drain timeout or the hold limit came first: the chunk goes back unfinished, with
+    /// the outcomes it has so far (saved first, so they are not bought twice).
+    Unfinished(Vec<Option<RecordOutcome>>),
 }
 
 /// Handles one delivery to the end; never panics on bad input. Every line logged meanwhile
@@ -120,6 +125,12 @@ async fn handle<S: Store, D: ChunkDelivery>(ctx: Arc<ChunkContext<S>>, delivery:
             let reason = format!("job spec cannot run on this worker: {reason}");
             settle(&ctx, &delivery, message, Work::Broken(reason)).await;
         }
+        Plan::Cancelled(message) => {
+            tracing::info!(
+                "job cancelled: settling the chunk's records as cancelled without calls"
+            );
+            settle(&ctx, &delivery, message, Work::Cancelled).await;
+        }
         Plan::Run { message, processor } => {
             settle(&ctx, &delivery, message, Work::Run(processor)).await;
         }
@@ -160,6 +171,9 @@ async fn plan<S: Store, D: ChunkDelivery>(ctx: &ChunkContext<S>, delivery: &D) -
         };
     }
     match entry.as_ref() {
+        JobEntry::Ready(processor) if still_cancelled(ctx, &message.job, processor).await => {
+            Plan::Cancelled(message)
+        }
         JobEntry::Ready(processor) => Plan::Run {
             message,
             processor: processor.clone(),
@@ -171,12 +185,36 @@ async fn plan<S: Store, D: ChunkDelivery>(ctx: &ChunkContext<S>, delivery: &D) -
     }
 }
 
+/// Whether the job is cancelled, asking the store again when this worker thinks so: a
+/// `volley retry` takes the cancel back, and its chunks may arrive before the worker's next
+/// look at the controls. A store that cannot say leaves the worker's view as it is.
+async fn still_cancelled<S: Store>(
+    ctx: &ChunkContext<S>,
+    job: &JobId,
+    processor: &HttpProcessor,
+) -> bool {
+    if !processor.controls().cancelled() {
+        return false;
+    }
+    if let Ok(Some(controls)) = ctx.store.job_controls(job).await {
+        processor.apply_controls(controls);
+    }
+    processor.controls().cancelled()
+}
+
 /// How a held chunk's records get their outcomes.
 enum Work {
     Run(Arc<HttpProcessor>),
+    Cancelled,
     Poison(String),
     Broken(String),
 }
+
+/// How long requests in flight may finish when a chunk is returned at the hold limit.
+const HOLD_GRACE: Duration = Duration::from_secs(30);
+
+/// What a cancelled job's unsent records say.
+const CANCELLED: &str = "job cancelled (volley cancel) before the request was sent";
 
 /// Gives every record of the chunk an outcome, commits them in one step, and only then
 /// settles the message: acked, dead-lettered (a poison chunk) or requeued (unfinished).
@@ -191,7 +229,22 @@ async fn settle<S: Store, D: ChunkDelivery>(
     let inputs: Arc<[ChunkRecord]> = message.records.into();
     let poison = matches!(how, Work::Poison(_));
     let ran = match how {
-        Work::Run(processor) => run(ctx, processor, &inputs).await,
+        Work::Run(processor) => {
+            let saved = saved_outcomes(ctx, delivery, &job, chunk, inputs.len()).await;
+            run(ctx, processor, &inputs, saved).await
+        }
+        Work::Cancelled => {
+            // Records a returned delivery already finished keep their real outcome.
+            let saved = saved_outcomes(ctx, delivery, &job, chunk, inputs.len()).await;
+            let cancelled = failed_outcomes(&inputs, ErrorKind::Cancelled, CANCELLED);
+            Ran::Outcomes(
+                saved
+                    .into_iter()
+                    .zip(cancelled)
+                    .map(|(saved, cancelled)| saved.unwrap_or(cancelled))
+                    .collect(),
+            )
+        }
         Work::Poison(reason) => Ran::Outcomes(failed_outcomes(&inputs, ErrorKind::Poison, &reason)),
         Work::Broken(reason) => {
             Ran::Outcomes(failed_outcomes(&inputs, ErrorKind::Template, &reason))
@@ -210,7 +263,10 @@ async fn settle<S: Store, D: ChunkDelivery>(
                 }
             }
         }
-        Ran::Unfinished => false,
+        Ran::Unfinished(outcomes) => {
+            save_partial(ctx, &job, chunk, &outcomes).await;
+            false
+        }
     };
     let records = held.release();
     if !committed {
@@ -234,21 +290,112 @@ async fn settle<S: Store, D: ChunkDelivery>(
     ack(ctx, delivery).await;
 }
 
-/// Calls the API for every record, unless the drain timeout or the hold limit comes first.
+/// Calls the API for every record `saved` has no outcome for, unless the drain timeout or
+/// the hold limit comes first.
 async fn run<S>(
     ctx: &ChunkContext<S>,
     processor: Arc<HttpProcessor>,
     inputs: &Arc<[ChunkRecord]>,
+    mut saved: Vec<Option<RecordOutcome>>,
 ) -> Ran {
-    tokio::select! {
-        outcomes = run_chunk(processor, inputs.clone()) => match outcomes {
-            Some(outcomes) => Ran::Outcomes(outcomes),
-            None => Ran::Unfinished,
-        },
-        () = ctx.abort.cancelled() => Ran::Unfinished,
-        () = tokio::time::sleep(ctx.max_hold) => {
-            tracing::warn!(held_secs = ctx.max_hold.as_secs(), "chunk held too long (a tight rate limit, long Retry-After or slow API for chunking.size records); returning it before RabbitMQ's consumer_timeout closes the channel");
-            Ran::Unfinished
+    if ctx.abort.is_cancelled() {
+        return Ran::Unfinished(saved);
+    }
+    let todo: Vec<usize> = (0..inputs.len()).filter(|&i| saved[i].is_none()).collect();
+    let records: Arc<[ChunkRecord]> = if todo.len() == inputs.len() {
+        inputs.clone()
+    } else {
+        tracing::info!(
+            finished = inputs.len() - todo.len(),
+            "chunk returned earlier: running only the records it had not finished"
+        );
+        todo.iter().map(|&i| inputs[i].clone()).collect()
+    };
+    // The drain timeout has passed: cut off at once. The hold limit: requests in flight
+    // (paid for) may finish within a grace that stays far below the consumer timeout.
+    let stop = async {
+        tokio::select! {
+            () = ctx.abort.cancelled() => Duration::ZERO,
+            () = tokio::time::sleep(ctx.max_hold) => {
+                tracing::warn!(held_secs = ctx.max_hold.as_secs(), "chunk held too long (a pause, a tight rate limit, long Retry-After or slow API for chunking.size records); returning it before RabbitMQ's consumer_timeout closes the channel");
+                HOLD_GRACE
+            }
+        }
+    };
+    let outcomes = run_until(processor, records, stop).await;
+    for (pos, outcome) in todo.into_iter().zip(outcomes) {
+        saved[pos] = outcome;
+    }
+    if saved.iter().all(Option::is_some) {
+        Ran::Outcomes(saved.into_iter().flatten().collect())
+    } else {
+        Ran::Unfinished(saved)
+    }
+}
+
+/// The outcomes an earlier delivery of this chunk saved when it returned the chunk
+/// unfinished (only a redelivery can have any), retrying the store until it answers (the
+/// commit needs it too). Unreadable: none, and the chunk runs whole.
+async fn saved_outcomes<S: Store, D: ChunkDelivery>(
+    ctx: &ChunkContext<S>,
+    delivery: &D,
+    job: &JobId,
+    chunk: u64,
+    len: usize,
+) -> Vec<Option<RecordOutcome>> {
+    let none = || vec![None; len];
+    if !delivery.redelivered() {
+        return none();
+    }
+    let stored = Patiently::new(STORE_BACKOFF, &ctx.abort)
+        .run(
+            |_| true,
+            |r| {
+                let e = r.error;
+                tracing::warn!(error.message = %e, "cannot read the chunk's saved outcomes; retrying");
+            },
+            || ctx.store.partial(job, chunk),
+        )
+        .await;
+    match stored {
+        Ok(Some(bytes)) => partial::decode(&bytes, len).unwrap_or_else(|| {
+            tracing::warn!("saved outcomes of the chunk are unreadable; running it whole");
+            none()
+        }),
+        // Not read before the drain timeout: nothing runs then (the same abort stops the
+        // run at once) and the saved outcomes stay for the next delivery.
+        Ok(None) | Err(_) => none(),
+    }
+}
+
+/// Saves a returned chunk's finished outcomes before it goes back to the queue.
+async fn save_partial<S: Store>(
+    ctx: &ChunkContext<S>,
+    job: &JobId,
+    chunk: u64,
+    outcomes: &[Option<RecordOutcome>],
+) {
+    let Some(encoded) = partial::encode(outcomes) else {
+        return;
+    };
+    // Not bound to `abort`: this runs after the drain timeout too, and is short.
+    let save = tokio::time::timeout(
+        Duration::from_secs(5),
+        ctx.store.save_partial(job, chunk, &encoded),
+    )
+    .await;
+    match save {
+        Ok(Ok(())) => {
+            let finished = outcomes.iter().filter(|o| o.is_some()).count();
+            tracing::info!(finished, "saved the finished records of the returned chunk");
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error.message = %e, "finished records of the returned chunk not saved; they will be sent again");
+        }
+        Err(_) => {
+            tracing::warn!(
+                "finished records of the returned chunk not saved in time; they will be sent again"
+            );
         }
     }
 }

@@ -1,8 +1,10 @@
 //! The jobs a worker has met: each job's spec is loaded from the store once and compiled
-//! into one [`HttpProcessor`], shared by every chunk of the job on this worker.
+//! into one [`HttpProcessor`], shared by every chunk of the job on this worker, with the
+//! job's controls (cancel, pause, limits) as stored when it was loaded.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, OnceCell, Semaphore};
 use volley_core::governor::Governor;
 use volley_core::template::process_env;
@@ -36,6 +38,9 @@ pub(crate) struct JobCache {
     worker_slots: Arc<Semaphore>,
     governor: Arc<Governor>,
     jobs: Mutex<HashMap<JobId, JobSlot>>,
+    /// When a delivery last asked for each job: the controls of jobs in use are re-read
+    /// every second, not those of every job the worker ever met.
+    used: std::sync::Mutex<HashMap<JobId, Instant>>,
 }
 
 impl JobCache {
@@ -49,6 +54,32 @@ impl JobCache {
             worker_slots,
             governor,
             jobs: Mutex::new(HashMap::new()),
+            used: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The loaded processors of jobs a delivery asked for within `within`.
+    pub(crate) async fn in_use(&self, within: Duration) -> Vec<(JobId, Arc<HttpProcessor>)> {
+        let recent: Vec<JobId> = {
+            let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+            used.retain(|_, at| at.elapsed() <= within);
+            used.keys().cloned().collect()
+        };
+        let mut out = Vec::with_capacity(recent.len());
+        for job in recent {
+            if let Some(processor) = self.processor(&job).await {
+                out.push((job, processor));
+            }
+        }
+        out
+    }
+
+    /// The job's processor, if it is loaded and runs here.
+    pub(crate) async fn processor(&self, job: &JobId) -> Option<Arc<HttpProcessor>> {
+        let slot = self.jobs.lock().await.get(job).cloned()?;
+        match slot.get()?.as_ref() {
+            JobEntry::Ready(processor) => Some(processor.clone()),
+            JobEntry::Broken(_) => None,
         }
     }
 
@@ -75,6 +106,10 @@ impl JobCache {
         store: &S,
         job: &JobId,
     ) -> Result<Option<Arc<JobEntry>>, StoreError> {
+        self.used
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(job.clone(), Instant::now());
         let slot = self.slot(job).await;
         match slot.get_or_try_init(|| self.load(store, job)).await {
             Ok(entry) => Ok(Some(entry.clone())),
@@ -112,8 +147,10 @@ impl JobCache {
         }
     }
 
-    /// Reads the job's spec and compiles it; a spec that cannot run here is a `Broken`
-    /// entry (kept: it will not start working by itself).
+    /// Reads the job's spec and controls and compiles it; a spec that cannot run here is a
+    /// `Broken` entry (kept: it will not start working by itself). The controls are read
+    /// before the first record runs, so a worker started during a pause or after a cancel
+    /// sends nothing.
     async fn load<S: Store>(&self, store: &S, job: &JobId) -> Result<Arc<JobEntry>, NotLoaded> {
         let spec_text = match store.job_spec(job).await {
             Ok(Some(text)) => text,
@@ -130,7 +167,14 @@ impl JobCache {
                 self.governor.clone(),
             )
         }) {
-            Ok(processor) => JobEntry::Ready(Arc::new(processor)),
+            Ok(processor) => {
+                match store.job_controls(job).await {
+                    Ok(Some(controls)) => processor.apply_controls(controls),
+                    Ok(None) => return Err(NotLoaded::Unknown),
+                    Err(e) => return Err(NotLoaded::Store(e)),
+                }
+                JobEntry::Ready(Arc::new(processor))
+            }
             Err(e) => {
                 tracing::error!(job.id = %job, error.message = %e, "job spec cannot run on this worker");
                 JobEntry::Broken(e.to_string())

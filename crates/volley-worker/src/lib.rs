@@ -18,6 +18,7 @@
 //! - `options`: how a worker runs (drain timeout, prefetch, heartbeat, hold limit).
 
 mod chunk;
+mod controls;
 pub mod healthcheck;
 mod jobs;
 mod options;

@@ -65,10 +65,11 @@ pub async fn run_worker<B: Broker, S: Store>(
     let state = state.unwrap_or_else(|| Arc::new(WorkerState::new()));
     let slots = Arc::new(Semaphore::new(options.concurrency.max(1)));
     volley_core::metrics::global().set_concurrency_limit(options.concurrency.max(1));
-    let governor = Governor::start(fleet);
+    let governor = Governor::start(fleet.clone());
     state.set_governor(governor.clone());
     // Taken slots are the requests in flight the heartbeat reports.
     let beat_slots = slots.clone();
+    let events = fleet.events();
     let ctx = Arc::new(ChunkContext {
         store: store.clone(),
         jobs: JobCache::new(client, slots, governor),
@@ -99,6 +100,12 @@ pub async fn run_worker<B: Broker, S: Store>(
     // Ends the heartbeat too if this future is dropped instead of returning.
     let _heartbeat_guard = heartbeat_stop.clone().drop_guard();
     let draining = CancellationToken::new();
+    let watcher = {
+        let (ctx, stop) = (ctx.clone(), heartbeat_stop.clone());
+        tokio::spawn(async move {
+            crate::controls::watch_controls(ctx.store.clone(), &ctx.jobs, events, stop).await;
+        })
+    };
     let heartbeat = tokio::spawn(heartbeat_loop(
         store,
         Beating {
@@ -195,6 +202,7 @@ pub async fn run_worker<B: Broker, S: Store>(
     consumer.close().await;
     heartbeat_stop.cancel();
     let _ = heartbeat.await;
+    let _ = watcher.await;
     let report = WorkerReport {
         chunks_committed: state.chunks_committed.load(Ordering::Relaxed),
         records_done: state.records_done.load(Ordering::Relaxed),

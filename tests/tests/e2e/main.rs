@@ -5,6 +5,7 @@ mod adaptive;
 mod bound;
 mod cli;
 mod contract;
+mod controls;
 mod docs;
 mod embedded;
 mod errors;

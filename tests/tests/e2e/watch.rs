@@ -143,7 +143,7 @@ async fn verify_passes_on_a_good_job_and_names_a_corrupted_counter_or_a_lost_row
     let counters = job_key(&env, &job, "counters");
     redis_cmd(&env, redis::cmd("HINCRBY").arg(&counters).arg("ok").arg(1)).await?;
     let out = env.run("volley", &["verify", &job, "--json"]).await?;
-    assert_eq!(out.status.code(), Some(6), "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(7), "{}", describe(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout)?;
     assert_eq!(report["ok"], false, "{report}");
     let counters_check = &report["checks"][0];
@@ -164,7 +164,7 @@ async fn verify_passes_on_a_good_job_and_names_a_corrupted_counter_or_a_lost_row
     let results = job_key(&env, &job, "results");
     redis_cmd(&env, redis::cmd("HDEL").arg(&results).arg("3")).await?;
     let out = env.run("volley", &["verify", &job]).await?;
-    assert_eq!(out.status.code(), Some(6), "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(7), "{}", describe(&out));
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text
         .lines()

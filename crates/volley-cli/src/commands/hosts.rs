@@ -134,6 +134,8 @@ pub async fn host_views(
                 v.last_error = cause;
                 out.insert(host, v);
             }
+            // Not a host's: `current` never returns one.
+            FleetEvent::JobControl { .. } => {}
         }
     }
     for (host, limit) in fleet.host_limits().await? {

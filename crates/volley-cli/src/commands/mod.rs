@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod control;
 pub mod dead;
 pub mod demo;
 pub mod forget;

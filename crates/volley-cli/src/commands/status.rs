@@ -21,8 +21,8 @@ pub struct StatusArgs {
     #[arg(long)]
     pub json: bool,
     /// Block until the job ends; exit 0 only if it completed within its tolerated failure
-    /// percentage (3: failed, 4: stopped at an input error). On a terminal it shows the job
-    /// live, as --watch.
+    /// percentage (3: failed, 4: stopped at an input error, 6: cancelled). On a terminal it
+    /// shows the job live, as --watch.
     #[arg(long)]
     pub wait: bool,
     /// Show the job live until it ends: redrawn every second on a terminal, a plain line
@@ -114,7 +114,10 @@ pub async fn run(args: StatusArgs) -> Result<(), Failure> {
             if !args.wait {
                 return Ok(());
             }
-            let code = exit::for_state(status.state);
+            let code = match status.state {
+                JobState::Cancelled => exit::JOB_CANCELLED,
+                state => exit::for_state(state),
+            };
             return if code == exit::OK {
                 Ok(())
             } else {

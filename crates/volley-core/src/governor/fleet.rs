@@ -26,6 +26,13 @@ pub enum FleetEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         cause: Option<String>,
     },
+    /// A job's controls changed (`volley cancel`, `pause`, `resume`, `limit`): workers read
+    /// them again from the store, where they already are (a worker that missed this reads
+    /// them on its next periodic look).
+    JobControl {
+        /// The job id.
+        job: String,
+    },
 }
 
 /// Tokens reserved from a shared bucket.

@@ -30,8 +30,6 @@ const RATE_LIMITER_BACKOFF: Backoff =
 pub struct JobLimits {
     /// The job id (key of its rate limit).
     pub job: String,
-    /// The job's own rate limit: (requests/s, burst).
-    pub rate: Option<(f64, u32)>,
     /// The job's breaker settings: they govern the host's breaker for this job's calls
     /// and waits (see `local_breaker.rs` on hosts shared by jobs).
     pub breaker: BreakerSpec,
@@ -152,11 +150,13 @@ impl Governor {
                 };
                 (host, state)
             }
+            FleetEvent::JobControl { .. } => return,
         };
         match event {
             FleetEvent::Pause { until_ms, .. } => {
                 state.pause_until.fetch_max(*until_ms, Ordering::Relaxed);
             }
+            FleetEvent::JobControl { .. } => return,
             FleetEvent::Breaker { phase, cause, .. } => {
                 let mut breaker = state.breaker();
                 // This worker's own announcements come back here too: those, and another
@@ -272,12 +272,16 @@ impl Governor {
     }
 
     /// Waits for a token of every rate limit that applies to a request to `host` (the job's
-    /// own, and the fleet-level limit of the host). Called by a record that holds its job's
+    /// own `rate` — (requests/s, burst), the spec's or a live `volley limit` — and the
+    /// fleet-level limit of the host). Called by a record that holds its job's
     /// slot, right before it sends, so a request goes out at its token's time: tokens taken
     /// early and spent late would bunch requests above the burst.
-    pub async fn tokens(&self, host: &str, job: &JobLimits) {
-        if let Some((rate, burst)) = job.rate {
-            self.take(&format!("job:{}", job.job), rate, burst).await;
+    pub async fn tokens(&self, host: &str, job: &JobLimits, rate: Option<(f64, u32)>) {
+        if let Some((rate, burst)) = rate {
+            // One bucket per rate: tokens reserved ahead at the old rate (every waiting
+            // record holds one) would otherwise delay a `volley limit` by their backlog.
+            self.take(&format!("job:{}@{rate}", job.job), rate, burst)
+                .await;
         }
         if let Some(limit) = self.host_limit(host).await {
             self.take(&format!("host:{host}"), limit.rate, limit.burst)
@@ -476,6 +480,7 @@ impl Governor {
     fn host_seed(&self, event: &FleetEvent) {
         let host = match event {
             FleetEvent::Pause { host, .. } | FleetEvent::Breaker { host, .. } => host,
+            FleetEvent::JobControl { .. } => return,
         };
         self.host(host);
         self.apply(event);

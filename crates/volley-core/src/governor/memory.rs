@@ -84,6 +84,8 @@ impl FleetState for MemoryFleet {
                         };
                         shared.breakers.insert(host.clone(), stored);
                     }
+                    // The controls live in the store: only the announcement travels.
+                    FleetEvent::JobControl { .. } => {}
                 }
             }
             let _ = self.events.send(event);

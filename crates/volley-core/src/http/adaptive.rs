@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 struct Aimd {
+    /// The ceiling: `per_worker`, or what `volley limit --concurrency` set.
+    max: usize,
     limit: f64,
     in_flight: usize,
     slow_start: bool,
@@ -22,7 +24,6 @@ struct Aimd {
 
 /// A concurrency limit that moves with what the API shows.
 pub(crate) struct AdaptiveLimit {
-    max: usize,
     state: Mutex<Aimd>,
     freed: Notify,
 }
@@ -41,8 +42,8 @@ impl AdaptiveLimit {
     pub(crate) fn new(max: usize) -> Self {
         let max = max.max(1);
         Self {
-            max,
             state: Mutex::new(Aimd {
+                max,
                 limit: 4.0_f64.min(max as f64),
                 in_flight: 0,
                 slow_start: true,
@@ -62,6 +63,16 @@ impl AdaptiveLimit {
     #[cfg(test)]
     pub(crate) fn limit(&self) -> usize {
         self.lock().limit as usize
+    }
+
+    /// Moves the ceiling (`volley limit --concurrency`): a lower one takes effect at once
+    /// for new requests, a higher one is grown into as the API keeps up.
+    pub(crate) fn set_max(&self, max: usize) {
+        let mut s = self.lock();
+        s.max = max.max(1);
+        s.limit = s.limit.min(s.max as f64);
+        drop(s);
+        self.freed.notify_waiters();
     }
 
     pub(crate) async fn acquire(self: &Arc<Self>) -> AdaptivePermit {
@@ -99,7 +110,7 @@ impl AdaptiveLimit {
             return;
         }
         let step = if s.slow_start { 1.0 } else { 1.0 / s.limit };
-        s.limit = (s.limit + step).min(self.max as f64);
+        s.limit = (s.limit + step).min(s.max as f64);
         drop(s);
         self.freed.notify_one();
     }
@@ -148,6 +159,21 @@ mod tests {
             "50 ms answers after a 1 ms refusal are not congestion: {} <= {after_cut}",
             limit.limit()
         );
+    }
+
+    #[test]
+    fn a_new_ceiling_caps_the_limit_and_lets_it_grow_again() {
+        let limit = AdaptiveLimit::new(100);
+        for _ in 0..200 {
+            limit.record(Duration::from_millis(10), false, true);
+        }
+        limit.set_max(10);
+        assert_eq!(limit.limit(), 10);
+        limit.set_max(20);
+        for _ in 0..200 {
+            limit.record(Duration::from_millis(10), false, true);
+        }
+        assert_eq!(limit.limit(), 20);
     }
 
     #[tokio::test]

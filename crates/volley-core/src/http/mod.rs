@@ -7,6 +7,7 @@ mod client;
 mod first_failures;
 mod processor;
 mod response;
+mod slots;
 
 pub use classify::{AttemptClass, HostSignal};
 pub use client::{ClientOptions, build_client, proxy_from_env};

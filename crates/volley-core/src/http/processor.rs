@@ -2,23 +2,35 @@ use super::adaptive::AdaptiveLimit;
 use super::classify::{AttemptClass, out_of_descriptors, transport_error};
 use super::first_failures::FirstFailures;
 use super::response::{BodyRead, Redactor, keep_body, keep_error_body, read_capped};
+use super::slots::ResizableSlots;
 use crate::governor::{Admission, Governor, JobLimits, Observation, host_key};
 use crate::metrics;
 use crate::pipeline::Processor;
 use crate::template::{RecordView, RequestTemplate};
 use crate::{
-    BodyMode, ChunkRecord, ErrorKind, JobId, JobSpec, RecordError, RecordOutcome, RetryPolicy,
-    SpecError, parse_retry_after,
+    BodyMode, ChunkRecord, ConcurrencySpec, ErrorKind, JobControls, JobId, JobSpec, LiveControls,
+    RecordError, RecordOutcome, RetryPolicy, SpecError, parse_retry_after,
 };
 use http::{HeaderValue, Method};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 
-/// This job's slots on this worker (`concurrency.per_worker`), fixed or adaptive.
+/// This job's slots on this worker (`concurrency.per_worker`, or a live `volley limit
+/// --concurrency`), fixed or adaptive.
 enum JobSlots {
-    Fixed(Arc<Semaphore>),
+    Fixed(ResizableSlots),
     Adaptive(Arc<AdaptiveLimit>),
+}
+
+impl JobSlots {
+    fn resize(&self, size: usize) {
+        match self {
+            JobSlots::Fixed(slots) => slots.resize(size),
+            JobSlots::Adaptive(limit) => limit.set_max(size),
+        }
+    }
 }
 
 /// Sends one job's records to its API. Built once per job per worker; shared by all records.
@@ -38,6 +50,14 @@ pub struct HttpProcessor {
     job_slots: JobSlots,
     governor: Arc<Governor>,
     limits: JobLimits,
+    /// The spec's rate and concurrency, which `volley limit --clear` goes back to.
+    spec_limits: ConcurrencySpec,
+    /// The job's fleet rate limit now: (requests/s, burst).
+    rate: RwLock<Option<(f64, u32)>>,
+    /// Wakes the records waiting for a token at the old rate.
+    rate_changed: tokio::sync::Notify,
+    /// Cancel and pause, as the worker last read them.
+    controls: LiveControls,
     host: String,
     /// Keeps `${env:VAR}` values out of stored bodies.
     redactor: Redactor,
@@ -92,14 +112,14 @@ impl HttpProcessor {
         let job_slots = if spec.concurrency.adaptive {
             JobSlots::Adaptive(Arc::new(AdaptiveLimit::new(per_worker)))
         } else {
-            JobSlots::Fixed(Arc::new(Semaphore::new(per_worker)))
+            JobSlots::Fixed(ResizableSlots::new(per_worker))
         };
+        let rate = spec
+            .concurrency
+            .rate_limit
+            .map(|r| (r, spec.concurrency.burst_for(r)));
         let limits = JobLimits {
             job: job.to_string(),
-            rate: spec
-                .concurrency
-                .rate_limit
-                .map(|r| (r, spec.concurrency.burst_for(r))),
             breaker: spec.breaker.clone(),
             max_pause: spec.retry.max_delay.get(),
         };
@@ -118,11 +138,49 @@ impl HttpProcessor {
             job_slots,
             governor,
             limits,
+            spec_limits: spec.concurrency.clone(),
+            rate: RwLock::new(rate),
+            rate_changed: tokio::sync::Notify::new(),
+            controls: LiveControls::default(),
             host: host_key(&origin),
             redactor,
             base: origin,
             first_failures: FirstFailures::default(),
         })
+    }
+
+    /// The job's cancel and pause as this worker knows them.
+    pub fn controls(&self) -> &LiveControls {
+        &self.controls
+    }
+
+    /// Takes the job's stored controls: a cancel or pause reaches every waiting record at
+    /// once, a new rate the next token, a new concurrency the next slot.
+    pub fn apply_controls(&self, controls: JobControls) {
+        let Some(before) = self.controls.set(controls) else {
+            return;
+        };
+        if before.rate != controls.rate {
+            let rate = controls
+                .rate
+                .or(self.spec_limits.rate_limit)
+                .map(|r| (r, self.spec_limits.burst_for(r)));
+            *self.rate.write().unwrap_or_else(|p| p.into_inner()) = rate;
+            self.rate_changed.notify_waiters();
+        }
+        if before.concurrency != controls.concurrency {
+            let size = controls.concurrency.unwrap_or(self.spec_limits.per_worker);
+            self.job_slots
+                .resize(usize::try_from(size).unwrap_or(usize::MAX));
+        }
+        tracing::info!(
+            job.id = %self.job,
+            cancelled = controls.cancel_ms.is_some(),
+            paused = controls.paused_ms.is_some(),
+            rate = controls.rate,
+            concurrency = controls.concurrency,
+            "job controls changed"
+        );
     }
 
     /// Renders the request for a record, without sending it.
@@ -280,6 +338,17 @@ impl Processor for HttpProcessor {
     }
 
     async fn process(&self, record: &ChunkRecord) -> RecordOutcome {
+        let never = CancellationToken::new();
+        let outcome = self.process_until(record, &never).await;
+        // Only a fired token gives a record up.
+        outcome.unwrap_or_else(|| unreachable_outcome(record))
+    }
+
+    async fn process_until(
+        &self,
+        record: &ChunkRecord,
+        stop: &CancellationToken,
+    ) -> Option<RecordOutcome> {
         let mut outcome = RecordOutcome {
             id: record.id.clone(),
             line: record.line,
@@ -289,10 +358,41 @@ impl Processor for HttpProcessor {
             error: None,
             body: None,
         };
-        if let Err(e) = self.call(record, &mut outcome).await {
-            outcome.error = Some(e);
+        match self.call(record, &mut outcome, stop).await {
+            Ok(()) => {}
+            Err(Refused::Outcome(e)) => outcome.error = Some(e),
+            Err(Refused::GivenUp) => return None,
         }
-        outcome
+        Some(outcome)
+    }
+}
+
+/// Why a record has no outcome from the API.
+enum Refused {
+    /// Its outcome is this error (a template fails, the breaker gives up, a cancel).
+    Outcome(RecordError),
+    /// Its chunk is going back to the queue (`stop`) before it could send: no outcome.
+    GivenUp,
+}
+
+impl From<RecordError> for Refused {
+    fn from(e: RecordError) -> Self {
+        Refused::Outcome(e)
+    }
+}
+
+fn unreachable_outcome(record: &ChunkRecord) -> RecordOutcome {
+    RecordOutcome {
+        id: record.id.clone(),
+        line: record.line,
+        status: None,
+        attempts: 0,
+        latency_ms: 0,
+        error: Some(RecordError {
+            kind: ErrorKind::Request,
+            message: "record given up without a stop".into(),
+        }),
+        body: None,
     }
 }
 
@@ -319,12 +419,14 @@ struct Admitted<'a> {
 impl HttpProcessor {
     /// Calls the API for one record until its outcome is final; an `Err` is the outcome's
     /// error when no attempt could be made (a template fails, the worker shuts down, the
-    /// breaker gives up).
+    /// breaker gives up, the job is cancelled), or the record given up when `stop` fires
+    /// while it waits to send (never while a request of it is in flight).
     async fn call(
         &self,
         record: &ChunkRecord,
         outcome: &mut RecordOutcome,
-    ) -> Result<(), RecordError> {
+        stop: &CancellationToken,
+    ) -> Result<(), Refused> {
         // Most records take one attempt: the first sends the rendered request as it is, and
         // only a retry renders it again (cheaper than cloning every first attempt).
         let mut rendered = Some(self.build(record)?);
@@ -334,13 +436,23 @@ impl HttpProcessor {
                 Some(request) => request,
                 None => self.build(record)?,
             };
-            let admitted = self.admit().await?;
+            let admitted = tokio::select! {
+                admitted = self.admit() => admitted?,
+                () = stop.cancelled() => return Err(Refused::GivenUp),
+            };
             let admission = admitted.admission;
             let attempt = self.attempt(request).await;
             drop(admitted);
             match self.settle(attempt, admission, &mut spent, outcome).await {
                 Next::Done => return Ok(()),
-                Next::Retry(delay) => tokio::time::sleep(delay).await,
+                Next::Retry(delay) => {
+                    // A cancel ends the backoff: the record settles `cancelled` at once.
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = self.controls.until_cancelled() => {}
+                        () = stop.cancelled() => return Err(Refused::GivenUp),
+                    }
+                }
                 Next::Again => {
                     // Wait for descriptors to free up (other requests finishing).
                     tokio::time::sleep(Duration::from_millis(50 + fastrand::u64(0..200))).await;
@@ -349,19 +461,26 @@ impl HttpProcessor {
         }
     }
 
-    /// Waits until the record may send: pauses and the breaker first, so that a record
-    /// backing off, paused or held by the breaker holds no slot; then the job's slot, the
-    /// host's rate tokens, and the worker's slot.
+    /// Waits until the record may send: the job's pause, the host's pauses and the breaker
+    /// first, so that a record backing off, paused or held by the breaker holds no slot;
+    /// then the job's slot, the job's and host's rate tokens, and the worker's slot. A
+    /// cancelled job's record gets no slot: it ends `cancelled`.
     async fn admit(&self) -> Result<Admitted<'_>, RecordError> {
         loop {
+            self.wait_while_paused().await?;
             let admission = self.governor.admit(&self.host, &self.limits).await?;
             let job = match &self.job_slots {
-                JobSlots::Fixed(s) => s.clone().acquire_owned().await.ok().map(Slot::Fixed),
+                JobSlots::Fixed(s) => s.acquire().await.map(Slot::Fixed),
                 JobSlots::Adaptive(a) => Some(Slot::Adaptive(a.acquire().await)),
             };
             // Tokens are taken with the job's slot held (so the request leaves at its
             // token's time) but before the worker-wide slot, which other jobs share.
-            self.governor.tokens(&self.host, &self.limits).await;
+            let rate = *self.rate.read().unwrap_or_else(|p| p.into_inner());
+            tokio::select! {
+                () = self.governor.tokens(&self.host, &self.limits, rate) => {}
+                // A token of the old rate may be seconds away: take one of the new.
+                () = self.rate_changed.notified() => continue,
+            }
             let worker = self.worker_slots.acquire().await.map_err(|_| RecordError {
                 kind: ErrorKind::Request,
                 message: "worker is shutting down".into(),
@@ -371,6 +490,12 @@ impl HttpProcessor {
             if admission == Admission::Normal && self.governor.blocked(&self.host, &self.limits) {
                 continue;
             }
+            // Likewise a cancel or pause of the job (a probe goes: the host waits for it).
+            if admission == Admission::Normal
+                && (self.controls.cancelled() || self.controls.paused())
+            {
+                continue;
+            }
             return Ok(Admitted {
                 admission,
                 _job: job,
@@ -378,6 +503,31 @@ impl HttpProcessor {
                 _in_flight: metrics::global().in_flight(),
             });
         }
+    }
+
+    /// Waits while the job is paused (holding nothing and spending no attempt).
+    ///
+    /// # Errors
+    /// The `cancelled` outcome once the job is cancelled.
+    async fn wait_while_paused(&self) -> Result<(), RecordError> {
+        let mut since: Option<std::time::Instant> = None;
+        let result = loop {
+            if self.controls.cancelled() {
+                break Err(RecordError {
+                    kind: ErrorKind::Cancelled,
+                    message: "job cancelled (volley cancel) before the request was sent".into(),
+                });
+            }
+            if !self.controls.paused() {
+                break Ok(());
+            }
+            since.get_or_insert_with(std::time::Instant::now);
+            self.controls.changed().await;
+        };
+        if let Some(since) = since {
+            metrics::global().waited(metrics::WaitReason::Pause, since.elapsed());
+        }
+        result
     }
 
     /// Tells the adaptive limit, the early warning and the governor what an attempt came

@@ -3,7 +3,7 @@ use crate::store::{
     StoreError, WorkerBeat,
 };
 use crate::throughput::{Finished, minute_of};
-use crate::{JobId, JobState};
+use crate::{ControlChange, ControlReply, JobControls, JobId, JobState};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Range;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -21,6 +21,8 @@ struct Job {
     redriving: bool,
     pending_redrive: BTreeMap<u64, Vec<u8>>,
     minutes: BTreeMap<u64, Finished>,
+    /// Outcomes of returned chunks, by chunk, until their commit.
+    partials: HashMap<u64, Vec<u8>>,
 }
 
 fn bump(counter: &mut u64, delta: i64) {
@@ -73,6 +75,7 @@ fn finish_if_done(job: &mut Job, now_ms: u64) {
         let total = job.status.total.unwrap_or(job.status.done);
         job.state = JobState::finished(
             job.status.failed,
+            job.status.cancelled,
             total,
             job.status.tolerated_failure_percent,
         );
@@ -124,6 +127,7 @@ impl Store for MemoryStore {
                 redriving: false,
                 pending_redrive: BTreeMap::new(),
                 minutes: BTreeMap::new(),
+                partials: HashMap::new(),
             },
         );
         Ok(Registration::Created)
@@ -214,6 +218,7 @@ impl Store for MemoryStore {
             spliced.insert(sp.chunk, next);
         }
         job.committed.insert(commit.chunk);
+        job.partials.remove(&commit.chunk);
         if commit.splices.is_empty() {
             job.results.insert(commit.chunk, commit.results.clone());
         }
@@ -230,6 +235,7 @@ impl Store for MemoryStore {
         bump(&mut s.done, t.done);
         bump(&mut s.ok, t.ok);
         bump(&mut s.failed, t.failed);
+        bump(&mut s.cancelled, t.cancelled);
         bump(&mut s.retries, t.retries);
         bump(&mut s.latency_sum_ms, t.latency_sum_ms);
         s.chunks_done += 1;
@@ -312,6 +318,8 @@ impl Store for MemoryStore {
         }
         job.status.redrive_chunks += records.len() as u64;
         job.redriving = true;
+        // Sending the cancelled records again is the operator taking the cancel back.
+        job.status.controls.cancel_ms = None;
         job.state = JobState::Running;
         job.status.finished_ms = None;
         Ok(first)
@@ -342,6 +350,50 @@ impl Store for MemoryStore {
         job.pending_redrive.clear();
         finish_if_done(job, now_ms);
         Ok(job.state)
+    }
+
+    async fn save_partial(
+        &self,
+        job: &JobId,
+        chunk: u64,
+        encoded: &[u8],
+    ) -> Result<(), StoreError> {
+        if let Some(job) = self.lock().jobs.get_mut(job)
+            && !job.committed.contains(&chunk)
+        {
+            job.partials.insert(chunk, encoded.to_vec());
+        }
+        Ok(())
+    }
+
+    async fn partial(&self, job: &JobId, chunk: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .lock()
+            .jobs
+            .get(job)
+            .and_then(|j| j.partials.get(&chunk).cloned()))
+    }
+
+    async fn control_job(
+        &self,
+        job: &JobId,
+        change: ControlChange,
+        now_ms: u64,
+    ) -> Result<ControlReply, StoreError> {
+        let mut state = self.lock();
+        let Some(job) = state.jobs.get_mut(job) else {
+            return Ok(ControlReply::Unknown);
+        };
+        if job.state.is_terminal() {
+            return Ok(ControlReply::Ended(job.state));
+        }
+        let controls = change.apply(job.status.controls, now_ms);
+        job.status.controls = controls;
+        Ok(ControlReply::Applied(controls))
+    }
+
+    async fn job_controls(&self, job: &JobId) -> Result<Option<JobControls>, StoreError> {
+        Ok(self.lock().jobs.get(job).map(|j| j.status.controls))
     }
 
     async fn job_status(&self, job: &JobId) -> Result<Option<JobStatus>, StoreError> {

@@ -40,7 +40,7 @@ const COMMIT_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0
 pub enum WaitReason {
     /// A rate limit's token (the job's or the host's).
     RateLimit,
-    /// A pause of the host (a `Retry-After`).
+    /// A pause: the host's (a `Retry-After`) or the job's (`volley pause`).
     Pause,
     /// The host's breaker (open, or its probe out).
     Breaker,
@@ -87,7 +87,6 @@ pub struct Metrics {
     registry: Registry,
     finished: Family<Labels, Counter>,
     records_ok: Counter,
-    records_cancelled: Counter,
     /// Indexed by `ErrorKind as usize` (see `ErrorKind::ALL`).
     records_failed: Vec<Counter>,
     http_requests: [Counter; 5],
@@ -123,9 +122,13 @@ impl Metrics {
         };
         let records_ok = series("ok", "none");
         let records_cancelled = series("cancelled", "none");
+        // A cancelled record is no failure: its kind's slot counts it under `cancelled`.
         let records_failed = ErrorKind::ALL
             .iter()
-            .map(|kind| series("failed", kind.as_str()))
+            .map(|kind| match kind {
+                ErrorKind::Cancelled => records_cancelled.clone(),
+                kind => series("failed", kind.as_str()),
+            })
             .collect();
         let requests = Family::<[(&'static str, &'static str); 1], Counter>::default();
         registry.register(
@@ -146,7 +149,6 @@ impl Metrics {
         let waits = WaitReason::ALL.map(|r| waited.get_or_create_owned(&[("reason", r.as_str())]));
         let metrics = Self {
             records_ok,
-            records_cancelled,
             records_failed,
             http_requests,
             waits,
@@ -235,11 +237,6 @@ impl Metrics {
                     .inc(),
             },
         };
-    }
-
-    /// Counts committed records settled as cancelled.
-    pub fn records_cancelled(&self, records: u64) {
-        self.records_cancelled.inc_by(records);
     }
 
     /// Counts one HTTP exchange (`None`: no answer) and how long it took.

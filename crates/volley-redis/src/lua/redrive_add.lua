@@ -5,6 +5,7 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return 'unknown_job' end
 local m = redis.call('HMGET', KEYS[1], 'state', 'total_chunks', 'redrive_chunks', 'redriving')
 local state = m[1]
 local terminal = state == 'completed' or state == 'completed_with_failures' or state == 'failed'
+  or state == 'cancelled'
 if not (terminal or (state == 'running' and m[4])) then return 'busy:' .. (state or '') end
 local first = tonumber(m[2] or '0') + tonumber(m[3] or '0')
 for i = 2, #ARGV do
@@ -12,7 +13,8 @@ for i = 2, #ARGV do
 end
 redis.call('HINCRBY', KEYS[1], 'redrive_chunks', #ARGV - 1)
 redis.call('HSET', KEYS[1], 'state', 'running', 'redriving', 1)
-redis.call('HDEL', KEYS[1], 'finished_ms')
+-- Sending the cancelled records again is the operator taking the cancel back.
+redis.call('HDEL', KEYS[1], 'finished_ms', 'cancel_ms')
 -- A finished job's keys were set to expire; a reopened one keeps them until it ends again.
 for i = 1, #KEYS do redis.call('PERSIST', KEYS[i]) end
 return tostring(first)

@@ -5,7 +5,6 @@ use crate::governor::MemoryFleet;
 fn limits(max_wait: Duration) -> JobLimits {
     JobLimits {
         job: "j".into(),
-        rate: None,
         breaker: BreakerSpec {
             min_calls: 3,
             max_wait: SpecDuration(max_wait),
