@@ -167,12 +167,26 @@ impl TestEnv {
         Ok(String::from_utf8(out.stdout)?.trim().to_string())
     }
 
+    /// The queue counts summed over every job of the namespace (each job has a queue of its
+    /// own), with the dead letters.
+    pub async fn queue_counts(&self) -> anyhow::Result<volley_amqp::QueueCounts> {
+        let jobs = namespace_jobs(&self.store()?).await;
+        Ok(self.broker()?.queue_counts(&jobs).await?)
+    }
+
     /// Deletes the namespace's queues and keys.
     pub async fn cleanup(&self) -> anyhow::Result<()> {
         // Each part is cleaned even when another fails (a private broker already gone must
         // not leave the namespace's Redis keys behind).
+        let jobs = match self.store() {
+            Ok(store) => namespace_jobs(&store).await,
+            Err(_) => Vec::new(),
+        };
         let broker = match self.broker() {
-            Ok(broker) => broker.delete_topology().await.map_err(anyhow::Error::from),
+            Ok(broker) => broker
+                .delete_topology(&jobs)
+                .await
+                .map_err(anyhow::Error::from),
             Err(e) => Err(e),
         };
         let store = match self.store() {
@@ -187,6 +201,18 @@ impl TestEnv {
         broker?;
         store
     }
+}
+
+/// The namespace's jobs, whose queues the clean-up deletes (each job has one).
+async fn namespace_jobs(store: &volley_redis::RedisStore) -> Vec<volley_core::JobId> {
+    use volley_core::Store;
+    store
+        .list_jobs()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|s| volley_core::JobId::parse(&s.job).ok())
+        .collect()
 }
 
 pub fn path_str(path: &Path) -> anyhow::Result<&str> {
@@ -213,8 +239,12 @@ impl Drop for TestEnv {
                 return;
             };
             rt.block_on(async {
+                let jobs = match &store {
+                    Some(store) => namespace_jobs(store).await,
+                    None => Vec::new(),
+                };
                 if let Some(broker) = broker {
-                    let _ = broker.delete_topology().await;
+                    let _ = broker.delete_topology(&jobs).await;
                 }
                 if let Some(store) = store {
                     let _ = store.delete_namespace().await;

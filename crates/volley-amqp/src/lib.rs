@@ -1,6 +1,7 @@
-//! Volley's RabbitMQ broker. Chunks go to a durable quorum queue with an explicit delivery
-//! limit and dead-lettering; publishing uses confirms and `mandatory` on a connection of its
-//! own; consuming uses prefetch on another connection, and the reconnect loop is ours (lapin's
+//! Volley's RabbitMQ broker. Each job's chunks go to a durable quorum queue of the job's own
+//! with an explicit delivery limit and dead-lettering; publishing uses confirms and
+//! `mandatory` on a connection of its own; consuming uses one consumer per job, each with its
+//! own prefetch, on another connection, and the reconnect loop is ours (lapin's
 //! auto-recovery has open reports of never recovering after a broker restart).
 
 mod consumer;
@@ -16,7 +17,7 @@ pub use delivery::AmqpDelivery;
 pub use options::AmqpOptions;
 pub use topology::{QueueCounts, Topology};
 
-use volley_core::{Broker, BrokerError, OutgoingChunk};
+use volley_core::{Broker, BrokerError, JobId, OutgoingChunk};
 
 /// The RabbitMQ broker. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -39,31 +40,67 @@ impl AmqpBroker {
         Topology::new(&self.options.namespace)
     }
 
-    /// Connects once and declares the topology (start-up check: fails fast with a clear error
-    /// for a wrong URL, wrong credentials or a queue declared with other arguments).
+    /// Connects once and declares the namespace's topology, and `job`'s queue when given
+    /// (start-up check: fails fast with a clear error for a wrong URL, wrong credentials or
+    /// a queue declared with other arguments).
     ///
     /// # Errors
     /// [`BrokerError`].
-    pub async fn check(&self) -> Result<(), BrokerError> {
+    pub async fn check(&self, job: Option<&JobId>) -> Result<(), BrokerError> {
         let conn = options::connect(&self.options, "check").await?;
         let channel = conn.create_channel().await.map_err(options::unavailable)?;
-        self.topology()
-            .declare(&channel, self.options.delivery_limit)
-            .await?;
+        let topology = self.topology();
+        topology.declare(&channel).await?;
+        if let Some(job) = job {
+            topology
+                .declare_job(&channel, job, self.options.delivery_limit)
+                .await?;
+        }
         let _ = conn.close(200, "check done".into()).await;
         Ok(())
     }
 
-    /// Message counts of the chunk and dead-letter queues.
+    /// Ready messages and consumers of the queues of `jobs`, summed (a queue nobody
+    /// declared yet, or deleted once its job ended, counts zero), and the dead letters. A
+    /// read-only look with passive declares: the reader's `delivery_limit` need not match the
+    /// fleet's (a declare with another `x-delivery-limit` would fail with
+    /// `PRECONDITION_FAILED`), and a mistyped namespace creates no queue.
     ///
     /// # Errors
     /// [`BrokerError`].
-    pub async fn queue_counts(&self) -> Result<QueueCounts, BrokerError> {
+    pub async fn queue_counts(&self, jobs: &[JobId]) -> Result<QueueCounts, BrokerError> {
         let conn = options::connect(&self.options, "admin").await?;
-        let channel = conn.create_channel().await.map_err(options::unavailable)?;
-        let counts = self.topology().counts(&channel).await;
+        let counted = self.count_on(&conn, jobs).await;
         let _ = conn.close(200, "done".into()).await;
-        counts
+        counted
+    }
+
+    async fn count_on(
+        &self,
+        conn: &lapin::Connection,
+        jobs: &[JobId],
+    ) -> Result<QueueCounts, BrokerError> {
+        let topology = self.topology();
+        let mut counts = QueueCounts {
+            chunks_ready: 0,
+            consumers: 0,
+            dead: 0,
+        };
+        // A passive declare of a missing queue closes its channel: one channel per queue.
+        let passive = |queue: String| async move {
+            let channel = conn.create_channel().await.map_err(options::unavailable)?;
+            topology::passive_declare(&channel, &queue).await
+        };
+        if let Some(dead) = passive(topology.dead.clone()).await? {
+            counts.dead = dead.message_count();
+        }
+        for job in jobs {
+            if let Some(queue) = passive(topology.job_queue(job)).await? {
+                counts.chunks_ready += queue.message_count();
+                counts.consumers += queue.consumer_count();
+            }
+        }
+        Ok(counts)
     }
 
     /// Lists up to `limit` dead letters, leaving them in the queue.
@@ -74,7 +111,7 @@ impl AmqpBroker {
         dead::list(&self.options, limit).await
     }
 
-    /// Moves dead letters (of `job`, or all) back to the chunk queue, except those `settled`
+    /// Moves dead letters (of `job`, or all) back to their jobs' queues, except those `settled`
     /// picks: they are removed and returned.
     ///
     /// # Errors
@@ -87,14 +124,14 @@ impl AmqpBroker {
         dead::requeue(&self.options, job, settled).await
     }
 
-    /// Deletes the namespace's queues and exchange (test clean-up).
+    /// Deletes the queues of `jobs`, the dead-letter queue and the exchange (test clean-up).
     ///
     /// # Errors
     /// [`BrokerError`].
-    pub async fn delete_topology(&self) -> Result<(), BrokerError> {
+    pub async fn delete_topology(&self, jobs: &[JobId]) -> Result<(), BrokerError> {
         let conn = options::connect(&self.options, "admin").await?;
         let channel = conn.create_channel().await.map_err(options::unavailable)?;
-        self.topology().delete(&channel).await?;
+        self.topology().delete(&channel, jobs).await?;
         let _ = conn.close(200, "done".into()).await;
         Ok(())
     }
@@ -103,15 +140,19 @@ impl AmqpBroker {
 impl Broker for AmqpBroker {
     type Consumer = AmqpConsumer;
 
-    async fn waiting(&self) -> Result<u64, BrokerError> {
-        Ok(u64::from(self.queue_counts().await?.chunks_ready))
+    async fn waiting(&self, jobs: &[JobId]) -> Result<u64, BrokerError> {
+        if jobs.is_empty() {
+            return Ok(0);
+        }
+        Ok(u64::from(self.queue_counts(jobs).await?.chunks_ready))
     }
 
     async fn publish_confirmed(&self, batch: Vec<OutgoingChunk>) -> Result<(), BrokerError> {
         self.publisher.publish_confirmed(batch).await
     }
 
-    async fn consume(&self, prefetch: u16) -> Result<AmqpConsumer, BrokerError> {
-        AmqpConsumer::start(self.options.clone(), prefetch).await
+    /// Each job's prefetch comes with [`volley_core::ChunkConsumer::follow`].
+    async fn consume(&self, _prefetch: u16) -> Result<AmqpConsumer, BrokerError> {
+        AmqpConsumer::start(self.options.clone()).await
     }
 }

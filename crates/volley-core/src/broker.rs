@@ -1,11 +1,16 @@
 //! The broker capability: publish chunk messages with confirmation, consume them with
 //! prefetch, and settle each delivery. Implemented for RabbitMQ (`volley-amqp`) and in memory.
+//! Each job's chunks wait in a queue of their own, so a consumer follows the jobs it is
+//! told to, each with its own prefetch: a small job never waits behind a large one's backlog.
 
+use crate::JobId;
 use std::future::Future;
 
 /// A chunk message ready to publish.
 #[derive(Debug, Clone)]
 pub struct OutgoingChunk {
+    /// The job whose queue it goes to.
+    pub job: JobId,
     /// `{job}:{chunk}`.
     pub message_id: String,
     /// The encoded chunk.
@@ -48,15 +53,17 @@ pub trait Broker: Send + Sync + 'static {
         batch: Vec<OutgoingChunk>,
     ) -> impl Future<Output = Result<(), BrokerError>> + Send;
 
-    /// Chunk messages waiting in the queue (not counting delivered, unsettled ones), as the
-    /// broker sees it now: a worker about to leave as idle asks first, since a partition
-    /// looks like an empty queue from the consumer's side.
+    /// Chunk messages waiting in the queues of `jobs` (not counting delivered, unsettled
+    /// ones), as the broker sees it now: a worker about to leave as idle asks first, since a
+    /// partition looks like an empty queue from the consumer's side.
     ///
     /// # Errors
     /// [`BrokerError`] when the broker cannot be asked.
-    fn waiting(&self) -> impl Future<Output = Result<u64, BrokerError>> + Send;
+    fn waiting(&self, jobs: &[JobId]) -> impl Future<Output = Result<u64, BrokerError>> + Send;
 
-    /// Starts consuming with at most `prefetch` unsettled deliveries.
+    /// Starts a consumer that follows no job until [`ChunkConsumer::follow`] names some.
+    /// `prefetch` bounds the unsettled deliveries where the broker has one queue (in
+    /// memory); a broker with a queue per job takes each job's from [`Follow::prefetch`].
     ///
     /// # Errors
     /// [`BrokerError`] when the consumer cannot start.
@@ -66,10 +73,38 @@ pub trait Broker: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Self::Consumer, BrokerError>> + Send;
 }
 
-/// A stream of deliveries that survives connection loss (the adapter reconnects).
+/// A job whose queue a consumer takes chunks from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Follow {
+    /// The job.
+    pub job: JobId,
+    /// Its chunks held at once (unsettled deliveries), at least 1.
+    pub prefetch: u16,
+}
+
+/// A stream of deliveries that survives connection loss (the adapter reconnects, and
+/// follows the same jobs again).
 pub trait ChunkConsumer: Send + 'static {
     /// The delivery type.
     type Delivery: ChunkDelivery;
+
+    /// Consumes exactly these jobs' queues from now on: starts the new ones, stops those left
+    /// out (their deliveries already handed out can still be settled) and restarts one whose
+    /// prefetch changed. Returns at once; the broker is told in the background.
+    fn follow(&mut self, jobs: Vec<Follow>);
+
+    /// `jobs` have ended: stops following them and deletes each one's queue when it is
+    /// empty (a redrive of the job declares it again).
+    fn retire(&mut self, jobs: Vec<JobId>) {
+        let _ = jobs;
+    }
+
+    /// Why the consumer stopped by itself, if it did (its `next()` returned `None` without a
+    /// `cancel`): a refusal that retrying cannot cure, such as a job's queue declared with
+    /// other arguments.
+    fn failure(&mut self) -> Option<BrokerError> {
+        None
+    }
 
     /// The next delivery; `None` once the consumer is cancelled. Cancel-safe.
     fn next(&mut self) -> impl Future<Output = Option<Self::Delivery>> + Send;

@@ -208,6 +208,7 @@ pub async fn produce<B: Broker, S: Store>(
         chunk_size: spec.chunking.size,
         tolerated_failure_percent: spec.result.tolerated_failure_percent,
         retention_secs,
+        weight: spec.weight,
         now_ms: now_ms(),
         resume_only,
     };
@@ -387,6 +388,7 @@ async fn publish_batch<B: Broker, S: Store>(
     let messages: Vec<OutgoingChunk> = batch
         .drain(..)
         .map(|p| OutgoingChunk {
+            job: job.clone(),
             message_id: ChunkMessage::message_id(job, p.chunk),
             payload: p.payload,
         })
@@ -509,6 +511,7 @@ async fn republish_missing<B: Broker, S: Store>(
             ReadEvent::Chunk(p) => {
                 report.republished.push(p.chunk);
                 batch.push(OutgoingChunk {
+                    job: job.clone(),
                     message_id: ChunkMessage::message_id(&job, p.chunk),
                     payload: p.payload,
                 });

@@ -1,5 +1,6 @@
+use crate::active;
 use crate::conn::{Connections, RedisOptions};
-use crate::keys::{JobKeys, jobs_index, namespace_marker, worker_key, workers_index};
+use crate::keys::{JobKeys, active_index, jobs_index, namespace_marker, worker_key, workers_index};
 use crate::scripts::{
     COMMIT, FINISH_PUBLISHING, INPUT_ERROR, PUBLISHED, REDRIVE_ADD, REDRIVE_END, REGISTER,
 };
@@ -11,8 +12,8 @@ use std::future::Future;
 use std::ops::Range;
 use std::sync::Arc;
 use volley_core::{
-    ChunkCommit, CommitStatus, FailedInput, JobId, JobState, JobStatus, Namespace, NewJob,
-    PublishMark, Registration, Store, StoreError, WorkerBeat,
+    ActiveJobs, ChunkCommit, CommitStatus, FailedInput, JobId, JobState, JobStatus, Namespace,
+    NewJob, PublishMark, Registration, Store, StoreError, WorkerBeat,
 };
 use volley_runtime::Settings;
 
@@ -153,12 +154,15 @@ impl RedisStore {
     pub async fn delete_job(&self, job: &JobId) -> Result<(), StoreError> {
         let keys = JobKeys::new(&self.ns, job);
         let index = jobs_index(&self.ns);
+        let active = active_index(&self.ns);
         let id = job.to_string();
         self.run(|mut c| async move {
             let () = redis::pipe()
                 .del(&keys.all())
                 .ignore()
                 .zrem(&index, &id)
+                .ignore()
+                .srem(&active, &id)
                 .ignore()
                 .query_async(&mut c)
                 .await?;
@@ -208,6 +212,7 @@ impl Store for RedisStore {
                     .arg(job.retention_secs)
                     .arg(job.now_ms)
                     .arg(if job.resume_only { "1" } else { "0" })
+                    .arg(job.weight.get())
                     .invoke_async(&mut c)
                     .await?;
                 if reply.first().map(String::as_str) == Some("created") {
@@ -222,6 +227,14 @@ impl Store for RedisStore {
                 Ok(reply)
             })
             .await?;
+        // A resumed job (after an input error) is active again too; a terminal one is
+        // dropped by the next reader.
+        if matches!(
+            reply.first().map(String::as_str),
+            Some("created" | "resume")
+        ) {
+            active::add(self, &job.id).await?;
+        }
         match reply.first().map(String::as_str) {
             Some("created") => Ok(Registration::Created),
             Some("unknown") => Ok(Registration::Unknown),
@@ -422,6 +435,8 @@ impl Store for RedisStore {
                 "job is {state}; retry it once it has finished"
             )));
         }
+        // The job is running again: workers must follow its queue.
+        active::add(self, job).await?;
         reply
             .parse()
             .map_err(|_| StoreError::Corrupt(format!("redrive reply '{reply}'")))
@@ -478,6 +493,10 @@ impl Store for RedisStore {
             return Ok(None);
         }
         job_status(job.as_str(), &meta, &counters).map(Some)
+    }
+
+    async fn active_jobs(&self) -> Result<ActiveJobs, StoreError> {
+        active::read(self).await
     }
 
     async fn list_jobs(&self) -> Result<Vec<JobStatus>, StoreError> {

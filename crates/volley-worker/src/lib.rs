@@ -14,6 +14,7 @@
 //! - `options`: how a worker runs (drain timeout, prefetch, heartbeat, hold limit).
 
 mod chunk;
+mod follow;
 mod jobs;
 mod options;
 mod run;

@@ -1,7 +1,9 @@
-//! The worker's main loop: consume, hand each delivery to its own task, heartbeat, and on
-//! shutdown stop consuming, drain within the timeout, then return what is left.
+//! The worker's main loop: follow the active jobs' queues, consume, hand each delivery to
+//! its own task, heartbeat, and on shutdown stop consuming, drain within the timeout, then
+//! return what is left.
 
 use crate::chunk::{ChunkContext, handle_delivery};
+use crate::follow::{Reading, follows, read_active};
 use crate::jobs::JobCache;
 use crate::options::WorkerOptions;
 use crate::startup::{NotUp, consume_when_up};
@@ -91,6 +93,7 @@ pub async fn run_worker<B: Broker, S: Store>(
     // Ends the heartbeat too if this future is dropped instead of returning.
     let _heartbeat_guard = heartbeat_stop.clone().drop_guard();
     let draining = CancellationToken::new();
+    let store_for_follow = store.clone();
     let heartbeat = tokio::spawn(heartbeat_loop(
         store,
         Beating {
@@ -101,6 +104,15 @@ pub async fn run_worker<B: Broker, S: Store>(
         },
         heartbeat_stop.clone(),
     ));
+    let (readings_tx, mut readings) = tokio::sync::mpsc::unbounded_channel();
+    // Stopped with the heartbeat, on every way out of this function.
+    tokio::spawn(read_active(
+        store_for_follow,
+        readings_tx,
+        heartbeat_stop.clone(),
+    ));
+    // The jobs whose queues are consumed now.
+    let mut followed: Vec<JobId> = Vec::new();
     let tracker = TaskTracker::new();
     let idle_tick = options
         .exit_when_idle
@@ -109,10 +121,17 @@ pub async fn run_worker<B: Broker, S: Store>(
         });
     let mut ticker = tokio::time::interval(idle_tick);
     let mut publishers = HashMap::new();
+    let mut failure = None;
     loop {
         tokio::select! {
             biased;
             () = shutdown.cancelled() => break,
+            Some(Reading { active, ended }) = readings.recv() => {
+                let wanted = follows(&active, options.prefetch);
+                followed = wanted.iter().map(|f| f.job.clone()).collect();
+                consumer.follow(wanted);
+                consumer.retire(ended);
+            }
             _ = ticker.tick() => {
                 // Time without a broker is not idleness: the queue may be full behind an
                 // outage.
@@ -124,10 +143,10 @@ pub async fn run_worker<B: Broker, S: Store>(
                 {
                     // Silence from the consumer is not proof of an empty queue (a partition
                     // looks the same): leave only when the broker says so.
-                    match tokio::time::timeout(Duration::from_secs(5), broker.waiting()).await {
+                    match tokio::time::timeout(Duration::from_secs(5), broker.waiting(&followed)).await {
                         Ok(Ok(0)) => {
-                            if let Some(job) = still_publishing(&ctx, &mut publishers).await {
-                                tracing::info!(job.id = %job, "idle, but the producer is still publishing a job of this worker's; staying");
+                            if let Some(job) = still_publishing(&ctx, &followed, &mut publishers).await {
+                                tracing::info!(job.id = %job, "idle, but the producer is still publishing a job this worker follows; staying");
                                 state.touch().await;
                             } else {
                                 tracing::info!(idle_ms = limit.as_millis() as u64, "idle; stopping");
@@ -150,7 +169,12 @@ pub async fn run_worker<B: Broker, S: Store>(
                 }
             }
             delivery = consumer.next() => {
-                let Some(delivery) = delivery else { break };
+                let Some(delivery) = delivery else {
+                    if let Some(e) = consumer.failure() {
+                        failure = Some(e);
+                    }
+                    break;
+                };
                 state.touch().await;
                 // Counted before the task starts, so the idle check never sees a gap.
                 let held = state.hold_chunk();
@@ -197,7 +221,10 @@ pub async fn run_worker<B: Broker, S: Store>(
         drained,
         "worker stopped"
     );
-    Ok(report)
+    match failure {
+        Some(e) => Err(WorkerError::Broker(e)),
+        None => Ok(report),
+    }
 }
 
 /// What the heartbeat reads.
@@ -267,15 +294,16 @@ const BEAT_WAIT: Duration = Duration::from_secs(3);
 /// waiting for its producer (which may have died; a re-run brings workers back).
 const PRODUCER_SILENCE: Duration = Duration::from_secs(60);
 
-/// A job this worker has worked on whose producer is still publishing (an empty queue then
+/// A job this worker follows whose producer is still publishing (an empty queue then
 /// means the producer is slower than the workers, or blocked by a broker alarm, not that
 /// the work is done). `seen` remembers each job's publish mark and when it last moved.
 async fn still_publishing<S: Store>(
     ctx: &ChunkContext<S>,
+    followed: &[JobId],
     seen: &mut HashMap<JobId, (u64, Instant)>,
 ) -> Option<JobId> {
-    for job in ctx.jobs.known().await {
-        let Ok(Some(status)) = ctx.store.job_status(&job).await else {
+    for job in followed {
+        let Ok(Some(status)) = ctx.store.job_status(job).await else {
             continue;
         };
         if status.state != JobState::Publishing {
@@ -288,7 +316,7 @@ async fn still_publishing<S: Store>(
             *mark = (status.published_chunks, Instant::now());
         }
         if mark.1.elapsed() < PRODUCER_SILENCE {
-            return Some(job);
+            return Some(job.clone());
         }
     }
     None

@@ -177,7 +177,7 @@ async fn resume_of_a_job_that_does_not_exist_registers_nothing() -> anyhow::Resu
     let id = volley_core::JobId::parse("nope-1").map_err(anyhow::Error::msg)?;
     assert!(store.job_status(&id).await?.is_none(), "no job registered");
     assert!(store.list_jobs().await?.is_empty(), "no job listed");
-    let counts = env.broker()?.queue_counts().await?;
+    let counts = env.queue_counts().await?;
     assert_eq!(counts.chunks_ready, 0, "no chunk queued");
     // --missing of an unknown job refuses too.
     let out = env
@@ -233,7 +233,7 @@ async fn resume_of_a_job_that_does_not_exist_registers_nothing() -> anyhow::Resu
         stderr.contains("job j-1 already fully published"),
         "{stderr}"
     );
-    let counts = env.broker()?.queue_counts().await?;
+    let counts = env.queue_counts().await?;
     assert_eq!(counts.chunks_ready, 3, "each of the 3 chunks queued once");
     // Another spec under the same id is an argument error, not an unreachable store.
     let other = env.write_spec("other", "/users/{id}?delay_ms=1", "")?;

@@ -325,7 +325,7 @@ async fn the_producer_exits_69_at_once_when_rabbitmq_or_redis_is_unreachable() -
         "nothing registered"
     );
     assert_eq!(
-        env.broker()?.queue_counts().await?.chunks_ready,
+        env.queue_counts().await?.chunks_ready,
         0,
         "nothing published"
     );
@@ -462,7 +462,7 @@ async fn producer_gives_up(
         "{status:?}"
     );
     // What was confirmed is not sent again; only the batch cut short can be (64 chunks).
-    let ready = env.broker()?.queue_counts().await?.chunks_ready;
+    let ready = env.queue_counts().await?.chunks_ready;
     assert!(
         (records..=records + 64).contains(&u64::from(ready)),
         "{ready} chunks queued"

@@ -58,13 +58,13 @@ pub(crate) async fn ready_before_and_after(
     env: &TestEnv,
     over: Duration,
 ) -> anyhow::Result<(u32, u32)> {
-    let before = env.broker()?.queue_counts().await?.chunks_ready;
+    let before = env.queue_counts().await?.chunks_ready;
     anyhow::ensure!(
         before > 0,
         "no chunk was ready to take: a worker acking would not show"
     );
     tokio::time::sleep(over).await;
-    let after = env.broker()?.queue_counts().await?.chunks_ready;
+    let after = env.queue_counts().await?.chunks_ready;
     Ok((before, after))
 }
 

@@ -134,6 +134,9 @@ async fn garbage_messages_are_dead_lettered_at_once_and_shown_by_volley_dead() -
     let ids = write_jsonl(&input, 1_000)?;
     let spec = env.write_spec("garbage", "/users/{id}", "[result]\nbody = \"none\"\n")?;
     let job = env.produce(&spec, &input, &[]).await?;
+    let job_id = volley_core::JobId::parse(&job).map_err(anyhow::Error::msg)?;
+    // Published into the job's queue, where workers consume (a stranger's queue nobody
+    // follows would keep them unseen).
     let garbage = [
         b"\xff\xfe not json".to_vec(),
         Vec::new(),
@@ -146,6 +149,7 @@ async fn garbage_messages_are_dead_lettered_at_once_and_shown_by_volley_dead() -
                 .iter()
                 .enumerate()
                 .map(|(i, payload)| OutgoingChunk {
+                    job: job_id.clone(),
                     message_id: format!("garbage:{i}"),
                     payload: payload.clone(),
                 })
@@ -176,7 +180,7 @@ async fn garbage_messages_are_dead_lettered_at_once_and_shown_by_volley_dead() -
         "non-printable bytes are escaped: {dead:?}"
     );
     // Listing did not consume them.
-    assert_eq!(env.broker()?.queue_counts().await?.dead, 4);
+    assert_eq!(env.queue_counts().await?.dead, 4);
     let out = env.run("volley", &["dead", "--requeue"]).await?;
     assert!(out.status.success(), "{}", describe(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("moved 4"));
@@ -185,7 +189,7 @@ async fn garbage_messages_are_dead_lettered_at_once_and_shown_by_volley_dead() -
         Duration::from_secs(10),
         Duration::from_millis(100),
         || async {
-            let counts = env.broker()?.queue_counts().await?;
+            let counts = env.queue_counts().await?;
             anyhow::ensure!(counts.dead == 4 && counts.chunks_ready == 0, "{counts:?}");
             anyhow::Ok(())
         },

@@ -177,7 +177,7 @@ async fn wait_for_ready(
     within: Duration,
 ) -> anyhow::Result<volley_amqp::QueueCounts> {
     eventually_every(within, Duration::from_millis(100), || async {
-        let counts = env.broker()?.queue_counts().await?;
+        let counts = env.queue_counts().await?;
         anyhow::ensure!(
             counts.chunks_ready == ready && counts.consumers == 0,
             "{counts:?}"

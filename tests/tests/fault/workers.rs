@@ -138,7 +138,7 @@ async fn a_frozen_worker_that_wakes_up_after_its_chunks_moved_on_changes_no_coun
     let mut other = env.spawn_worker("other", &["--prefetch", "4", "--exit-when-idle", "4s"])?;
     wait_done(&env, &job, 2_000, Duration::from_secs(60)).await?;
     let pid = zombie.id().unwrap_or_default();
-    let consumers = env.broker()?.queue_counts().await?.consumers;
+    let consumers = env.queue_counts().await?.consumers;
     kill("-STOP", pid)?;
     // Heartbeats of 2 s: the broker drops the frozen worker's connection within ~6 s and
     // requeues what it held. The frozen worker wakes only once its consumer is gone.
@@ -146,7 +146,7 @@ async fn a_frozen_worker_that_wakes_up_after_its_chunks_moved_on_changes_no_coun
         Duration::from_secs(20),
         Duration::from_millis(200),
         || async {
-            let done = env.broker()?.queue_counts().await?.consumers < consumers;
+            let done = env.queue_counts().await?.consumers < consumers;
             anyhow::ensure!(done, "not yet");
             anyhow::Ok(())
         },
@@ -322,7 +322,7 @@ async fn a_deleted_queue_is_noticed_and_declared_again() -> anyhow::Result<()> {
         Duration::from_secs(20),
         Duration::from_millis(100),
         || async {
-            let done = env.broker()?.queue_counts().await?.consumers != 0;
+            let done = env.queue_counts().await?.consumers != 0;
             anyhow::ensure!(done, "not yet");
             anyhow::Ok(())
         },
@@ -339,7 +339,7 @@ async fn a_deleted_queue_is_noticed_and_declared_again() -> anyhow::Result<()> {
         Duration::from_secs(15),
         Duration::from_millis(250),
         || async {
-            let counts = env.broker()?.queue_counts().await?;
+            let counts = env.queue_counts().await?;
             anyhow::ensure!(counts.consumers > 0, "{counts:?}");
             anyhow::Ok(())
         },

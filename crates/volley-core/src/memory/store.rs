@@ -1,8 +1,8 @@
 use crate::store::{
-    ChunkCommit, CommitStatus, FailedInput, JobStatus, NewJob, PublishMark, Registration, Store,
-    StoreError, WorkerBeat,
+    ActiveJob, ActiveJobs, ChunkCommit, CommitStatus, FailedInput, JobStatus, NewJob, PublishMark,
+    Registration, Store, StoreError, WorkerBeat,
 };
-use crate::{JobId, JobState};
+use crate::{JobId, JobState, Weight};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Range;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 struct Job {
     status: JobStatus,
     spec: String,
+    weight: Weight,
     state: JobState,
     mark: PublishMark,
     committed: HashSet<u64>,
@@ -109,6 +110,7 @@ impl Store for MemoryStore {
             Job {
                 status,
                 spec: new.spec_toml.clone(),
+                weight: new.weight,
                 state: JobState::Publishing,
                 mark: PublishMark {
                     chunks: 0,
@@ -339,6 +341,24 @@ impl Store for MemoryStore {
 
     async fn job_status(&self, job: &JobId) -> Result<Option<JobStatus>, StoreError> {
         Ok(self.lock().jobs.get(job).map(status_of))
+    }
+
+    async fn active_jobs(&self) -> Result<ActiveJobs, StoreError> {
+        let active = self
+            .lock()
+            .jobs
+            .iter()
+            .filter(|(_, job)| !job.state.is_terminal())
+            .map(|(id, job)| ActiveJob {
+                id: id.clone(),
+                weight: job.weight,
+            })
+            .collect();
+        // No index to keep here: nothing is dropped from it.
+        Ok(ActiveJobs {
+            active,
+            ended: Vec::new(),
+        })
     }
 
     async fn list_jobs(&self) -> Result<Vec<JobStatus>, StoreError> {
