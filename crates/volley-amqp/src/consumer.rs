@@ -25,8 +25,6 @@ const LOOK_EVERY: Duration = Duration::from_secs(1);
 enum Command {
     /// Consume exactly these jobs' queues.
     Follow(Vec<Follow>),
-    /// These jobs have ended: stop following them and delete their queues when empty.
-    Retire(Vec<JobId>),
 }
 
 /// Consumes the queues of the jobs it is told to follow, one channel and one consumer per
@@ -173,7 +171,6 @@ impl Supervisor {
                         self.wanted = jobs;
                         self.reconcile().await;
                     }
-                    Some(Command::Retire(jobs)) => self.retire(&jobs).await,
                     None => break,
                 },
                 Some(end) = ended.recv() => self.ended(end).await,
@@ -325,30 +322,6 @@ impl Supervisor {
         Ok(admin)
     }
 
-    async fn retire(&mut self, jobs: &[JobId]) {
-        for job in jobs {
-            self.wanted.retain(|f| &f.job != job);
-            if let Some(consumer) = self.following.remove(job) {
-                cancel(job, &consumer).await;
-            }
-            // Every worker that saw the job end tries; the first one to find the queue empty
-            // deletes it, and the broker cancels the other workers' consumers.
-            let deleted = match self.admin().await {
-                Ok(admin) => self.topology.delete_job_if_empty(&admin, job).await,
-                Err(e) => Err(e),
-            };
-            match deleted {
-                Ok(()) => tracing::debug!(job.id = %job, "the ended job's queue is deleted"),
-                Err(e) => {
-                    // Not empty (a duplicate published late) or no broker: the next
-                    // worker to see it, or a redrive, deals with it.
-                    self.admin = None;
-                    tracing::debug!(job.id = %job, error.message = %e, "the ended job's queue is not deleted");
-                }
-            }
-        }
-    }
-
     async fn ended(&mut self, end: Ended) {
         let current = self
             .following
@@ -464,12 +437,6 @@ impl ChunkConsumer for AmqpConsumer {
 
     fn follow(&mut self, jobs: Vec<Follow>) {
         let _ = self.commands.send(Command::Follow(jobs));
-    }
-
-    fn retire(&mut self, jobs: Vec<JobId>) {
-        if !jobs.is_empty() {
-            let _ = self.commands.send(Command::Retire(jobs));
-        }
     }
 
     async fn next(&mut self) -> Option<AmqpDelivery> {

@@ -40,24 +40,33 @@ impl AmqpBroker {
         Topology::new(&self.options.namespace)
     }
 
-    /// Connects once and declares the namespace's topology, and `job`'s queue when given
-    /// (start-up check: fails fast with a clear error for a wrong URL, wrong credentials or
-    /// a queue declared with other arguments).
+    /// Connects once and declares the namespace's exchange and dead-letter queue (start-up
+    /// check: fails fast with a clear error for a wrong URL or wrong credentials).
     ///
     /// # Errors
     /// [`BrokerError`].
-    pub async fn check(&self, job: Option<&JobId>) -> Result<(), BrokerError> {
+    pub async fn check(&self) -> Result<(), BrokerError> {
+        self.declare(None).await
+    }
+
+    /// Declares the namespace's topology and `job`'s queue, if given, on a connection of its
+    /// own.
+    async fn declare(&self, job: Option<&JobId>) -> Result<(), BrokerError> {
         let conn = options::connect(&self.options, "check").await?;
-        let channel = conn.create_channel().await.map_err(options::unavailable)?;
-        let topology = self.topology();
-        topology.declare(&channel).await?;
-        if let Some(job) = job {
-            topology
-                .declare_job(&channel, job, self.options.delivery_limit)
-                .await?;
+        let declared = async {
+            let channel = conn.create_channel().await.map_err(options::unavailable)?;
+            let topology = self.topology();
+            topology.declare(&channel).await?;
+            if let Some(job) = job {
+                topology
+                    .declare_job(&channel, job, self.options.delivery_limit)
+                    .await?;
+            }
+            Ok(())
         }
+        .await;
         let _ = conn.close(200, "check done".into()).await;
-        Ok(())
+        declared
     }
 
     /// Ready messages and consumers of the queues of `jobs`, summed (a queue nobody
@@ -103,6 +112,34 @@ impl AmqpBroker {
         Ok(counts)
     }
 
+    /// Deletes `job`'s queue when no chunk is ready in it and `still_ended`, asked after the
+    /// count and just before the delete, says the job is still ended (a redrive reopens the
+    /// job before it publishes, so a reopened job is seen and its queue kept). Returns
+    /// whether the queue was deleted. On a connection of its own: a refused delete must not
+    /// touch a consumer's.
+    ///
+    /// # Errors
+    /// [`BrokerError`].
+    pub async fn delete_ended_queue(
+        &self,
+        job: &JobId,
+        still_ended: impl std::future::Future<Output = bool> + Send,
+    ) -> Result<bool, BrokerError> {
+        let conn = options::connect(&self.options, "admin").await?;
+        let deleted = async {
+            let counts = self.count_on(&conn, std::slice::from_ref(job)).await?;
+            if counts.chunks_ready > 0 || !still_ended.await {
+                return Ok(false);
+            }
+            let channel = conn.create_channel().await.map_err(options::unavailable)?;
+            self.topology().delete_job(&channel, job).await?;
+            Ok(true)
+        }
+        .await;
+        let _ = conn.close(200, "done".into()).await;
+        deleted
+    }
+
     /// Lists up to `limit` dead letters, leaving them in the queue.
     ///
     /// # Errors
@@ -140,6 +177,10 @@ impl AmqpBroker {
 impl Broker for AmqpBroker {
     type Consumer = AmqpConsumer;
 
+    async fn declare_job(&self, job: &JobId) -> Result<(), BrokerError> {
+        self.declare(Some(job)).await
+    }
+
     async fn waiting(&self, jobs: &[JobId]) -> Result<u64, BrokerError> {
         if jobs.is_empty() {
             return Ok(0);
@@ -149,6 +190,14 @@ impl Broker for AmqpBroker {
 
     async fn publish_confirmed(&self, batch: Vec<OutgoingChunk>) -> Result<(), BrokerError> {
         self.publisher.publish_confirmed(batch).await
+    }
+
+    async fn delete_ended_queue(
+        &self,
+        job: &JobId,
+        still_ended: impl std::future::Future<Output = bool> + Send,
+    ) -> Result<bool, BrokerError> {
+        AmqpBroker::delete_ended_queue(self, job, still_ended).await
     }
 
     /// Each job's prefetch comes with [`volley_core::ChunkConsumer::follow`].

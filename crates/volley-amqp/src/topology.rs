@@ -158,25 +158,16 @@ impl Topology {
         }
     }
 
-    /// Deletes `job`'s queue if it holds no message: the job has ended, its queue is not
-    /// needed any more. A queue that still holds messages (a duplicate published late) stays
-    /// until the next try.
+    /// Deletes `job`'s queue, whatever it holds. Quorum queues refuse `if_empty` (with a
+    /// connection error, 540): callers count the queue first, on a connection of its own.
     ///
     /// # Errors
-    /// [`BrokerError`]; a queue that is not empty is refused by the broker (and closes the
-    /// channel).
-    pub async fn delete_job_if_empty(
-        &self,
-        channel: &Channel,
-        job: &JobId,
-    ) -> Result<(), BrokerError> {
+    /// [`BrokerError`].
+    pub async fn delete_job(&self, channel: &Channel, job: &JobId) -> Result<(), BrokerError> {
         channel
             .queue_delete(
                 self.job_queue(job).as_str().into(),
-                QueueDeleteOptions {
-                    if_empty: true,
-                    ..QueueDeleteOptions::default()
-                },
+                QueueDeleteOptions::default(),
             )
             .await
             .map(drop)

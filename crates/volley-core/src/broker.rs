@@ -53,6 +53,15 @@ pub trait Broker: Send + Sync + 'static {
         batch: Vec<OutgoingChunk>,
     ) -> impl Future<Output = Result<(), BrokerError>> + Send;
 
+    /// Declares `job`'s queue (idempotently): what publishes a job's chunks calls it once the
+    /// job is registered, so that a queue declared with other arguments is refused before
+    /// anything is published.
+    ///
+    /// # Errors
+    /// [`BrokerError::Topology`] for a queue declared with other arguments, naming the
+    /// setting; [`BrokerError::Unavailable`].
+    fn declare_job(&self, job: &JobId) -> impl Future<Output = Result<(), BrokerError>> + Send;
+
     /// Chunk messages waiting in the queues of `jobs` (not counting delivered, unsettled
     /// ones), as the broker sees it now: a worker about to leave as idle asks first, since a
     /// partition looks like an empty queue from the consumer's side.
@@ -60,6 +69,19 @@ pub trait Broker: Send + Sync + 'static {
     /// # Errors
     /// [`BrokerError`] when the broker cannot be asked.
     fn waiting(&self, jobs: &[JobId]) -> impl Future<Output = Result<u64, BrokerError>> + Send;
+
+    /// Deletes the queue of `job`, which ended, when no chunk is ready in it and
+    /// `still_ended` (asked after that count, just before the delete) confirms the job has
+    /// not been reopened meanwhile. Returns whether it was deleted. Whatever publishes to
+    /// the job again declares its queue again.
+    ///
+    /// # Errors
+    /// [`BrokerError`] when the broker cannot be asked.
+    fn delete_ended_queue(
+        &self,
+        job: &JobId,
+        still_ended: impl Future<Output = bool> + Send,
+    ) -> impl Future<Output = Result<bool, BrokerError>> + Send;
 
     /// Starts a consumer that follows no job until [`ChunkConsumer::follow`] names some.
     /// `prefetch` bounds the unsettled deliveries where the broker has one queue (in
@@ -92,12 +114,6 @@ pub trait ChunkConsumer: Send + 'static {
     /// out (their deliveries already handed out can still be settled) and restarts one whose
     /// prefetch changed. Returns at once; the broker is told in the background.
     fn follow(&mut self, jobs: Vec<Follow>);
-
-    /// `jobs` have ended: stops following them and deletes each one's queue when it is
-    /// empty (a redrive of the job declares it again).
-    fn retire(&mut self, jobs: Vec<JobId>) {
-        let _ = jobs;
-    }
 
     /// Why the consumer stopped by itself, if it did (its `next()` returned `None` without a
     /// `cancel`): a refusal that retrying cannot cure, such as a job's queue declared with

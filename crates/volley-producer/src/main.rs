@@ -193,7 +193,7 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         &settings,
         format!("volley-producer {job}"),
     ));
-    if let Err(e) = broker.check(Some(&job)).await {
+    if let Err(e) = broker.check().await {
         return broker_failure(e);
     }
     let store = RedisStore::from_settings(&settings)?;

@@ -213,6 +213,9 @@ pub async fn produce<B: Broker, S: Store>(
         resume_only,
     };
     let registration = patiently("register job", || store.register_job(&new_job)).await?;
+    if !matches!(registration, Registration::Unknown) {
+        broker.declare_job(&job).await?;
+    }
     let mark = match registration {
         Registration::Unknown => return Err(ProduceError::UnknownJob { job }),
         Registration::Created => {

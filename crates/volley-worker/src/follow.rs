@@ -3,7 +3,6 @@
 //! each one's queue with a prefetch of `--prefetch` × the job's `weight`, so a job submitted
 //! behind a large one gets chunks at once instead of after the large one's backlog.
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -24,7 +23,7 @@ const HELD_BUDGET: u64 = 10;
 pub(crate) struct Reading {
     /// The jobs to consume.
     pub(crate) active: Vec<ActiveJob>,
-    /// Jobs that ended since: their queues can be deleted.
+    /// Jobs this read found ended: their queues can be deleted.
     pub(crate) ended: Vec<JobId>,
 }
 
@@ -55,17 +54,17 @@ pub(crate) fn follows(jobs: &[ActiveJob], prefetch: u16) -> Vec<Follow> {
         .collect()
 }
 
-/// Reads the active jobs every [`FOLLOW_EVERY`] until `stop`, and sends each reading. A job
-/// that left the active set is named as ended once the store says it is terminal (a job the
-/// store forgot is only no longer followed: its queue and what it holds stay, see the
-/// README's "Redis lost its data").
+/// Reads the active jobs every [`FOLLOW_EVERY`] until `stop`, and sends each reading. The
+/// jobs this worker's read found ended (and dropped from the store's index) are named, so
+/// one worker, not the whole fleet, tries to delete each ended job's queue. A job the store
+/// forgot is only no longer followed: its queue and what it holds stay (the README's
+/// "Redis lost its data").
 pub(crate) async fn read_active<S: Store>(
     store: S,
     readings: mpsc::UnboundedSender<Reading>,
     stop: CancellationToken,
 ) {
     let mut ticker = tokio::time::interval(FOLLOW_EVERY);
-    let mut seen: BTreeSet<JobId> = BTreeSet::new();
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
@@ -82,27 +81,11 @@ pub(crate) async fn read_active<S: Store>(
                 continue;
             }
         };
-        let now: BTreeSet<JobId> = found.active.iter().map(|j| j.id.clone()).collect();
-        let mut ended = found.ended;
-        for job in seen.difference(&now) {
-            if ended.contains(job) {
-                continue;
-            }
-            if let Ok(Ok(Some(status))) =
-                tokio::time::timeout(READ_WAIT, store.job_status(job)).await
-                && status.state.is_terminal()
-            {
-                ended.push(job.clone());
-            }
-        }
-        seen = now;
-        if readings
-            .send(Reading {
-                active: found.active,
-                ended,
-            })
-            .is_err()
-        {
+        let reading = Reading {
+            active: found.active,
+            ended: found.ended,
+        };
+        if readings.send(reading).is_err() {
             return;
         }
     }

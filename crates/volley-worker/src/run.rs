@@ -62,6 +62,7 @@ pub async fn run_worker<B: Broker, S: Store>(
     shutdown: CancellationToken,
     state: Option<Arc<WorkerState>>,
 ) -> Result<WorkerReport, WorkerError> {
+    let broker = Arc::new(broker);
     let client =
         build_client(&ClientOptions::default()).map_err(|e| WorkerError::Http(e.to_string()))?;
     let state = state.unwrap_or_else(|| Arc::new(WorkerState::new()));
@@ -76,7 +77,7 @@ pub async fn run_worker<B: Broker, S: Store>(
         settle_poison_at: options.settle_poison_at,
         max_hold: options.max_hold,
     });
-    let Some(mut consumer) = consume_when_up(&broker, &options, &shutdown).await? else {
+    let Some(mut consumer) = consume_when_up(broker.as_ref(), &options, &shutdown).await? else {
         tracing::info!("stopped while waiting for the broker");
         return Ok(WorkerReport {
             chunks_committed: 0,
@@ -130,7 +131,9 @@ pub async fn run_worker<B: Broker, S: Store>(
                 let wanted = follows(&active, options.prefetch);
                 followed = wanted.iter().map(|f| f.job.clone()).collect();
                 consumer.follow(wanted);
-                consumer.retire(ended);
+                for job in ended {
+                    tokio::spawn(delete_ended_queue(broker.clone(), ctx.store.clone(), job));
+                }
             }
             _ = ticker.tick() => {
                 // Time without a broker is not idleness: the queue may be full behind an
@@ -226,6 +229,31 @@ pub async fn run_worker<B: Broker, S: Store>(
         None => Ok(report),
     }
 }
+
+/// Deletes the queue of a job that ended, unless a chunk is ready in it or the job was
+/// reopened (a redrive) by the time of the delete. Every worker that saw the job end tries;
+/// the first one deletes it, and the broker cancels the other workers' consumers.
+async fn delete_ended_queue<B: Broker, S: Store>(broker: Arc<B>, store: S, job: JobId) {
+    let still_ended = async {
+        matches!(store.job_status(&job).await, Ok(Some(status)) if status.state.is_terminal())
+    };
+    match tokio::time::timeout(
+        QUEUE_DELETE_WAIT,
+        broker.delete_ended_queue(&job, still_ended),
+    )
+    .await
+    {
+        Ok(Ok(true)) => tracing::info!(job.id = %job, "deleted the ended job's queue"),
+        Ok(Ok(false)) => {}
+        Ok(Err(e)) => {
+            tracing::debug!(job.id = %job, error.message = %e, "the ended job's queue is not deleted");
+        }
+        Err(_) => tracing::debug!(job.id = %job, "the ended job's queue is not deleted in time"),
+    }
+}
+
+/// How long deleting an ended job's queue may take.
+const QUEUE_DELETE_WAIT: Duration = Duration::from_secs(10);
 
 /// What the heartbeat reads.
 struct Beating {

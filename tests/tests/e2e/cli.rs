@@ -381,12 +381,13 @@ async fn another_delivery_limit_is_one_line_naming_the_setting() -> anyhow::Resu
         .await?;
     let status: serde_json::Value = serde_json::from_slice(&status.stdout)?;
     assert_eq!(status["total"], 250);
-    // Writing with another limit is refused in one line that says what to set.
+    // Writing to the job's queue with another limit is refused in one line that says what
+    // to set (a new job's queue would simply be declared with this limit).
     let (spec, input) = (path_str(&spec)?, path_str(&input)?);
-    for (name, args) in [
-        ("volley", vec!["dead", "--requeue"]),
-        ("volley-producer", vec!["--spec", spec, "--input", input]),
-    ] {
+    for (name, args) in [(
+        "volley-producer",
+        vec!["--spec", spec, "--input", input, "--job-id", job.as_str()],
+    )] {
         let out = other_limit(name, &args).output().await?;
         assert_eq!(out.status.code(), Some(78), "{}", describe(&out));
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -397,7 +398,7 @@ async fn another_delivery_limit_is_one_line_naming_the_setting() -> anyhow::Resu
         assert_eq!(lines.len(), 1, "{stderr}");
         assert!(
             lines[0].contains(&format!(
-                "queue {}.chunks was declared with x-delivery-limit 20, but delivery_limit (VOLLEY_DELIVERY_LIMIT) is 7 here: set VOLLEY_DELIVERY_LIMIT=20",
+                "queue {}.chunks.{job} was declared with x-delivery-limit 20, but delivery_limit (VOLLEY_DELIVERY_LIMIT) is 7 here: set VOLLEY_DELIVERY_LIMIT=20",
                 env.ns
             )),
             "{stderr}"

@@ -80,6 +80,20 @@ impl MemoryBroker {
 impl Broker for MemoryBroker {
     type Consumer = MemoryConsumer;
 
+    /// One queue for every job: nothing to declare.
+    async fn declare_job(&self, _job: &JobId) -> Result<(), BrokerError> {
+        Ok(())
+    }
+
+    /// One queue for every job: nothing to delete.
+    async fn delete_ended_queue(
+        &self,
+        _job: &JobId,
+        _still_ended: impl std::future::Future<Output = bool> + Send,
+    ) -> Result<bool, BrokerError> {
+        Ok(false)
+    }
+
     async fn waiting(&self, _jobs: &[JobId]) -> Result<u64, BrokerError> {
         Ok(self.ready_len() as u64)
     }
