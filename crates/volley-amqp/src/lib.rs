@@ -53,18 +53,14 @@ impl AmqpBroker {
     /// own.
     async fn declare(&self, job: Option<&JobId>) -> Result<(), BrokerError> {
         let conn = options::connect(&self.options, "check").await?;
-        let declared = async {
-            let channel = conn.create_channel().await.map_err(options::unavailable)?;
-            let topology = self.topology();
-            topology.declare(&channel).await?;
-            if let Some(job) = job {
-                topology
-                    .declare_job(&channel, job, self.options.delivery_limit)
-                    .await?;
-            }
-            Ok(())
+        let channel = conn.create_channel().await.map_err(options::unavailable)?;
+        let topology = self.topology();
+        let mut declared = topology.declare(&channel).await;
+        if let (Ok(()), Some(job)) = (&declared, job) {
+            declared = topology
+                .declare_job(&channel, job, self.options.delivery_limit)
+                .await;
         }
-        .await;
         let _ = conn.close(200, "check done".into()).await;
         declared
     }
@@ -79,15 +75,19 @@ impl AmqpBroker {
     /// [`BrokerError`].
     pub async fn queue_counts(&self, jobs: &[JobId]) -> Result<QueueCounts, BrokerError> {
         let conn = options::connect(&self.options, "admin").await?;
-        let counted = self.count_on(&conn, jobs).await;
+        let mut channels = Vec::new();
+        let counted = self.count_on(&conn, jobs, &mut channels).await;
         let _ = conn.close(200, "done".into()).await;
         counted
     }
 
+    /// Counts on `conn`. The channels it opens are returned: dropped before the connection
+    /// closes, lapin reports each as a connection error.
     async fn count_on(
         &self,
         conn: &lapin::Connection,
         jobs: &[JobId],
+        channels: &mut Vec<lapin::Channel>,
     ) -> Result<QueueCounts, BrokerError> {
         let topology = self.topology();
         let mut counts = QueueCounts {
@@ -96,17 +96,19 @@ impl AmqpBroker {
             dead: 0,
         };
         // A passive declare of a missing queue closes its channel: one channel per queue.
-        let passive = |queue: String| async move {
+        let queues = std::iter::once(topology.dead.clone())
+            .chain(jobs.iter().map(|job| topology.job_queue(job)));
+        for (i, queue) in queues.enumerate() {
             let channel = conn.create_channel().await.map_err(options::unavailable)?;
-            topology::passive_declare(&channel, &queue).await
-        };
-        if let Some(dead) = passive(topology.dead.clone()).await? {
-            counts.dead = dead.message_count();
-        }
-        for job in jobs {
-            if let Some(queue) = passive(topology.job_queue(job)).await? {
-                counts.chunks_ready += queue.message_count();
-                counts.consumers += queue.consumer_count();
+            let found = topology::passive_declare(&channel, &queue).await;
+            channels.push(channel);
+            match (i, found?) {
+                (_, None) => {}
+                (0, Some(dead)) => counts.dead = dead.message_count(),
+                (_, Some(queue)) => {
+                    counts.chunks_ready += queue.message_count();
+                    counts.consumers += queue.consumer_count();
+                }
             }
         }
         Ok(counts)
@@ -126,14 +128,18 @@ impl AmqpBroker {
         still_ended: impl std::future::Future<Output = bool> + Send,
     ) -> Result<bool, BrokerError> {
         let conn = options::connect(&self.options, "admin").await?;
+        let mut channels = Vec::new();
         let deleted = async {
-            let counts = self.count_on(&conn, std::slice::from_ref(job)).await?;
+            let counts = self
+                .count_on(&conn, std::slice::from_ref(job), &mut channels)
+                .await?;
             if counts.chunks_ready > 0 || !still_ended.await {
                 return Ok(false);
             }
             let channel = conn.create_channel().await.map_err(options::unavailable)?;
-            self.topology().delete_job(&channel, job).await?;
-            Ok(true)
+            let deleted = self.topology().delete_job(&channel, job).await;
+            channels.push(channel);
+            deleted.map(|()| true)
         }
         .await;
         let _ = conn.close(200, "done".into()).await;
