@@ -134,9 +134,26 @@ async fn garbage_messages_are_dead_lettered_at_once_and_shown_by_volley_dead() -
     let ids = write_jsonl(&input, 1_000)?;
     let spec = env.write_spec("garbage", "/users/{id}", "[result]\nbody = \"none\"\n")?;
     let job = env.produce(&spec, &input, &[]).await?;
-    let job_id = volley_core::JobId::parse(&job).map_err(anyhow::Error::msg)?;
-    // Published into the job's queue, where workers consume (a stranger's queue nobody
-    // follows would keep them unseen).
+    // The garbage goes into the queue of a job that stays active (stopped at a bad first
+    // line, so its queue is followed and empty): workers consume only active jobs' queues,
+    // and a requeue sends a dead letter back to the queue it died in.
+    let bad = env.path("bad.jsonl");
+    std::fs::write(&bad, "{\"id\": \n")?;
+    let out = env
+        .run(
+            "volley-producer",
+            &[
+                "--spec",
+                volley_tests::path_str(&spec)?,
+                "--input",
+                volley_tests::path_str(&bad)?,
+                "--job-id",
+                "stopped-1",
+            ],
+        )
+        .await?;
+    assert_eq!(out.status.code(), Some(65), "{}", describe(&out));
+    let job_id = volley_core::JobId::parse("stopped-1").map_err(anyhow::Error::msg)?;
     let garbage = [
         b"\xff\xfe not json".to_vec(),
         Vec::new(),
@@ -190,7 +207,10 @@ async fn garbage_messages_are_dead_lettered_at_once_and_shown_by_volley_dead() -
         Duration::from_millis(100),
         || async {
             let counts = env.queue_counts().await?;
-            anyhow::ensure!(counts.dead == 4 && counts.chunks_ready == 0, "{counts:?}");
+            anyhow::ensure!(
+                counts.dead == 4 && counts.chunks_ready == 0 && counts.consumers > 0,
+                "{counts:?}"
+            );
             anyhow::Ok(())
         },
     )

@@ -29,7 +29,7 @@ async fn redis_down_mid_job_holds_every_ack_until_the_commit_lands() -> anyhow::
     for log in ["w1.log", "w2.log"] {
         wait_for_log(&env, log, "commit failed", Duration::from_secs(20)).await?;
     }
-    let (before, during) = ready_before_and_after(&env, Duration::from_secs(4)).await?;
+    let (before, during) = ready_before_and_after(&env, &job, Duration::from_secs(4)).await?;
     assert_eq!(
         before, during,
         "no chunk was acked (and no new one taken) while Redis was down"
@@ -199,7 +199,7 @@ async fn a_full_redis_holds_every_ack_until_there_is_room() -> anyhow::Result<()
     let mut worker = env.spawn_worker("w", &["--prefetch", "2", "--exit-when-idle", "5s"])?;
     // Wait until the commits are refused.
     wait_for_log(&env, "w.log", "OOM", Duration::from_secs(60)).await?;
-    let (before, during) = ready_before_and_after(&env, Duration::from_secs(3)).await?;
+    let (before, during) = ready_before_and_after(&env, &job, Duration::from_secs(3)).await?;
     assert_eq!(before, during, "no ack while Redis refuses writes");
     let out = pr.cli(&["CONFIG", "SET", "maxmemory", "0"])?;
     assert!(out.status.success());
@@ -242,7 +242,7 @@ async fn a_redis_that_cannot_persist_holds_every_ack_until_it_can() -> anyhow::R
     std::fs::create_dir(&blocker)?;
     pr.cli(&["BGSAVE"])?;
     wait_for_log(&env, "w.log", "MISCONF", Duration::from_secs(60)).await?;
-    let (before, during) = ready_before_and_after(&env, Duration::from_secs(3)).await?;
+    let (before, during) = ready_before_and_after(&env, &job, Duration::from_secs(3)).await?;
     assert_eq!(before, during, "no ack while Redis refuses writes");
     std::fs::remove_dir(&blocker)?;
     let out = pr.cli(&["BGSAVE"])?;
@@ -329,7 +329,7 @@ async fn paused_redis_writes_are_waited_out_without_double_counting() -> anyhow:
     wait_done(&env, &job, 1_000, Duration::from_secs(60)).await?;
     pr.cli(&["CLIENT", "PAUSE", "6000", "WRITE"])?;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let (before, during) = ready_before_and_after(&env, Duration::from_secs(3)).await?;
+    let (before, during) = ready_before_and_after(&env, &job, Duration::from_secs(3)).await?;
     assert_eq!(before, during, "no ack while writes are paused");
     // The workers hold their chunks and retry the commit until it lands: nothing goes back
     // to the queue, nothing is called twice.
