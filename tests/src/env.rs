@@ -168,6 +168,13 @@ impl TestEnv {
         Ok(String::from_utf8(out.stdout)?.trim().to_string())
     }
 
+    /// The queue counts summed over every job of the namespace (each job has a queue of its
+    /// own), with the dead letters.
+    pub async fn queue_counts(&self) -> anyhow::Result<volley_amqp::QueueCounts> {
+        let jobs = self.store()?.job_ids().await?;
+        Ok(self.broker()?.queue_counts(&jobs).await?)
+    }
+
     /// Deletes the namespace's queues, exchange and keys, with the code of `volley namespace
     /// delete`.
     pub async fn cleanup(&self) -> anyhow::Result<()> {

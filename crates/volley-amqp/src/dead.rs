@@ -1,12 +1,13 @@
 //! The dead-letter queue, for people: list what is in it (without consuming it) and send
-//! messages back to the chunk queue.
+//! messages back to the queues of their jobs.
 
 use crate::options::{AmqpOptions, connect, unavailable};
-use crate::topology::{CHUNK_KEY, Topology, passive_declare};
+use crate::topology::{Topology, passive_declare};
 use lapin::options::{BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel};
-use volley_core::{BrokerError, ChunkMessage};
+use std::collections::BTreeSet;
+use volley_core::{BrokerError, ChunkMessage, JobId};
 
 /// Bytes of a body shown in a preview.
 const PREVIEW_BYTES: usize = 120;
@@ -59,6 +60,29 @@ fn death_reason(props: &BasicProperties) -> String {
     "unknown".into()
 }
 
+/// The queue a message died in (RabbitMQ records it in the death headers).
+fn death_queue(props: &BasicProperties) -> Option<String> {
+    let headers = props.headers().as_ref()?;
+    if let Some(queue) = header_str(headers, "x-first-death-queue") {
+        return Some(queue);
+    }
+    match headers.inner().get("x-death")? {
+        AMQPValue::FieldArray(deaths) => match deaths.as_slice().last()? {
+            AMQPValue::FieldTable(first) => header_str(first, "queue"),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The job whose queue a dead letter goes back to: the job queue it died in, or else the
+/// job its body names.
+fn home_job(topology: &Topology, dead: &DeadLetter, props: &BasicProperties) -> Option<JobId> {
+    death_queue(props)
+        .and_then(|queue| topology.job_of_queue(&queue))
+        .or_else(|| dead.job.as_deref().and_then(|j| JobId::parse(j).ok()))
+}
+
 fn describe(data: &[u8], props: &BasicProperties) -> DeadLetter {
     let chunk = ChunkMessage::decode(data).ok();
     let shown = &data[..data.len().min(PREVIEW_BYTES)];
@@ -81,9 +105,7 @@ fn describe(data: &[u8], props: &BasicProperties) -> DeadLetter {
 async fn open(options: &AmqpOptions) -> Result<(lapin::Connection, Channel), BrokerError> {
     let conn = connect(options, "dead-letters").await?;
     let channel = conn.create_channel().await.map_err(unavailable)?;
-    Topology::new(&options.namespace)
-        .declare(&channel, options.delivery_limit)
-        .await?;
+    Topology::new(&options.namespace).declare(&channel).await?;
     Ok((conn, channel))
 }
 
@@ -121,10 +143,11 @@ pub(crate) async fn list(
     Ok(out)
 }
 
-/// Moves dead letters (of one job, or all) back to the chunk queue, each one published with
-/// a confirm before it is removed from the dead-letter queue. Returns how many moved. Only
-/// the messages present when it starts are looked at, so a message that dies again at once
-/// is not moved in a loop.
+/// Moves dead letters (of one job, or all) back to their jobs' queues (the queue each died
+/// in), each one published with a confirm before it is removed from the dead-letter queue.
+/// Returns how many moved. Only the messages present when it starts are looked at, so a
+/// message that dies again at once is not moved in a loop. A message with no job to go back
+/// to stays.
 pub(crate) async fn requeue(
     options: &AmqpOptions,
     job: Option<&str>,
@@ -149,6 +172,7 @@ pub(crate) async fn requeue(
         .map_err(unavailable)?
         .message_count();
     let mut report = RequeueReport::default();
+    let mut declared = BTreeSet::new();
     for _ in 0..present {
         let Some(message) = channel
             .basic_get(
@@ -177,6 +201,20 @@ pub(crate) async fn requeue(
             report.settled.push(dead);
             continue;
         }
+        let Some(home) = home_job(&topology, &dead, &delivery.properties) else {
+            tracing::warn!(
+                message.id = dead.message_id.as_deref().unwrap_or(""),
+                "dead letter has no job queue to go back to; it stays"
+            );
+            continue;
+        };
+        // The job's queue is deleted once the job ended: declared again before the first
+        // message that goes back to it.
+        if declared.insert(home.clone()) {
+            topology
+                .declare_job(&channel, &home, options.delivery_limit)
+                .await?;
+        }
         let mut props = BasicProperties::default()
             .with_delivery_mode(2)
             .with_content_type("application/json".into());
@@ -186,7 +224,7 @@ pub(crate) async fn requeue(
         let confirm = channel
             .basic_publish(
                 topology.exchange.as_str().into(),
-                CHUNK_KEY.into(),
+                Topology::job_key(&home).as_str().into(),
                 BasicPublishOptions {
                     mandatory: true,
                     ..BasicPublishOptions::default()
@@ -201,7 +239,7 @@ pub(crate) async fn requeue(
         if confirm.is_nack() || confirm.take_message().is_some() {
             return Err(BrokerError::Refused {
                 message_id: dead.message_id.unwrap_or_default(),
-                reason: "the chunk queue refused the message".into(),
+                reason: format!("queue {} refused the message", topology.job_queue(&home)),
             });
         }
         delivery
@@ -218,7 +256,7 @@ pub(crate) async fn requeue(
 /// What [`requeue`] did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct RequeueReport {
-    /// Messages sent back to the chunk queue.
+    /// Messages sent back to their jobs' queues.
     pub moved: u64,
     /// Messages removed without sending them back, because the store had settled their
     /// chunk (poison chunks: their records failed with `poison`).

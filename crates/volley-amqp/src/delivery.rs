@@ -1,8 +1,37 @@
-use lapin::Acker;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicNackOptions, BasicRejectOptions};
 use lapin::types::AMQPValue;
+use lapin::{Acker, Channel};
+use std::sync::Arc;
 use volley_core::{BrokerError, ChunkDelivery};
+
+/// A job consumer's channel, closed once its consumer has ended and every delivery it
+/// handed out is settled (each delivery holds it: closing earlier would return them).
+#[derive(Debug)]
+pub(crate) struct ChannelHold(Channel);
+
+impl ChannelHold {
+    pub(crate) fn new(channel: Channel) -> Self {
+        Self(channel)
+    }
+}
+
+impl Drop for ChannelHold {
+    fn drop(&mut self) {
+        let channel = self.0.clone();
+        if channel.status().connected()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(async move {
+                let _ = tokio::time::timeout(
+                    crate::options::CLOSE_WAIT,
+                    channel.close(200, "job consumer done".into()),
+                )
+                .await;
+            });
+        }
+    }
+}
 
 /// A chunk delivered by RabbitMQ.
 #[derive(Debug)]
@@ -11,10 +40,12 @@ pub struct AmqpDelivery {
     redelivered: bool,
     delivery_count: Option<u64>,
     acker: Acker,
+    /// Keeps the delivery's channel open until it is settled (or dropped).
+    _channel: Arc<ChannelHold>,
 }
 
 impl AmqpDelivery {
-    pub(crate) fn new(delivery: Delivery) -> Self {
+    pub(crate) fn new(delivery: Delivery, channel: Arc<ChannelHold>) -> Self {
         let delivery_count = delivery
             .properties
             .headers()
@@ -32,6 +63,7 @@ impl AmqpDelivery {
             delivery_count,
             acker: delivery.acker,
             data: delivery.data,
+            _channel: channel,
         }
     }
 }

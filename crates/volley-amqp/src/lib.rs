@@ -1,6 +1,7 @@
-//! Volley's RabbitMQ broker. Chunks go to a durable quorum queue with an explicit delivery
-//! limit and dead-lettering; publishing uses confirms and `mandatory` on a connection of its
-//! own; consuming uses prefetch on another connection, and the reconnect loop is ours (lapin's
+//! Volley's RabbitMQ broker. Each job's chunks go to a durable quorum queue of the job's own
+//! with an explicit delivery limit and dead-lettering; publishing uses confirms and
+//! `mandatory` on a connection of its own; consuming uses one consumer per job, each with its
+//! own prefetch, on another connection, and the reconnect loop is ours (lapin's
 //! auto-recovery has open reports of never recovering after a broker restart).
 
 mod consumer;
@@ -16,7 +17,7 @@ pub use delivery::AmqpDelivery;
 pub use options::AmqpOptions;
 pub use topology::{QueueCounts, Topology};
 
-use volley_core::{Broker, BrokerError, OutgoingChunk};
+use volley_core::{Broker, BrokerError, JobId, OutgoingChunk};
 
 /// The RabbitMQ broker. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -39,31 +40,110 @@ impl AmqpBroker {
         Topology::new(&self.options.namespace)
     }
 
-    /// Connects once and declares the topology (start-up check: fails fast with a clear error
-    /// for a wrong URL, wrong credentials or a queue declared with other arguments).
+    /// Connects once and declares the namespace's exchange and dead-letter queue (start-up
+    /// check: fails fast with a clear error for a wrong URL or wrong credentials).
     ///
     /// # Errors
     /// [`BrokerError`].
     pub async fn check(&self) -> Result<(), BrokerError> {
-        let conn = options::connect(&self.options, "check").await?;
-        let channel = conn.create_channel().await.map_err(options::unavailable)?;
-        self.topology()
-            .declare(&channel, self.options.delivery_limit)
-            .await?;
-        let _ = conn.close(200, "check done".into()).await;
-        Ok(())
+        self.declare(None).await
     }
 
-    /// Message counts of the chunk and dead-letter queues.
+    /// Declares the namespace's topology and `job`'s queue, if given, on a connection of its
+    /// own.
+    async fn declare(&self, job: Option<&JobId>) -> Result<(), BrokerError> {
+        let conn = options::connect(&self.options, "check").await?;
+        let channel = conn.create_channel().await.map_err(options::unavailable)?;
+        let topology = self.topology();
+        let mut declared = topology.declare(&channel).await;
+        if let (Ok(()), Some(job)) = (&declared, job) {
+            declared = topology
+                .declare_job(&channel, job, self.options.delivery_limit)
+                .await;
+        }
+        let _ = conn.close(200, "check done".into()).await;
+        declared
+    }
+
+    /// Ready messages and consumers of the queues of `jobs`, summed (a queue nobody
+    /// declared yet, or deleted once its job ended, counts zero), and the dead letters. A
+    /// read-only look with passive declares: the reader's `delivery_limit` need not match the
+    /// fleet's (a declare with another `x-delivery-limit` would fail with
+    /// `PRECONDITION_FAILED`), and a mistyped namespace creates no queue.
     ///
     /// # Errors
     /// [`BrokerError`].
-    pub async fn queue_counts(&self) -> Result<QueueCounts, BrokerError> {
+    pub async fn queue_counts(&self, jobs: &[JobId]) -> Result<QueueCounts, BrokerError> {
         let conn = options::connect(&self.options, "admin").await?;
-        let channel = conn.create_channel().await.map_err(options::unavailable)?;
-        let counts = self.topology().counts(&channel).await;
+        let mut channels = Vec::new();
+        let counted = self.count_on(&conn, jobs, &mut channels).await;
         let _ = conn.close(200, "done".into()).await;
-        counts
+        counted
+    }
+
+    /// Counts on `conn`. The channels it opens are returned: dropped before the connection
+    /// closes, lapin reports each as a connection error.
+    async fn count_on(
+        &self,
+        conn: &lapin::Connection,
+        jobs: &[JobId],
+        channels: &mut Vec<lapin::Channel>,
+    ) -> Result<QueueCounts, BrokerError> {
+        let topology = self.topology();
+        let mut counts = QueueCounts {
+            chunks_ready: 0,
+            consumers: 0,
+            dead: 0,
+        };
+        // A passive declare of a missing queue closes its channel: one channel per queue.
+        let queues = std::iter::once(topology.dead.clone())
+            .chain(jobs.iter().map(|job| topology.job_queue(job)));
+        for (i, queue) in queues.enumerate() {
+            let channel = conn.create_channel().await.map_err(options::unavailable)?;
+            let found = topology::passive_declare(&channel, &queue).await;
+            channels.push(channel);
+            match (i, found?) {
+                (_, None) => {}
+                (0, Some(dead)) => counts.dead = dead.message_count(),
+                (_, Some(queue)) => {
+                    counts.chunks_ready += queue.message_count();
+                    counts.consumers += queue.consumer_count();
+                }
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Deletes `job`'s queue when no chunk is ready in it and `still_ended`, asked after the
+    /// count and just before the delete, says the job is still ended (a redrive reopens the
+    /// job before it publishes, so a reopened job is seen and its queue kept). Returns
+    /// whether the queue was deleted. On a connection of its own: a refused delete must not
+    /// touch a consumer's.
+    ///
+    /// # Errors
+    /// [`BrokerError`].
+    pub async fn delete_ended_queue(
+        &self,
+        job: &JobId,
+        still_ended: impl std::future::Future<Output = bool> + Send,
+    ) -> Result<bool, BrokerError> {
+        let conn = options::connect(&self.options, "admin").await?;
+        let mut channels = Vec::new();
+        let deleted = async {
+            let counts = self
+                .count_on(&conn, std::slice::from_ref(job), &mut channels)
+                .await?;
+            if counts.chunks_ready > 0 || !still_ended.await {
+                return Ok(false);
+            }
+            let channel = conn.create_channel().await.map_err(options::unavailable)?;
+            let deleted = self.topology().delete_job(&channel, job).await;
+            channels.push(channel);
+            deleted.map(|()| true)
+        }
+        .await;
+        let _ = conn.close(200, "done".into()).await;
+        deleted
     }
 
     /// Lists up to `limit` dead letters, leaving them in the queue.
@@ -74,7 +154,7 @@ impl AmqpBroker {
         dead::list(&self.options, limit).await
     }
 
-    /// Moves dead letters (of `job`, or all) back to the chunk queue, except those `settled`
+    /// Moves dead letters (of `job`, or all) back to their jobs' queues, except those `settled`
     /// picks: they are removed and returned.
     ///
     /// # Errors
@@ -87,25 +167,26 @@ impl AmqpBroker {
         dead::requeue(&self.options, job, settled).await
     }
 
-    /// Deletes the namespace's queues and exchange (`volley namespace delete`, test
-    /// clean-up), each part even when another fails.
+    /// Deletes the queues of `jobs`, the dead-letter queue and the exchange (`volley
+    /// namespace delete`, test clean-up), each part even when another fails.
     ///
     /// # Errors
     /// [`BrokerError`]: the first part that could not be deleted.
-    pub async fn delete_topology(&self) -> Result<(), BrokerError> {
+    pub async fn delete_topology(&self, jobs: &[JobId]) -> Result<(), BrokerError> {
         let conn = options::connect(&self.options, "admin").await?;
-        let deleted = self.topology().delete(&conn).await;
+        let deleted = self.topology().delete(&conn, jobs).await;
         let _ = conn.close(200, "done".into()).await;
         deleted
     }
 
-    /// The namespace's queues and exchange that exist (`queue t-1.chunks`, `exchange t-1`).
+    /// Which of `jobs`' queues, the dead-letter queue and the exchange exist (`queue
+    /// t-1.chunks.J`, `exchange t-1`).
     ///
     /// # Errors
     /// [`BrokerError`].
-    pub async fn existing_topology(&self) -> Result<Vec<String>, BrokerError> {
+    pub async fn existing_topology(&self, jobs: &[JobId]) -> Result<Vec<String>, BrokerError> {
         let conn = options::connect(&self.options, "admin").await?;
-        let found = self.topology().existing(&conn).await;
+        let found = self.topology().existing(&conn, jobs).await;
         let _ = conn.close(200, "done".into()).await;
         found
     }
@@ -114,15 +195,31 @@ impl AmqpBroker {
 impl Broker for AmqpBroker {
     type Consumer = AmqpConsumer;
 
-    async fn waiting(&self) -> Result<u64, BrokerError> {
-        Ok(u64::from(self.queue_counts().await?.chunks_ready))
+    async fn declare_job(&self, job: &JobId) -> Result<(), BrokerError> {
+        self.declare(Some(job)).await
+    }
+
+    async fn waiting(&self, jobs: &[JobId]) -> Result<u64, BrokerError> {
+        if jobs.is_empty() {
+            return Ok(0);
+        }
+        Ok(u64::from(self.queue_counts(jobs).await?.chunks_ready))
     }
 
     async fn publish_confirmed(&self, batch: Vec<OutgoingChunk>) -> Result<(), BrokerError> {
         self.publisher.publish_confirmed(batch).await
     }
 
-    async fn consume(&self, prefetch: u16) -> Result<AmqpConsumer, BrokerError> {
-        AmqpConsumer::start(self.options.clone(), prefetch).await
+    async fn delete_ended_queue(
+        &self,
+        job: &JobId,
+        still_ended: impl std::future::Future<Output = bool> + Send,
+    ) -> Result<bool, BrokerError> {
+        AmqpBroker::delete_ended_queue(self, job, still_ended).await
+    }
+
+    /// Each job's prefetch comes with [`volley_core::ChunkConsumer::follow`].
+    async fn consume(&self, _prefetch: u16) -> Result<AmqpConsumer, BrokerError> {
+        AmqpConsumer::start(self.options.clone()).await
     }
 }

@@ -1,9 +1,10 @@
 use crate::options::{AmqpOptions, CLOSE_WAIT, connect, unavailable, within_open_deadline};
-use crate::topology::{CHUNK_KEY, Topology};
+use crate::topology::Topology;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::{BasicProperties, Channel, Connection};
+use std::collections::BTreeSet;
 use tokio::sync::Mutex;
-use volley_core::{BrokerError, OutgoingChunk};
+use volley_core::{BrokerError, JobId, OutgoingChunk};
 
 /// Persistent delivery mode.
 const PERSISTENT: u8 = 2;
@@ -34,7 +35,7 @@ impl Publisher {
         let conn = connect(&self.options, "producer").await?;
         let channel = conn.create_channel().await.map_err(unavailable)?;
         Topology::new(&self.options.namespace)
-            .declare(&channel, self.options.delivery_limit)
+            .declare(&channel)
             .await?;
         channel
             .confirm_select(ConfirmSelectOptions::default())
@@ -59,10 +60,18 @@ impl Publisher {
         let Some((_, channel)) = open.as_ref() else {
             return Err(BrokerError::Unavailable("no publishing channel".into()));
         };
-        let result = tokio::time::timeout(
-            self.options.confirm_timeout,
-            publish_all(channel, &self.options.namespace.to_string(), &batch),
-        )
+        let topology = Topology::new(&self.options.namespace);
+        let result = tokio::time::timeout(self.options.confirm_timeout, async {
+            // Each job's queue may have been deleted since (its job ended, and this is a
+            // redrive or a republish): declared before every batch, one call per job.
+            let jobs: BTreeSet<&JobId> = batch.iter().map(|c| &c.job).collect();
+            for job in jobs {
+                topology
+                    .declare_job(channel, job, self.options.delivery_limit)
+                    .await?;
+            }
+            publish_all(channel, &topology.exchange, &batch).await
+        })
         .await
         .unwrap_or_else(|_| {
             Err(BrokerError::Unavailable(format!(
@@ -98,7 +107,7 @@ async fn publish_all(
         let confirm = channel
             .basic_publish(
                 exchange.into(),
-                CHUNK_KEY.into(),
+                Topology::job_key(&chunk.job).as_str().into(),
                 BasicPublishOptions {
                     mandatory: true,
                     ..BasicPublishOptions::default()
@@ -118,15 +127,15 @@ async fn publish_all(
                 reason: "negative confirm (basic.nack)".into(),
             });
         }
-        // An unroutable message is still confirmed, with the returned message attached.
+        // An unroutable message is still confirmed, with the returned message attached. Its
+        // job's queue was declared a moment before, so it was deleted since by a worker that
+        // saw the job ended just before a redrive reopened it: the next try declares it
+        // again, and nothing was enqueued, so publishing again duplicates nothing.
         if let Some(returned) = confirmation.take_message() {
-            return Err(BrokerError::Refused {
-                message_id: id.to_string(),
-                reason: format!(
-                    "unroutable (basic.return {} {})",
-                    returned.reply_code, returned.reply_text
-                ),
-            });
+            return Err(BrokerError::Unavailable(format!(
+                "chunk {id} unroutable (basic.return {} {}): its job's queue is gone; declaring it again",
+                returned.reply_code, returned.reply_text
+            )));
         }
     }
     Ok(())

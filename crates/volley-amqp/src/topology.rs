@@ -4,34 +4,31 @@ use lapin::options::{
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, ExchangeKind};
-use volley_core::{BrokerError, Namespace};
+use volley_core::{BrokerError, JobId, Namespace};
 
-/// Routing key of chunk messages.
-pub(crate) const CHUNK_KEY: &str = "chunks";
 /// Routing key of dead letters.
 const DEAD_KEY: &str = "dead";
 
-/// The names under one namespace: exchange `{ns}`, queues `{ns}.chunks` and `{ns}.dead`.
+/// The names under one namespace: exchange `{ns}`, one chunk queue per job
+/// (`{ns}.chunks.{job}`, routing key `chunks.{job}`) and the dead-letter queue `{ns}.dead`.
 #[derive(Debug, Clone)]
 pub struct Topology {
     /// The direct exchange.
     pub exchange: String,
-    /// The chunk queue (quorum, delivery limit, dead-lettering).
-    pub chunks: String,
     /// The dead-letter queue.
     pub dead: String,
 }
 
-/// Ready messages and consumers of the two queues. A passive declare tells no more: the
-/// delivered, unacknowledged messages are known only to the consumers holding them (for
-/// Volley, the workers, which report them in their heartbeats).
+/// Ready messages and consumers of job queues, and the dead letters. A passive declare
+/// tells no more: the delivered, unacknowledged messages are known only to the consumers
+/// holding them (for Volley, the workers, which report them in their heartbeats).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueCounts {
-    /// Chunk messages waiting (not counting unacked ones).
+    /// The jobs' chunk messages waiting (not counting unacked ones).
     pub chunks_ready: u32,
-    /// Consumers on the chunk queue.
+    /// Consumers on the jobs' queues (a worker has one per job it follows).
     pub consumers: u32,
-    /// Dead letters.
+    /// Dead letters (of every job of the namespace: they share one queue).
     pub dead: u32,
 }
 
@@ -40,9 +37,26 @@ impl Topology {
     pub fn new(ns: &Namespace) -> Self {
         Self {
             exchange: ns.to_string(),
-            chunks: format!("{ns}.chunks"),
             dead: format!("{ns}.dead"),
         }
+    }
+
+    /// The queue holding `job`'s chunks.
+    pub fn job_queue(&self, job: &JobId) -> String {
+        format!("{}.chunks.{job}", self.exchange)
+    }
+
+    /// The routing key of `job`'s chunks on the exchange.
+    pub fn job_key(job: &JobId) -> String {
+        format!("chunks.{job}")
+    }
+
+    /// The job a queue of this namespace holds chunks of, if it is a job queue.
+    pub fn job_of_queue(&self, queue: &str) -> Option<JobId> {
+        let job = queue
+            .strip_prefix(&self.exchange)?
+            .strip_prefix(".chunks.")?;
+        JobId::parse(job).ok()
     }
 
     fn chunk_args(&self, delivery_limit: u32) -> FieldTable {
@@ -66,16 +80,12 @@ impl Topology {
         args
     }
 
-    /// Declares (idempotently) the exchange, both queues and their bindings.
+    /// Declares (idempotently) the exchange and the dead-letter queue with its binding: what
+    /// every process of the namespace needs before any job's queue.
     ///
     /// # Errors
-    /// [`BrokerError::Topology`] when a queue exists with other arguments (for instance
-    /// another delivery limit), naming what differs.
-    pub async fn declare(&self, channel: &Channel, delivery_limit: u32) -> Result<(), BrokerError> {
-        let durable = QueueDeclareOptions {
-            durable: true,
-            ..QueueDeclareOptions::default()
-        };
+    /// [`BrokerError::Topology`] when the dead-letter queue exists with other arguments.
+    pub async fn declare(&self, channel: &Channel) -> Result<(), BrokerError> {
         channel
             .exchange_declare(
                 self.exchange.as_str().into(),
@@ -87,80 +97,98 @@ impl Topology {
                 FieldTable::default(),
             )
             .await
-            .map_err(|e| self.mismatch(e))?;
+            .map_err(|e| self.mismatch(e, &self.dead))?;
         let mut dead_args = FieldTable::default();
         dead_args.insert(
             "x-queue-type".into(),
             AMQPValue::LongString("quorum".into()),
         );
         channel
-            .queue_declare(self.dead.as_str().into(), durable, dead_args)
+            .queue_declare(self.dead.as_str().into(), durable(), dead_args)
             .await
-            .map_err(|e| self.mismatch(e))?;
+            .map_err(|e| self.mismatch(e, &self.dead))?;
+        self.bind(channel, &self.dead, DEAD_KEY).await
+    }
+
+    /// Declares (idempotently) `job`'s chunk queue, quorum with the delivery limit and
+    /// dead-lettering, bound to the exchange under the job's key. Everything that publishes a
+    /// job's chunks calls it first: workers delete the queue once the job has ended, and a
+    /// redrive or a republish of the job brings it back.
+    ///
+    /// # Errors
+    /// [`BrokerError::Topology`] when the queue exists with other arguments (for instance
+    /// another delivery limit), naming what differs.
+    pub async fn declare_job(
+        &self,
+        channel: &Channel,
+        job: &JobId,
+        delivery_limit: u32,
+    ) -> Result<(), BrokerError> {
+        let queue = self.job_queue(job);
         channel
             .queue_declare(
-                self.chunks.as_str().into(),
-                durable,
+                queue.as_str().into(),
+                durable(),
                 self.chunk_args(delivery_limit),
             )
             .await
-            .map_err(|e| self.mismatch(e))?;
-        for (queue, key) in [(&self.chunks, CHUNK_KEY), (&self.dead, DEAD_KEY)] {
-            channel
-                .queue_bind(
-                    queue.as_str().into(),
-                    self.exchange.as_str().into(),
-                    key.into(),
-                    QueueBindOptions::default(),
-                    FieldTable::default(),
-                )
-                .await
-                .map_err(|e| self.mismatch(e))?;
-        }
-        Ok(())
+            .map_err(|e| self.mismatch(e, &queue))?;
+        self.bind(channel, &queue, &Self::job_key(job)).await
     }
 
-    fn mismatch(&self, e: lapin::Error) -> BrokerError {
+    async fn bind(&self, channel: &Channel, queue: &str, key: &str) -> Result<(), BrokerError> {
+        channel
+            .queue_bind(
+                queue.into(),
+                self.exchange.as_str().into(),
+                key.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|e| self.mismatch(e, queue))
+    }
+
+    fn mismatch(&self, e: lapin::Error, queue: &str) -> BrokerError {
         let text = e.to_string();
         if text.contains("PRECONDITION_FAILED") || text.contains("inequivalent") {
-            BrokerError::Topology(describe_mismatch(&text, &self.chunks))
+            BrokerError::Topology(describe_mismatch(&text, queue))
         } else {
             BrokerError::Unavailable(text)
         }
     }
 
-    /// Counts messages with passive declares. A read-only look declares nothing with
-    /// arguments: the reader's `delivery_limit` need not match the fleet's to count (a
-    /// declare with another `x-delivery-limit` would fail with `PRECONDITION_FAILED`), and
-    /// a mistyped namespace must not create queues. Queues nobody declared yet count zero.
+    /// Deletes `job`'s queue, whatever it holds. Quorum queues refuse `if_empty` (with a
+    /// connection error, 540): callers count the queue first, on a connection of its own.
     ///
     /// # Errors
     /// [`BrokerError`].
-    pub async fn counts(&self, channel: &Channel) -> Result<QueueCounts, BrokerError> {
-        let Some(chunks) = passive_declare(channel, &self.chunks).await? else {
-            return Ok(QueueCounts {
-                chunks_ready: 0,
-                consumers: 0,
-                dead: 0,
-            });
-        };
-        let dead = passive_declare(channel, &self.dead).await?;
-        Ok(QueueCounts {
-            chunks_ready: chunks.message_count(),
-            consumers: chunks.consumer_count(),
-            dead: dead.map_or(0, |q| q.message_count()),
-        })
+    pub async fn delete_job(&self, channel: &Channel, job: &JobId) -> Result<(), BrokerError> {
+        channel
+            .queue_delete(
+                self.job_queue(job).as_str().into(),
+                QueueDeleteOptions::default(),
+            )
+            .await
+            .map(drop)
+            .map_err(|e| BrokerError::Unavailable(e.to_string()))
     }
 
-    /// Deletes both queues and the exchange, each on a channel of its own: a refusal closes
-    /// its channel, and the other parts are still deleted. The first error is returned.
+    /// Deletes the queues of `jobs`, the dead-letter queue and the exchange, each on a
+    /// channel of its own: a refusal closes its channel, and the other parts are still
+    /// deleted. The first error is returned.
     ///
     /// # Errors
     /// [`BrokerError`].
-    pub async fn delete(&self, conn: &lapin::Connection) -> Result<(), BrokerError> {
+    pub async fn delete(
+        &self,
+        conn: &lapin::Connection,
+        jobs: &[JobId],
+    ) -> Result<(), BrokerError> {
         let unavailable = |e: lapin::Error| BrokerError::Unavailable(e.to_string());
         let mut first = None;
-        for queue in [&self.chunks, &self.dead] {
+        let queues = jobs.iter().map(|job| self.job_queue(job));
+        for queue in queues.chain([self.dead.clone()]) {
             let step = async {
                 let channel = conn.create_channel().await.map_err(unavailable)?;
                 channel
@@ -188,17 +216,22 @@ impl Topology {
         first.map_or(Ok(()), Err)
     }
 
-    /// The queues and the exchange of the namespace that exist, found with passive declares
+    /// Which of `jobs`' queues, the dead-letter queue and the exchange exist, found with passive declares
     /// (a channel each: a missing one closes its channel).
     ///
     /// # Errors
     /// [`BrokerError::Unavailable`].
-    pub async fn existing(&self, conn: &lapin::Connection) -> Result<Vec<String>, BrokerError> {
+    pub async fn existing(
+        &self,
+        conn: &lapin::Connection,
+        jobs: &[JobId],
+    ) -> Result<Vec<String>, BrokerError> {
         let unavailable = |e: lapin::Error| BrokerError::Unavailable(e.to_string());
         let mut out = Vec::new();
-        for queue in [&self.chunks, &self.dead] {
+        let queues = jobs.iter().map(|job| self.job_queue(job));
+        for queue in queues.chain([self.dead.clone()]) {
             let channel = conn.create_channel().await.map_err(unavailable)?;
-            if passive_declare(&channel, queue).await?.is_some() {
+            if passive_declare(&channel, &queue).await?.is_some() {
                 out.push(format!("queue {queue}"));
             }
         }
@@ -221,6 +254,13 @@ impl Topology {
             Err(e) => return Err(unavailable(e)),
         }
         Ok(out)
+    }
+}
+
+fn durable() -> QueueDeclareOptions {
+    QueueDeclareOptions {
+        durable: true,
+        ..QueueDeclareOptions::default()
     }
 }
 

@@ -1,11 +1,16 @@
 //! The broker capability: publish chunk messages with confirmation, consume them with
 //! prefetch, and settle each delivery. Implemented for RabbitMQ (`volley-amqp`) and in memory.
+//! Each job's chunks wait in a queue of their own, so a consumer follows the jobs it is
+//! told to, each with its own prefetch: a small job never waits behind a large one's backlog.
 
+use crate::JobId;
 use std::future::Future;
 
 /// A chunk message ready to publish.
 #[derive(Debug, Clone)]
 pub struct OutgoingChunk {
+    /// The job whose queue it goes to.
+    pub job: JobId,
     /// `{job}:{chunk}`.
     pub message_id: String,
     /// The encoded chunk.
@@ -48,15 +53,39 @@ pub trait Broker: Send + Sync + 'static {
         batch: Vec<OutgoingChunk>,
     ) -> impl Future<Output = Result<(), BrokerError>> + Send;
 
-    /// Chunk messages waiting in the queue (not counting delivered, unsettled ones), as the
-    /// broker sees it now: a worker about to leave as idle asks first, since a partition
-    /// looks like an empty queue from the consumer's side.
+    /// Declares `job`'s queue (idempotently): what publishes a job's chunks calls it once the
+    /// job is registered, so that a queue declared with other arguments is refused before
+    /// anything is published.
+    ///
+    /// # Errors
+    /// [`BrokerError::Topology`] for a queue declared with other arguments, naming the
+    /// setting; [`BrokerError::Unavailable`].
+    fn declare_job(&self, job: &JobId) -> impl Future<Output = Result<(), BrokerError>> + Send;
+
+    /// Chunk messages waiting in the queues of `jobs` (not counting delivered, unsettled
+    /// ones), as the broker sees it now: a worker about to leave as idle asks first, since a
+    /// partition looks like an empty queue from the consumer's side.
     ///
     /// # Errors
     /// [`BrokerError`] when the broker cannot be asked.
-    fn waiting(&self) -> impl Future<Output = Result<u64, BrokerError>> + Send;
+    fn waiting(&self, jobs: &[JobId]) -> impl Future<Output = Result<u64, BrokerError>> + Send;
 
-    /// Starts consuming with at most `prefetch` unsettled deliveries.
+    /// Deletes the queue of `job`, which ended, when no chunk is ready in it and
+    /// `still_ended` (asked after that count, just before the delete) confirms the job has
+    /// not been reopened meanwhile. Returns whether it was deleted. Whatever publishes to
+    /// the job again declares its queue again.
+    ///
+    /// # Errors
+    /// [`BrokerError`] when the broker cannot be asked.
+    fn delete_ended_queue(
+        &self,
+        job: &JobId,
+        still_ended: impl Future<Output = bool> + Send,
+    ) -> impl Future<Output = Result<bool, BrokerError>> + Send;
+
+    /// Starts a consumer that follows no job until [`ChunkConsumer::follow`] names some.
+    /// `prefetch` bounds the unsettled deliveries where the broker has one queue (in
+    /// memory); a broker with a queue per job takes each job's from [`Follow::prefetch`].
     ///
     /// # Errors
     /// [`BrokerError`] when the consumer cannot start.
@@ -66,10 +95,32 @@ pub trait Broker: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Self::Consumer, BrokerError>> + Send;
 }
 
-/// A stream of deliveries that survives connection loss (the adapter reconnects).
+/// A job whose queue a consumer takes chunks from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Follow {
+    /// The job.
+    pub job: JobId,
+    /// Its chunks held at once (unsettled deliveries), at least 1.
+    pub prefetch: u16,
+}
+
+/// A stream of deliveries that survives connection loss (the adapter reconnects, and
+/// follows the same jobs again).
 pub trait ChunkConsumer: Send + 'static {
     /// The delivery type.
     type Delivery: ChunkDelivery;
+
+    /// Consumes exactly these jobs' queues from now on: starts the new ones, stops those left
+    /// out (their deliveries already handed out can still be settled) and restarts one whose
+    /// prefetch changed. Returns at once; the broker is told in the background.
+    fn follow(&mut self, jobs: Vec<Follow>);
+
+    /// Why the consumer stopped by itself, if it did (its `next()` returned `None` without a
+    /// `cancel`): a refusal that retrying cannot cure, such as a job's queue declared with
+    /// other arguments.
+    fn failure(&mut self) -> Option<BrokerError> {
+        None
+    }
 
     /// The next delivery; `None` once the consumer is cancelled. Cancel-safe.
     fn next(&mut self) -> impl Future<Output = Option<Self::Delivery>> + Send;

@@ -39,7 +39,7 @@ pub mod throughput;
 pub mod time;
 
 pub use backoff::Backoff;
-pub use broker::{Broker, BrokerError, ChunkConsumer, ChunkDelivery, OutgoingChunk};
+pub use broker::{Broker, BrokerError, ChunkConsumer, ChunkDelivery, Follow, OutgoingChunk};
 pub use chunk::{
     CHUNK_FORMAT_VERSION, ChunkDecodeError, ChunkEncoder, ChunkMessage, ChunkRecord, Redo,
 };
@@ -58,11 +58,11 @@ pub use redact_url::redact_url;
 pub use retry::{RetryPolicy, parse_retry_after};
 pub use spec::{
     BodyMode, BreakerSpec, ChunkingSpec, ConcurrencySpec, InputSpec, JobSpec, RequestSpec,
-    ResultSpec, RetrySpec, SpecDuration, SpecError, SpecMethod,
+    ResultSpec, RetrySpec, SpecDuration, SpecError, SpecMethod, Weight,
 };
 pub use store::{
-    ChunkCommit, CommitStatus, FailedInput, JobStatus, NewJob, PublishMark, Registration, Splice,
-    Store, StoreError, WorkerBeat, WorkerPhase, render_list,
+    ActiveJob, ActiveJobs, ChunkCommit, CommitStatus, FailedInput, JobStatus, NewJob, PublishMark,
+    Registration, Splice, Store, StoreError, WorkerBeat, WorkerPhase, render_list,
 };
 pub use tally::{ChunkTally, bucket_upper_ms, latency_bucket, percentile_ms};
 pub use template::{RequestTemplate, TemplateError};

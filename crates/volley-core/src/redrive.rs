@@ -237,6 +237,7 @@ fn outgoing(job: &JobId, index: u64, records: &[u8]) -> OutgoingChunk {
     payload.extend_from_slice(records);
     payload.push(b'}');
     OutgoingChunk {
+        job: job.clone(),
         message_id: ChunkMessage::message_id(job, index),
         payload,
     }

@@ -4,7 +4,7 @@
 use crate::throughput::{Finished, RecentSeconds};
 use crate::{
     ChunkRecord, ChunkTally, ControlChange, ControlReply, JobControls, JobId, JobState,
-    RecordOutcome, Redo, decode_row, encode_chunk_results,
+    RecordOutcome, Redo, Weight, decode_row, encode_chunk_results,
 };
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -42,11 +42,35 @@ pub struct NewJob {
     pub tolerated_failure_percent: f64,
     /// Seconds a finished job's keys are kept.
     pub retention_secs: u64,
+    /// The spec's `weight`: the job's share beside other running jobs.
+    pub weight: Weight,
     /// Registration time.
     pub now_ms: u64,
     /// Only find an existing job (`volley-producer --resume`): an unknown id is
     /// [`Registration::Unknown`] and nothing is written.
     pub resume_only: bool,
+}
+
+/// A job whose queue workers consume: registered and not terminal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveJob {
+    /// The job.
+    pub id: JobId,
+    /// Its spec's `weight`.
+    pub weight: Weight,
+    /// Paused (`volley pause`) and not cancelled: its queue is not consumed meanwhile (a
+    /// cancelled job's is, so that its chunks are settled).
+    pub paused: bool,
+}
+
+/// What [`Store::active_jobs`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ActiveJobs {
+    /// The jobs whose queues workers consume.
+    pub active: Vec<ActiveJob>,
+    /// Terminal jobs found in the index and dropped from it just now: their queues are no
+    /// longer needed.
+    pub ended: Vec<JobId>,
 }
 
 /// Where a re-run producer continues.
@@ -502,6 +526,15 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
         job: &JobId,
     ) -> impl Future<Output = Result<Vec<(u64, Finished)>, StoreError>> + Send;
+
+    /// The jobs that are registered and not terminal (publishing, running, stopped at an
+    /// input error), from an index kept for it: workers read it every second to know which
+    /// queues to consume, so it costs a few reads, never a scan of every job. Terminal jobs
+    /// found in the index are dropped from it, and named in [`ActiveJobs::ended`].
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn active_jobs(&self) -> impl Future<Output = Result<ActiveJobs, StoreError>> + Send;
 
     /// Every known job, newest first.
     ///

@@ -84,7 +84,7 @@ pub async fn check_missing(
         return Ok(Verdict::NoneMissing);
     }
     let began = Instant::now();
-    let first = queue_counts(broker).await?;
+    let first = queue_counts(broker, job).await?;
     if let Some(why) = queued(&first) {
         return Ok(Verdict::Unsure(why));
     }
@@ -110,7 +110,7 @@ pub async fn check_missing(
         tokio::time::sleep(POLL).await;
         watch.see(read_beats(store).await?);
     }
-    let last = queue_counts(broker).await?;
+    let last = queue_counts(broker, job).await?;
     if let Some(why) = queued(&last) {
         return Ok(Verdict::Unsure(why));
     }
@@ -134,8 +134,8 @@ pub async fn check_missing(
     })
 }
 
-async fn queue_counts(broker: &AmqpBroker) -> Result<QueueCounts, BrokerError> {
-    tokio::time::timeout(BROKER_WAIT, broker.queue_counts())
+async fn queue_counts(broker: &AmqpBroker, job: &JobId) -> Result<QueueCounts, BrokerError> {
+    tokio::time::timeout(BROKER_WAIT, broker.queue_counts(std::slice::from_ref(job)))
         .await
         .map_err(|_| BrokerError::Unavailable("RabbitMQ did not answer a queue count".into()))?
 }

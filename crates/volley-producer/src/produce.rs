@@ -214,10 +214,14 @@ pub async fn produce<B: Broker, S: Store>(
         retention_secs: spec
             .result
             .retention_secs(std::time::Duration::from_secs(retention_secs)),
+        weight: spec.weight,
         now_ms: now_ms(),
         resume_only,
     };
     let registration = patiently("register job", || store.register_job(&new_job)).await?;
+    if !matches!(registration, Registration::Unknown) {
+        broker.declare_job(&job).await?;
+    }
     let mark = match registration {
         Registration::Unknown => return Err(ProduceError::UnknownJob { job }),
         Registration::Created => {
@@ -409,6 +413,7 @@ async fn publish_batch<B: Broker, S: Store>(
     let messages: Vec<OutgoingChunk> = batch
         .drain(..)
         .map(|p| OutgoingChunk {
+            job: job.clone(),
             message_id: ChunkMessage::message_id(job, p.chunk),
             payload: p.payload,
         })
@@ -532,6 +537,7 @@ async fn republish_missing<B: Broker, S: Store>(
             ReadEvent::Chunk(p) => {
                 report.republished.push(p.chunk);
                 batch.push(OutgoingChunk {
+                    job: job.clone(),
                     message_id: ChunkMessage::message_id(&job, p.chunk),
                     payload: p.payload,
                 });

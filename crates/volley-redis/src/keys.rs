@@ -52,6 +52,11 @@ pub(crate) fn jobs_index(ns: &Namespace) -> String {
     format!("{ns}:jobs")
 }
 
+/// Set of the ids of jobs that may be active (see `active.rs`).
+pub(crate) fn active_index(ns: &Namespace) -> String {
+    format!("{ns}:active")
+}
+
 /// Sorted set of worker ids by last heartbeat.
 pub(crate) fn workers_index(ns: &Namespace) -> String {
     format!("{ns}:workers")

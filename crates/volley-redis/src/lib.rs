@@ -3,6 +3,7 @@
 //! heartbeats. Every key of a job carries the job's hash tag, so a job's commit touches one
 //! slot and a move to Redis Cluster needs no key change.
 
+mod active;
 mod conn;
 mod fleet;
 mod keys;

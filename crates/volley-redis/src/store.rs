@@ -1,5 +1,6 @@
+use crate::active;
 use crate::conn::{Connections, RedisOptions};
-use crate::keys::{JobKeys, jobs_index, namespace_marker, worker_key, workers_index};
+use crate::keys::{JobKeys, active_index, jobs_index, namespace_marker, worker_key, workers_index};
 use crate::scripts::{
     COMMIT, CONTROL, FINISH_PUBLISHING, FORGET, INPUT_ERROR, PARTIAL, PUBLISHED, REDRIVE_ADD,
     REDRIVE_END, REGISTER,
@@ -15,8 +16,8 @@ use std::ops::Range;
 use std::sync::Arc;
 use volley_core::throughput::Finished;
 use volley_core::{
-    ChunkCommit, CommitStatus, ControlChange, ControlReply, FailedInput, JobControls, JobId,
-    JobState, JobStatus, Namespace, NewJob, PublishMark, Registration, Store, StoreError,
+    ActiveJobs, ChunkCommit, CommitStatus, ControlChange, ControlReply, FailedInput, JobControls,
+    JobId, JobState, JobStatus, Namespace, NewJob, PublishMark, Registration, Store, StoreError,
     WorkerBeat,
 };
 use volley_runtime::Settings;
@@ -158,6 +159,7 @@ impl RedisStore {
     pub async fn delete_job(&self, job: &JobId) -> Result<(), StoreError> {
         let keys = JobKeys::new(&self.ns, job);
         let index = jobs_index(&self.ns);
+        let active = active_index(&self.ns);
         let id = job.to_string();
         self.run(|mut c| async move {
             let () = redis::pipe()
@@ -165,11 +167,26 @@ impl RedisStore {
                 .ignore()
                 .zrem(&index, &id)
                 .ignore()
+                .srem(&active, &id)
+                .ignore()
                 .query_async(&mut c)
                 .await?;
             Ok(())
         })
         .await
+    }
+
+    /// The ids of every job registered in the namespace, whatever their stored state (so a
+    /// corrupt job does not hide its queue from `volley namespace delete`).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn job_ids(&self) -> Result<Vec<JobId>, StoreError> {
+        let index = jobs_index(&self.ns);
+        let ids: Vec<String> = self
+            .run(|mut c| async move { c.zrange(&index, 0, -1).await })
+            .await?;
+        Ok(ids.iter().filter_map(|id| JobId::parse(id).ok()).collect())
     }
 
     /// Deletes every key of the namespace, in batches of [`UNLINK_BATCH`] (`volley namespace
@@ -292,6 +309,7 @@ impl Store for RedisStore {
                     .arg(job.retention_secs)
                     .arg(job.now_ms)
                     .arg(if job.resume_only { "1" } else { "0" })
+                    .arg(job.weight.get())
                     .invoke_async(&mut c)
                     .await?;
                 if reply.first().map(String::as_str) == Some("created") {
@@ -306,6 +324,14 @@ impl Store for RedisStore {
                 Ok(reply)
             })
             .await?;
+        // A resumed job (after an input error) is active again too; a terminal one is
+        // dropped by the next reader.
+        if matches!(
+            reply.first().map(String::as_str),
+            Some("created" | "resume")
+        ) {
+            active::add(self, &job.id).await?;
+        }
         match reply.first().map(String::as_str) {
             Some("created") => Ok(Registration::Created),
             Some("unknown") => Ok(Registration::Unknown),
@@ -507,6 +533,8 @@ impl Store for RedisStore {
                 "job is {state}; retry it once it has finished"
             )));
         }
+        // The job is running again: workers must follow its queue.
+        active::add(self, job).await?;
         reply
             .parse()
             .map_err(|_| StoreError::Corrupt(format!("redrive reply '{reply}'")))
@@ -664,6 +692,10 @@ impl Store for RedisStore {
             .run(|mut c| async move { c.hgetall(&keys.series).await })
             .await?;
         Ok(minutes(series))
+    }
+
+    async fn active_jobs(&self) -> Result<ActiveJobs, StoreError> {
+        active::read(self).await
     }
 
     async fn list_jobs(&self) -> Result<Vec<JobStatus>, StoreError> {

@@ -89,6 +89,7 @@ impl JobCache {
     }
 
     /// The jobs this worker has loaded.
+    #[cfg(test)]
     pub(crate) async fn known(&self) -> Vec<JobId> {
         self.jobs
             .lock()
@@ -210,6 +211,7 @@ mod tests {
                 chunk_size: 10,
                 tolerated_failure_percent: 0.0,
                 retention_secs: 60,
+                weight: volley_core::Weight::default(),
                 now_ms: 1,
                 resume_only: false,
             })

@@ -19,6 +19,7 @@
 
 mod chunk;
 mod controls;
+mod follow;
 pub mod healthcheck;
 mod jobs;
 mod options;

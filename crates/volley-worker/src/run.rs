@@ -1,7 +1,9 @@
-//! The worker's main loop: consume, hand each delivery to its own task, heartbeat, and on
-//! shutdown stop consuming, drain within the timeout, then return what is left.
+//! The worker's main loop: follow the active jobs' queues, consume, hand each delivery to
+//! its own task, heartbeat, and on shutdown stop consuming, drain within the timeout, then
+//! return what is left.
 
 use crate::chunk::{ChunkContext, handle_delivery};
+use crate::follow::{Reading, follows, read_active};
 use crate::jobs::JobCache;
 use crate::options::WorkerOptions;
 use crate::startup::{NotUp, consume_when_up};
@@ -60,6 +62,7 @@ pub async fn run_worker<B: Broker, S: Store>(
     shutdown: CancellationToken,
     state: Option<Arc<WorkerState>>,
 ) -> Result<WorkerReport, WorkerError> {
+    let broker = Arc::new(broker);
     let client =
         build_client(&ClientOptions::default()).map_err(|e| WorkerError::Http(e.to_string()))?;
     let state = state.unwrap_or_else(|| Arc::new(WorkerState::new()));
@@ -80,7 +83,7 @@ pub async fn run_worker<B: Broker, S: Store>(
         store_name: options.store_name.clone(),
     });
     state.readiness.waiting_for(&options.broker_name);
-    let Some(mut consumer) = consume_when_up(&broker, &options, &shutdown).await? else {
+    let Some(mut consumer) = consume_when_up(broker.as_ref(), &options, &shutdown).await? else {
         tracing::info!("stopped while waiting for the broker");
         return Ok(WorkerReport {
             chunks_committed: 0,
@@ -106,6 +109,7 @@ pub async fn run_worker<B: Broker, S: Store>(
             crate::controls::watch_controls(ctx.store.clone(), &ctx.jobs, events, stop).await;
         })
     };
+    let store_for_follow = store.clone();
     let heartbeat = tokio::spawn(heartbeat_loop(
         store,
         Beating {
@@ -116,6 +120,15 @@ pub async fn run_worker<B: Broker, S: Store>(
         },
         heartbeat_stop.clone(),
     ));
+    let (readings_tx, mut readings) = tokio::sync::mpsc::unbounded_channel();
+    // Stopped with the heartbeat, on every way out of this function.
+    tokio::spawn(read_active(
+        store_for_follow,
+        readings_tx,
+        heartbeat_stop.clone(),
+    ));
+    // The jobs whose queues are consumed now.
+    let mut followed: Vec<JobId> = Vec::new();
     let tracker = TaskTracker::new();
     let idle_tick = options
         .exit_when_idle
@@ -124,10 +137,19 @@ pub async fn run_worker<B: Broker, S: Store>(
         });
     let mut ticker = tokio::time::interval(idle_tick);
     let mut publishers = HashMap::new();
+    let mut failure = None;
     loop {
         tokio::select! {
             biased;
             () = shutdown.cancelled() => break,
+            Some(Reading { active, ended }) = readings.recv() => {
+                let wanted = follows(&active, options.prefetch);
+                followed = wanted.iter().map(|f| f.job.clone()).collect();
+                consumer.follow(wanted);
+                for job in ended {
+                    tokio::spawn(delete_ended_queue(broker.clone(), ctx.store.clone(), job));
+                }
+            }
             _ = ticker.tick() => {
                 // Time without a broker is not idleness: the queue may be full behind an
                 // outage.
@@ -139,10 +161,10 @@ pub async fn run_worker<B: Broker, S: Store>(
                 {
                     // Silence from the consumer is not proof of an empty queue (a partition
                     // looks the same): leave only when the broker says so.
-                    match tokio::time::timeout(Duration::from_secs(5), broker.waiting()).await {
+                    match tokio::time::timeout(Duration::from_secs(5), broker.waiting(&followed)).await {
                         Ok(Ok(0)) => {
-                            if let Some(job) = still_publishing(&ctx, &mut publishers).await {
-                                tracing::info!(job.id = %job, "idle, but the producer is still publishing a job of this worker's; staying");
+                            if let Some(job) = still_publishing(&ctx, &followed, &mut publishers).await {
+                                tracing::info!(job.id = %job, "idle, but the producer is still publishing a job this worker follows; staying");
                                 state.touch().await;
                             } else {
                                 tracing::info!(idle_ms = limit.as_millis() as u64, "idle; stopping");
@@ -165,7 +187,12 @@ pub async fn run_worker<B: Broker, S: Store>(
                 }
             }
             delivery = consumer.next() => {
-                let Some(delivery) = delivery else { break };
+                let Some(delivery) = delivery else {
+                    if let Some(e) = consumer.failure() {
+                        failure = Some(e);
+                    }
+                    break;
+                };
                 state.touch().await;
                 // Counted before the task starts, so the idle check never sees a gap.
                 let held = state.hold_chunk();
@@ -214,8 +241,36 @@ pub async fn run_worker<B: Broker, S: Store>(
         drained,
         "worker stopped"
     );
-    Ok(report)
+    match failure {
+        Some(e) => Err(WorkerError::Broker(e)),
+        None => Ok(report),
+    }
 }
+
+/// Deletes the queue of a job that ended, unless a chunk is ready in it or the job was
+/// reopened (a redrive) by the time of the delete. Every worker that saw the job end tries;
+/// the first one deletes it, and the broker cancels the other workers' consumers.
+async fn delete_ended_queue<B: Broker, S: Store>(broker: Arc<B>, store: S, job: JobId) {
+    let still_ended = async {
+        matches!(store.job_status(&job).await, Ok(Some(status)) if status.state.is_terminal())
+    };
+    match tokio::time::timeout(
+        QUEUE_DELETE_WAIT,
+        broker.delete_ended_queue(&job, still_ended),
+    )
+    .await
+    {
+        Ok(Ok(true)) => tracing::info!(job.id = %job, "deleted the ended job's queue"),
+        Ok(Ok(false)) => {}
+        Ok(Err(e)) => {
+            tracing::debug!(job.id = %job, error.message = %e, "the ended job's queue is not deleted");
+        }
+        Err(_) => tracing::debug!(job.id = %job, "the ended job's queue is not deleted in time"),
+    }
+}
+
+/// How long deleting an ended job's queue may take.
+const QUEUE_DELETE_WAIT: Duration = Duration::from_secs(10);
 
 /// What the heartbeat reads.
 struct Beating {
@@ -295,15 +350,16 @@ const BEAT_WAIT: Duration = Duration::from_secs(3);
 /// waiting for its producer (which may have died; a re-run brings workers back).
 const PRODUCER_SILENCE: Duration = Duration::from_secs(60);
 
-/// A job this worker has worked on whose producer is still publishing (an empty queue then
+/// A job this worker follows whose producer is still publishing (an empty queue then
 /// means the producer is slower than the workers, or blocked by a broker alarm, not that
 /// the work is done). `seen` remembers each job's publish mark and when it last moved.
 async fn still_publishing<S: Store>(
     ctx: &ChunkContext<S>,
+    followed: &[JobId],
     seen: &mut HashMap<JobId, (u64, Instant)>,
 ) -> Option<JobId> {
-    for job in ctx.jobs.known().await {
-        let Ok(Some(status)) = ctx.store.job_status(&job).await else {
+    for job in followed {
+        let Ok(Some(status)) = ctx.store.job_status(job).await else {
             continue;
         };
         if status.state != JobState::Publishing {
@@ -316,7 +372,7 @@ async fn still_publishing<S: Store>(
             *mark = (status.published_chunks, Instant::now());
         }
         if mark.1.elapsed() < PRODUCER_SILENCE {
-            return Some(job);
+            return Some(job.clone());
         }
     }
     None

@@ -103,6 +103,7 @@ async fn publish_whole_job<S: Store, B: Broker>(
             chunk_size: u32::try_from(CHUNK_SIZE)?,
             tolerated_failure_percent: 0.0,
             retention_secs: 3600,
+            weight: volley_core::Weight::default(),
             now_ms: now_ms(),
             resume_only: false,
         })
@@ -119,6 +120,7 @@ async fn publish_whole_job<S: Store, B: Broker>(
                 );
             }
             OutgoingChunk {
+                job: job.clone(),
                 message_id: ChunkMessage::message_id(job, chunk),
                 payload: encoder.finish(),
             }

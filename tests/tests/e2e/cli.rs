@@ -177,7 +177,7 @@ async fn resume_of_a_job_that_does_not_exist_registers_nothing() -> anyhow::Resu
     let id = volley_core::JobId::parse("nope-1").map_err(anyhow::Error::msg)?;
     assert!(store.job_status(&id).await?.is_none(), "no job registered");
     assert!(store.list_jobs().await?.is_empty(), "no job listed");
-    let counts = env.broker()?.queue_counts().await?;
+    let counts = env.queue_counts().await?;
     assert_eq!(counts.chunks_ready, 0, "no chunk queued");
     // --missing of an unknown job refuses too.
     let out = env
@@ -233,7 +233,7 @@ async fn resume_of_a_job_that_does_not_exist_registers_nothing() -> anyhow::Resu
         stderr.contains("job j-1 already fully published"),
         "{stderr}"
     );
-    let counts = env.broker()?.queue_counts().await?;
+    let counts = env.queue_counts().await?;
     assert_eq!(counts.chunks_ready, 3, "each of the 3 chunks queued once");
     // Another spec under the same id is an argument error, not an unreachable store.
     let other = env.write_spec("other", "/users/{id}?delay_ms=1", "")?;
@@ -381,12 +381,13 @@ async fn another_delivery_limit_is_one_line_naming_the_setting() -> anyhow::Resu
         .await?;
     let status: serde_json::Value = serde_json::from_slice(&status.stdout)?;
     assert_eq!(status["total"], 250);
-    // Writing with another limit is refused in one line that says what to set.
+    // Writing to the job's queue with another limit is refused in one line that says what
+    // to set (a new job's queue would simply be declared with this limit).
     let (spec, input) = (path_str(&spec)?, path_str(&input)?);
-    for (name, args) in [
-        ("volley", vec!["dead", "--requeue"]),
-        ("volley-producer", vec!["--spec", spec, "--input", input]),
-    ] {
+    for (name, args) in [(
+        "volley-producer",
+        vec!["--spec", spec, "--input", input, "--job-id", job.as_str()],
+    )] {
         let out = other_limit(name, &args).output().await?;
         assert_eq!(out.status.code(), Some(78), "{}", describe(&out));
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -397,7 +398,7 @@ async fn another_delivery_limit_is_one_line_naming_the_setting() -> anyhow::Resu
         assert_eq!(lines.len(), 1, "{stderr}");
         assert!(
             lines[0].contains(&format!(
-                "queue {}.chunks was declared with x-delivery-limit 20, but delivery_limit (VOLLEY_DELIVERY_LIMIT) is 7 here: set VOLLEY_DELIVERY_LIMIT=20",
+                "queue {}.chunks.{job} was declared with x-delivery-limit 20, but delivery_limit (VOLLEY_DELIVERY_LIMIT) is 7 here: set VOLLEY_DELIVERY_LIMIT=20",
                 env.ns
             )),
             "{stderr}"

@@ -66,7 +66,7 @@ async fn ten_thousand_records_through_two_workers_are_each_accounted_once() -> a
         done, 10_000,
         "the workers' exit lines count every record once"
     );
-    let counts = env.broker()?.queue_counts().await?;
+    let counts = env.queue_counts().await?;
     assert_eq!((counts.chunks_ready, counts.dead), (0, 0));
     Ok(())
 }
@@ -183,7 +183,7 @@ async fn producer_killed_half_way_resumes_without_publishing_a_chunk_twice() -> 
         )),
         "{stderr}"
     );
-    let counts = env.broker()?.queue_counts().await?;
+    let counts = env.queue_counts().await?;
     assert_eq!(
         counts.chunks_ready, 200,
         "every chunk exactly once on the queue"
@@ -217,7 +217,7 @@ async fn producer_killed_half_way_resumes_without_publishing_a_chunk_twice() -> 
         )
         .await?;
     assert!(again.status.success(), "{}", describe(&again));
-    assert_eq!(env.broker()?.queue_counts().await?.chunks_ready, 0);
+    assert_eq!(env.queue_counts().await?.chunks_ready, 0);
     Ok(())
 }
 

@@ -123,7 +123,7 @@ async fn a_malformed_line_stops_the_producer_and_a_fixed_input_resumes_the_job()
         status.published_chunks, 12,
         "the complete chunks before line 1234 are published"
     );
-    assert_eq!(env.broker()?.queue_counts().await?.chunks_ready, 12);
+    assert_eq!(env.queue_counts().await?.chunks_ready, 12);
     // Fix the line, run the same command again: the job continues where it stopped.
     let fixed = std::fs::read_to_string(&input)?.replace(
         "{\"id\": \"r001233\", \"email\": ",

@@ -213,26 +213,34 @@ async fn dead_requeue_with_job_sends_back_only_that_jobs_dead_letters() -> anyho
         .await?;
 
     // Both jobs' chunks are dead-lettered: with their specs out of Redis for a moment, a
-    // worker takes them for chunks of unknown jobs (the namespace has a history, so this
-    // is not a store that lost everything). Then the specs come back.
+    // worker following the (still active) jobs takes them for chunks of unknown jobs (the
+    // namespace has a history, so this is not a store that lost everything). Then the
+    // specs come back.
     let mut redis = redis::Client::open(env.redis_url.as_str())?
         .get_multiplexed_async_connection()
         .await?;
+    let mut specs = Vec::new();
     for job in [&a, &b] {
         let key = meta_key(&env, job);
-        let () = redis::cmd("RENAME")
+        let spec: String = redis::cmd("HGET")
             .arg(&key)
-            .arg(format!("{key}.hidden"))
+            .arg("spec")
             .query_async(&mut redis)
             .await?;
+        let () = redis::cmd("HDEL")
+            .arg(&key)
+            .arg("spec")
+            .query_async(&mut redis)
+            .await?;
+        specs.push((key, spec));
     }
     let mut worker = env.spawn_worker("w1", &["--exit-when-idle", "2s"])?;
     finish_ok(&mut worker, Duration::from_secs(30)).await?;
-    for job in [&a, &b] {
-        let key = meta_key(&env, job);
-        let () = redis::cmd("RENAME")
-            .arg(format!("{key}.hidden"))
+    for (key, spec) in specs {
+        let () = redis::cmd("HSET")
             .arg(&key)
+            .arg("spec")
+            .arg(spec)
             .query_async(&mut redis)
             .await?;
     }
@@ -325,7 +333,7 @@ async fn the_producer_exits_69_at_once_when_rabbitmq_or_redis_is_unreachable() -
         "nothing registered"
     );
     assert_eq!(
-        env.broker()?.queue_counts().await?.chunks_ready,
+        env.queue_counts().await?.chunks_ready,
         0,
         "nothing published"
     );
@@ -462,7 +470,7 @@ async fn producer_gives_up(
         "{status:?}"
     );
     // What was confirmed is not sent again; only the batch cut short can be (64 chunks).
-    let ready = env.broker()?.queue_counts().await?.chunks_ready;
+    let ready = env.queue_counts().await?.chunks_ready;
     assert!(
         (records..=records + 64).contains(&u64::from(ready)),
         "{ready} chunks queued"

@@ -10,6 +10,7 @@ mod docs;
 mod embedded;
 mod errors;
 mod export;
+mod fairness;
 mod fleet;
 mod http;
 mod input;

@@ -280,6 +280,12 @@ async fn watch_prints_lines_on_a_pipe_jobs_filter_by_state_and_namespace_delete_
     assert_eq!(env.mock.stats().requests, 1_200, "one request per record");
     finish_ok(&mut worker, Duration::from_secs(60)).await?;
 
+    let ids = [volley_core::JobId::parse(&job).map_err(anyhow::Error::msg)?];
+    let before = env.broker()?.existing_topology(&ids).await?;
+    assert!(
+        before.contains(&format!("exchange {}", env.ns)),
+        "the namespace's exchange exists before the delete: {before:?}"
+    );
     let out = env
         .run(
             "volley",
@@ -291,7 +297,7 @@ async fn watch_prints_lines_on_a_pipe_jobs_filter_by_state_and_namespace_delete_
     assert!(said["keys"].as_u64() > Some(0), "{said}");
     assert_eq!(keys(&env, "*").await?, Vec::<String>::new(), "no key left");
     assert_eq!(
-        env.broker()?.existing_topology().await?,
+        env.broker()?.existing_topology(&ids).await?,
         Vec::<String>::new(),
         "no queue or exchange left"
     );

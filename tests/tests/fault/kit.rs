@@ -47,7 +47,7 @@ pub(crate) fn spawn_producer(
         .spawn()?)
 }
 
-/// The chunk queue's ready count, read now and again after `over`. The workers' prefetch is
+/// The job's queue's ready count, read now and again after `over`. The workers' prefetch is
 /// full, so a worker that acked a chunk would take the next one at once: a count that does
 /// not move means no chunk was acked meanwhile. That needs chunks to take: the count must
 /// be above 0 at the start. `over` is argued by the commit retries it spans: a worker
@@ -56,15 +56,20 @@ pub(crate) fn spawn_producer(
 /// success.
 pub(crate) async fn ready_before_and_after(
     env: &TestEnv,
+    job: &str,
     over: Duration,
 ) -> anyhow::Result<(u32, u32)> {
-    let before = env.broker()?.queue_counts().await?.chunks_ready;
+    // Named, not read from Redis: Redis may be the one failing.
+    let job = [volley_core::JobId::parse(job).map_err(anyhow::Error::msg)?];
+    let ready =
+        || async { Ok::<_, anyhow::Error>(env.broker()?.queue_counts(&job).await?.chunks_ready) };
+    let before = ready().await?;
     anyhow::ensure!(
         before > 0,
         "no chunk was ready to take: a worker acking would not show"
     );
     tokio::time::sleep(over).await;
-    let after = env.broker()?.queue_counts().await?.chunks_ready;
+    let after = ready().await?;
     Ok((before, after))
 }
 

@@ -70,7 +70,7 @@ async fn a_partition_from_rabbitmq_is_detected_by_heartbeats_and_healed() -> any
         volley_runtime::settings::DEFAULT_AMQP_URL,
         env.ns.clone(),
     ))
-    .delete_topology()
+    .delete_topology(&[volley_core::JobId::parse(&job).map_err(anyhow::Error::msg)?])
     .await?;
     Ok(())
 }

@@ -144,7 +144,7 @@ pub(crate) async fn oracle(
         .collect();
     anyhow::ensure!(unseen.is_empty(), "O5: the API never saw {unseen:?}");
     check_api_bound(&results, &stats, api)?;
-    let counts = env.broker()?.queue_counts().await?;
+    let counts = env.queue_counts().await?;
     anyhow::ensure!(
         counts.chunks_ready == 0 && counts.dead == dead,
         "O4: queue not drained: {counts:?} (expected {dead} dead letters)"

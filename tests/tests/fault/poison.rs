@@ -134,6 +134,26 @@ async fn garbage_messages_are_dead_lettered_at_once_and_shown_by_volley_dead() -
     let ids = write_jsonl(&input, 1_000)?;
     let spec = env.write_spec("garbage", "/users/{id}", "[result]\nbody = \"none\"\n")?;
     let job = env.produce(&spec, &input, &[]).await?;
+    // The garbage goes into the queue of a job that stays active (stopped at a bad first
+    // line, so its queue is followed and empty): workers consume only active jobs' queues,
+    // and a requeue sends a dead letter back to the queue it died in.
+    let bad = env.path("bad.jsonl");
+    std::fs::write(&bad, "{\"id\": \n")?;
+    let out = env
+        .run(
+            "volley-producer",
+            &[
+                "--spec",
+                volley_tests::path_str(&spec)?,
+                "--input",
+                volley_tests::path_str(&bad)?,
+                "--job-id",
+                "stopped-1",
+            ],
+        )
+        .await?;
+    assert_eq!(out.status.code(), Some(65), "{}", describe(&out));
+    let job_id = volley_core::JobId::parse("stopped-1").map_err(anyhow::Error::msg)?;
     let garbage = [
         b"\xff\xfe not json".to_vec(),
         Vec::new(),
@@ -146,6 +166,7 @@ async fn garbage_messages_are_dead_lettered_at_once_and_shown_by_volley_dead() -
                 .iter()
                 .enumerate()
                 .map(|(i, payload)| OutgoingChunk {
+                    job: job_id.clone(),
                     message_id: format!("garbage:{i}"),
                     payload: payload.clone(),
                 })
@@ -176,7 +197,7 @@ async fn garbage_messages_are_dead_lettered_at_once_and_shown_by_volley_dead() -
         "non-printable bytes are escaped: {dead:?}"
     );
     // Listing did not consume them.
-    assert_eq!(env.broker()?.queue_counts().await?.dead, 4);
+    assert_eq!(env.queue_counts().await?.dead, 4);
     let out = env.run("volley", &["dead", "--requeue"]).await?;
     assert!(out.status.success(), "{}", describe(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("moved 4"));
@@ -185,8 +206,11 @@ async fn garbage_messages_are_dead_lettered_at_once_and_shown_by_volley_dead() -
         Duration::from_secs(10),
         Duration::from_millis(100),
         || async {
-            let counts = env.broker()?.queue_counts().await?;
-            anyhow::ensure!(counts.dead == 4 && counts.chunks_ready == 0, "{counts:?}");
+            let counts = env.queue_counts().await?;
+            anyhow::ensure!(
+                counts.dead == 4 && counts.chunks_ready == 0 && counts.consumers > 0,
+                "{counts:?}"
+            );
             anyhow::Ok(())
         },
     )

@@ -28,7 +28,7 @@ async fn a_producer_killed_before_its_first_publish_is_resumed_with_job_id() -> 
         .output()
         .await?;
     assert!(!killed.status.success(), "{}", describe(&killed));
-    assert_eq!(env.broker()?.queue_counts().await?.chunks_ready, 0);
+    assert_eq!(env.queue_counts().await?.chunks_ready, 0);
     let jobs = env.run("volley", &["jobs", "--json"]).await?;
     assert!(jobs.status.success(), "{}", describe(&jobs));
     let jobs: serde_json::Value = serde_json::from_slice(&jobs.stdout)?;

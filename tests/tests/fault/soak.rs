@@ -149,7 +149,7 @@ async fn a_job_under_a_random_nemesis_loses_and_doubles_nothing() -> anyhow::Res
         volley_runtime::settings::DEFAULT_AMQP_URL,
         env.ns.clone(),
     ))
-    .delete_topology()
+    .delete_topology(&[volley_core::JobId::parse(&job).map_err(anyhow::Error::msg)?])
     .await?;
     Ok(())
 }

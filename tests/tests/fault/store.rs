@@ -29,7 +29,7 @@ async fn redis_down_mid_job_holds_every_ack_until_the_commit_lands() -> anyhow::
     for log in ["w1.log", "w2.log"] {
         wait_for_log(&env, log, "commit failed", Duration::from_secs(20)).await?;
     }
-    let (before, during) = ready_before_and_after(&env, Duration::from_secs(4)).await?;
+    let (before, during) = ready_before_and_after(&env, &job, Duration::from_secs(4)).await?;
     assert_eq!(
         before, during,
         "no chunk was acked (and no new one taken) while Redis was down"
@@ -93,19 +93,19 @@ async fn redis_that_lost_its_data_is_noticed_and_no_chunk_is_thrown_away() -> an
     pr.kill();
     pr.restart()?;
     send_signal("-CONT", w1_pid)?;
-    // A new worker has no cached spec: every chunk it takes belongs to a job Redis forgot.
+    // A new worker learns the jobs to follow from Redis, which knows none now: it leaves
+    // the forgotten job's queue alone. w1 finishes what it held, finds no job to commit to,
+    // returns those chunks and follows the job no more.
     let mut w2 = env.spawn_worker("w2", &["--prefetch", "2"])?;
-    // w1 finishes what it held and finds no job to commit to; w2 takes forgotten chunks
-    // and returns them, again and again (three returns: it has had every chance to call).
     wait_for_log(&env, "w1.log", "store lost state", Duration::from_secs(30)).await?;
-    wait_for_count(
-        &env,
-        "w2.log",
-        "store lost state",
-        3,
-        Duration::from_secs(30),
-    )
-    .await?;
+    wait_for_log(&env, "w2.log", "worker consuming", Duration::from_secs(30)).await?;
+    // Several of w2's readings of the active jobs (one a second).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let w2_log = std::fs::read_to_string(env.path("w2.log"))?;
+    assert!(
+        !w2_log.contains("consuming the job's queue"),
+        "w2 consumed a job Redis forgot: {w2_log}"
+    );
     // Only the two chunks w1 held at the loss (prefetch 2 × 100 records) may be called
     // after it: their commit finds no job, so w1 keeps them, and neither worker calls the
     // API for a job the store forgot.
@@ -131,14 +131,22 @@ async fn redis_that_lost_its_data_is_noticed_and_no_chunk_is_thrown_away() -> an
     // With both workers gone, every chunk not committed before the loss is back on the
     // queue: none was acked or dead-lettered as a stranger.
     let total_chunks = 5_000 / 100;
-    let counts = wait_for_ready(&env, total_chunks - committed, Duration::from_secs(10))
-        .await
-        .with_context(|| format!("{committed} chunks were committed before the loss"))?;
+    let counts = wait_for_ready(
+        &env,
+        &job,
+        total_chunks - committed,
+        Duration::from_secs(10),
+    )
+    .await
+    .with_context(|| format!("{committed} chunks were committed before the loss"))?;
     assert_eq!(
         (counts.chunks_ready, counts.dead),
         (total_chunks - committed, 0),
         "{committed} chunks were committed before the loss: {counts:?}"
     );
+    // Redis forgot the job, so the clean-up would not find its queue.
+    let id = volley_core::JobId::parse(&job).map_err(anyhow::Error::msg)?;
+    env.broker()?.delete_topology(&[id]).await?;
     Ok(())
 }
 
@@ -148,36 +156,21 @@ async fn chunks_done(env: &TestEnv, job: &str) -> anyhow::Result<u32> {
     Ok(status.map_or(0, |s| s.chunks_done as u32))
 }
 
-/// Waits until `file` in the test's directory holds `needle` at least `n` times.
-async fn wait_for_count(
-    env: &TestEnv,
-    file: &str,
-    needle: &str,
-    n: usize,
-    within: Duration,
-) -> anyhow::Result<()> {
-    eventually_every(within, Duration::from_millis(100), || async {
-        let log = std::fs::read_to_string(env.path(file)).unwrap_or_default();
-        if log.matches(needle).count() >= n {
-            Ok(())
-        } else {
-            Err(format!(
-                "{file} said {needle:?} fewer than {n} times: {log}"
-            ))
-        }
-    })
-    .await
-}
-
 /// Waits until the chunk queue holds `ready` messages and no consumer (unacked ones come
 /// back when their consumer's connection closes), and returns the counts then.
 async fn wait_for_ready(
     env: &TestEnv,
+    job: &str,
     ready: u32,
     within: Duration,
 ) -> anyhow::Result<volley_amqp::QueueCounts> {
+    let job = volley_core::JobId::parse(job).map_err(anyhow::Error::msg)?;
     eventually_every(within, Duration::from_millis(100), || async {
-        let counts = env.broker()?.queue_counts().await?;
+        // Redis forgot the job: the test names its queue.
+        let counts = env
+            .broker()?
+            .queue_counts(std::slice::from_ref(&job))
+            .await?;
         anyhow::ensure!(
             counts.chunks_ready == ready && counts.consumers == 0,
             "{counts:?}"
@@ -206,7 +199,7 @@ async fn a_full_redis_holds_every_ack_until_there_is_room() -> anyhow::Result<()
     let mut worker = env.spawn_worker("w", &["--prefetch", "2", "--exit-when-idle", "5s"])?;
     // Wait until the commits are refused.
     wait_for_log(&env, "w.log", "OOM", Duration::from_secs(60)).await?;
-    let (before, during) = ready_before_and_after(&env, Duration::from_secs(3)).await?;
+    let (before, during) = ready_before_and_after(&env, &job, Duration::from_secs(3)).await?;
     assert_eq!(before, during, "no ack while Redis refuses writes");
     let out = pr.cli(&["CONFIG", "SET", "maxmemory", "0"])?;
     assert!(out.status.success());
@@ -249,7 +242,7 @@ async fn a_redis_that_cannot_persist_holds_every_ack_until_it_can() -> anyhow::R
     std::fs::create_dir(&blocker)?;
     pr.cli(&["BGSAVE"])?;
     wait_for_log(&env, "w.log", "MISCONF", Duration::from_secs(60)).await?;
-    let (before, during) = ready_before_and_after(&env, Duration::from_secs(3)).await?;
+    let (before, during) = ready_before_and_after(&env, &job, Duration::from_secs(3)).await?;
     assert_eq!(before, during, "no ack while Redis refuses writes");
     std::fs::remove_dir(&blocker)?;
     let out = pr.cli(&["BGSAVE"])?;
@@ -336,7 +329,7 @@ async fn paused_redis_writes_are_waited_out_without_double_counting() -> anyhow:
     wait_done(&env, &job, 1_000, Duration::from_secs(60)).await?;
     pr.cli(&["CLIENT", "PAUSE", "6000", "WRITE"])?;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let (before, during) = ready_before_and_after(&env, Duration::from_secs(3)).await?;
+    let (before, during) = ready_before_and_after(&env, &job, Duration::from_secs(3)).await?;
     assert_eq!(before, during, "no ack while writes are paused");
     // The workers hold their chunks and retry the commit until it lands: nothing goes back
     // to the queue, nothing is called twice.

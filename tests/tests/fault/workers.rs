@@ -1,9 +1,10 @@
 //! Workers dying and being stopped (T01, T06) on the shared services.
 
+use crate::kit::wait_for_log;
 use crate::oracle::{ApiBound, oracle, wait_done};
 use anyhow::Context as _;
 use std::time::{Duration, Instant};
-use volley_tests::support::{finish_ok, wait_exit, wait_for_requests, wait_worker};
+use volley_tests::support::{describe, finish_ok, wait_exit, wait_for_requests, wait_worker};
 use volley_tests::{TestEnv, write_jsonl};
 
 fn kill(signal: &str, pid: u32) -> anyhow::Result<()> {
@@ -138,7 +139,7 @@ async fn a_frozen_worker_that_wakes_up_after_its_chunks_moved_on_changes_no_coun
     let mut other = env.spawn_worker("other", &["--prefetch", "4", "--exit-when-idle", "4s"])?;
     wait_done(&env, &job, 2_000, Duration::from_secs(60)).await?;
     let pid = zombie.id().unwrap_or_default();
-    let consumers = env.broker()?.queue_counts().await?.consumers;
+    let consumers = env.queue_counts().await?.consumers;
     kill("-STOP", pid)?;
     // Heartbeats of 2 s: the broker drops the frozen worker's connection within ~6 s and
     // requeues what it held. The frozen worker wakes only once its consumer is gone.
@@ -146,7 +147,7 @@ async fn a_frozen_worker_that_wakes_up_after_its_chunks_moved_on_changes_no_coun
         Duration::from_secs(20),
         Duration::from_millis(200),
         || async {
-            let done = env.broker()?.queue_counts().await?.consumers < consumers;
+            let done = env.queue_counts().await?.consumers < consumers;
             anyhow::ensure!(done, "not yet");
             anyhow::Ok(())
         },
@@ -310,26 +311,46 @@ async fn a_crash_storm_loses_nothing_and_poisons_nothing() -> anyhow::Result<()>
     Ok(())
 }
 
-/// T20: the chunk queue is deleted under idle workers (the broker cancels their consumers):
-/// they notice, declare the topology again and consume; a job sent afterwards completes.
+/// T20: a running job's queue is deleted under an idle worker (the broker cancels its
+/// consumer): the worker notices, declares the queue again and consumes; the job, resumed,
+/// completes.
 #[tokio::test]
 async fn a_deleted_queue_is_noticed_and_declared_again() -> anyhow::Result<()> {
     let env = TestEnv::new().await?;
+    // A job stopped at a bad line after 200 records: active, its published chunks done, its
+    // queue empty and followed.
     let input = env.path("records.jsonl");
     let ids = write_jsonl(&input, 500)?;
+    let good = std::fs::read_to_string(&input)?;
+    let broken = good.replacen("{\"id\":\"r000200\"", "{\"id\": ", 1);
+    std::fs::write(&input, &broken)?;
+    let spec = env.write_spec("again", "/users/{id}", "[result]\nbody = \"none\"\n")?;
+    let (spec_s, input_s) = (
+        volley_tests::path_str(&spec)?.to_string(),
+        volley_tests::path_str(&input)?.to_string(),
+    );
+    let args = [
+        "--spec", &spec_s, "--input", &input_s, "--job-id", "again-1",
+    ];
+    let out = env.run("volley-producer", &args).await?;
+    assert_eq!(out.status.code(), Some(65), "{}", describe(&out));
     let mut worker = env.spawn_worker("w", &["--exit-when-idle", "20s"])?;
+    let consumed = || async {
+        let counts = env.queue_counts().await?;
+        anyhow::ensure!(
+            counts.consumers > 0 && counts.chunks_ready == 0,
+            "{counts:?}"
+        );
+        anyhow::Ok(())
+    };
     volley_tests::eventually_every(
         Duration::from_secs(20),
         Duration::from_millis(100),
-        || async {
-            let done = env.broker()?.queue_counts().await?.consumers != 0;
-            anyhow::ensure!(done, "not yet");
-            anyhow::Ok(())
-        },
+        consumed,
     )
     .await
-    .context("the worker never consumed")?;
-    let queue = format!("{}.chunks", env.ns);
+    .context("the worker never consumed the job's queue")?;
+    let queue = format!("{}.chunks.again-1", env.ns);
     let out = std::process::Command::new("rabbitmqctl")
         .args(["delete_queue", &queue])
         .output()?;
@@ -338,20 +359,24 @@ async fn a_deleted_queue_is_noticed_and_declared_again() -> anyhow::Result<()> {
     volley_tests::eventually_every(
         Duration::from_secs(15),
         Duration::from_millis(250),
-        || async {
-            let counts = env.broker()?.queue_counts().await?;
-            anyhow::ensure!(counts.consumers > 0, "{counts:?}");
-            anyhow::Ok(())
-        },
+        consumed,
     )
     .await
     .context("the worker never came back to the queue")?;
-    let spec = env.write_spec("again", "/users/{id}", "[result]\nbody = \"none\"\n")?;
-    let job = env.produce(&spec, &input, &[]).await?;
-    // The queue was deleted before the job: nothing is redelivered.
+    wait_for_log(
+        &env,
+        "w.log",
+        "cancelled by the broker",
+        Duration::from_secs(5),
+    )
+    .await?;
+    std::fs::write(&input, good)?;
+    let out = env.run("volley-producer", &args).await?;
+    assert!(out.status.success(), "{}", describe(&out));
+    // The queue was deleted empty: nothing is redelivered.
     oracle(
         &env,
-        &job,
+        "again-1",
         &ids,
         0,
         ApiBound::Exact,

@@ -94,7 +94,10 @@ pub async fn run(args: DeadArgs) -> Result<(), Failure> {
                 &serde_json::json!({"requeued": report.moved, "settled": report.settled.len(), "retried": retried}),
             )?;
         } else {
-            volley_core::outln!("moved {} dead letters back to {ns}.chunks", report.moved);
+            volley_core::outln!(
+                "moved {} dead letters back to their jobs' queues",
+                report.moved
+            );
             for r in &retried {
                 match &r.error {
                     Some(e) => volley_core::outln!(

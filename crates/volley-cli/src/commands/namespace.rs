@@ -105,7 +105,7 @@ pub async fn run(args: NamespaceArgs) -> Result<(), Failure> {
 pub struct NamespaceDeleted {
     /// Redis keys deleted.
     pub keys: u64,
-    /// The queues and exchange that existed and were deleted (`queue ns.chunks`, …).
+    /// The queues and exchange that existed and were deleted (`queue ns.chunks.J`, …).
     pub broker: Vec<String>,
 }
 
@@ -130,9 +130,14 @@ pub async fn delete_namespace(
     broker: &AmqpBroker,
     store: &RedisStore,
 ) -> Result<NamespaceDeleted, Gone> {
-    let existed = broker.existing_topology().await;
-    let topology = broker.delete_topology().await;
+    // Each job has a queue of its own: the jobs are read before their keys go.
+    // Unreadable, the job queues stay; the rest is still deleted, and the error returned.
+    let jobs = store.job_ids().await;
+    let known = jobs.as_deref().unwrap_or_default();
+    let existed = broker.existing_topology(known).await;
+    let topology = broker.delete_topology(known).await;
     let keys = store.delete_namespace().await;
+    jobs?;
     let broker = existed?;
     topology?;
     Ok(NamespaceDeleted {

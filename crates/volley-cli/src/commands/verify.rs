@@ -71,7 +71,11 @@ pub async fn run(args: VerifyArgs) -> Result<(), Failure> {
     let queued = left_in_chunk_queue(&broker, &job)
         .await
         .map_err(|e| broker_unavailable(&settings, e))?;
-    checks.push(verify::queue("chunk queue", &topology.chunks, queued));
+    checks.push(verify::queue(
+        "chunk queue",
+        &topology.job_queue(&job),
+        queued,
+    ));
     let report = Report::new(job.to_string(), checks);
     if args.json {
         print_json(&report)?;
@@ -141,7 +145,7 @@ async fn kept_inputs(
 
 /// The job's chunks in the dead-letter queue, listed without consuming them.
 async fn left_in_dead_letters(broker: &AmqpBroker, job: &JobId) -> Result<Left, BrokerError> {
-    let counts = broker.queue_counts().await?;
+    let counts = broker.queue_counts(&[]).await?;
     if counts.dead == 0 {
         return Ok(Left::Nothing);
     }
@@ -164,18 +168,17 @@ async fn left_in_dead_letters(broker: &AmqpBroker, job: &JobId) -> Result<Left, 
     })
 }
 
-/// What the chunk queue holds of the job: the one place to point at a queue of the job's
-/// own. One queue serves the whole namespace today: with nothing ready in it, nothing of the
-/// job is there; with other chunks ready, telling whose they are would mean taking them from
-/// the workers, so it is unsure. (Chunks delivered to a worker are not ready: a finished job
-/// has none that count, since a redelivered chunk of it is acknowledged without calls.)
-async fn left_in_chunk_queue(broker: &AmqpBroker, _job: &JobId) -> Result<Left, BrokerError> {
-    let counts = broker.queue_counts().await?;
+/// What the job's own chunk queue holds, ready (a queue gone, as it is once the job ended
+/// and its queue was deleted, holds nothing). Chunks delivered to a worker are not ready: a
+/// finished job has none that count, since a redelivered chunk of it is acknowledged
+/// without calls.
+async fn left_in_chunk_queue(broker: &AmqpBroker, job: &JobId) -> Result<Left, BrokerError> {
+    let counts = broker.queue_counts(std::slice::from_ref(job)).await?;
     Ok(if counts.chunks_ready == 0 {
         Left::Nothing
     } else {
         Left::Unknown(format!(
-            "{} chunks of the namespace are queued, and one queue serves all its jobs: run verify again once they are done",
+            "{} chunks are still queued for the job: run verify again once workers have settled them",
             counts.chunks_ready
         ))
     })

@@ -1,4 +1,5 @@
-use crate::broker::{Broker, BrokerError, ChunkConsumer, ChunkDelivery, OutgoingChunk};
+use crate::JobId;
+use crate::broker::{Broker, BrokerError, ChunkConsumer, ChunkDelivery, Follow, OutgoingChunk};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
@@ -32,7 +33,8 @@ impl Inner {
 }
 
 /// A broker in process memory with the semantics Volley relies on: at-least-once delivery,
-/// prefetch, requeue of unsettled deliveries, dead-lettering.
+/// prefetch, requeue of unsettled deliveries, dead-lettering. It serves the embedded run,
+/// one job at a time, so it keeps one queue: it has no other job to be fair to.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryBroker {
     inner: Arc<Inner>,
@@ -78,7 +80,21 @@ impl MemoryBroker {
 impl Broker for MemoryBroker {
     type Consumer = MemoryConsumer;
 
-    async fn waiting(&self) -> Result<u64, BrokerError> {
+    /// One queue for every job: nothing to declare.
+    async fn declare_job(&self, _job: &JobId) -> Result<(), BrokerError> {
+        Ok(())
+    }
+
+    /// One queue for every job: nothing to delete.
+    async fn delete_ended_queue(
+        &self,
+        _job: &JobId,
+        _still_ended: impl std::future::Future<Output = bool> + Send,
+    ) -> Result<bool, BrokerError> {
+        Ok(false)
+    }
+
+    async fn waiting(&self, _jobs: &[JobId]) -> Result<u64, BrokerError> {
         Ok(self.ready_len() as u64)
     }
 
@@ -116,6 +132,9 @@ pub struct MemoryConsumer {
 
 impl ChunkConsumer for MemoryConsumer {
     type Delivery = MemoryDelivery;
+
+    /// One queue holds every chunk here, so every consumer follows it all.
+    fn follow(&mut self, _jobs: Vec<Follow>) {}
 
     async fn next(&mut self) -> Option<MemoryDelivery> {
         if self.cancelled {

@@ -1,9 +1,9 @@
 use crate::store::{
-    ChunkCommit, CommitStatus, FailedInput, JobStatus, NewJob, PublishMark, Registration, Store,
-    StoreError, WorkerBeat,
+    ActiveJob, ActiveJobs, ChunkCommit, CommitStatus, FailedInput, JobStatus, NewJob, PublishMark,
+    Registration, Store, StoreError, WorkerBeat,
 };
 use crate::throughput::{Finished, minute_of};
-use crate::{ControlChange, ControlReply, JobControls, JobId, JobState};
+use crate::{ControlChange, ControlReply, JobControls, JobId, JobState, Weight};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Range;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 struct Job {
     status: JobStatus,
     spec: String,
+    weight: Weight,
     state: JobState,
     mark: PublishMark,
     committed: HashSet<u64>,
@@ -115,6 +116,7 @@ impl Store for MemoryStore {
             Job {
                 status,
                 spec: new.spec_toml.clone(),
+                weight: new.weight,
                 state: JobState::Publishing,
                 mark: PublishMark {
                     chunks: 0,
@@ -407,6 +409,26 @@ impl Store for MemoryStore {
             .get(job)
             .map(|j| j.minutes.iter().map(|(m, f)| (*m, *f)).collect())
             .unwrap_or_default())
+    }
+
+    async fn active_jobs(&self) -> Result<ActiveJobs, StoreError> {
+        let active = self
+            .lock()
+            .jobs
+            .iter()
+            .filter(|(_, job)| !job.state.is_terminal())
+            .map(|(id, job)| ActiveJob {
+                id: id.clone(),
+                weight: job.weight,
+                paused: job.status.controls.paused_ms.is_some()
+                    && job.status.controls.cancel_ms.is_none(),
+            })
+            .collect();
+        // No index to keep here: nothing is dropped from it.
+        Ok(ActiveJobs {
+            active,
+            ended: Vec::new(),
+        })
     }
 
     async fn list_jobs(&self) -> Result<Vec<JobStatus>, StoreError> {

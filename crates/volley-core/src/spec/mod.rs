@@ -10,7 +10,7 @@ mod validate;
 pub use duration::SpecDuration;
 pub use types::{
     BodyMode, BreakerSpec, ChunkingSpec, ConcurrencySpec, InputSpec, JobSpec, RequestSpec,
-    ResultSpec, RetrySpec, SpecMethod,
+    ResultSpec, RetrySpec, SpecMethod, Weight,
 };
 
 /// Why a job spec was refused. The text always starts with the key path it is about.

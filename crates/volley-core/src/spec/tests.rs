@@ -195,3 +195,20 @@ fn toml_syntax_error_names_the_line() {
     let e = err("name = \"x\"\n[request\nurl = 1");
     assert!(e.starts_with("spec: invalid TOML (line 2)"), "{e}");
 }
+
+#[test]
+fn weight_defaults_to_one_and_is_refused_outside_one_to_a_hundred() {
+    assert_eq!(JobSpec::from_toml(MINIMAL).unwrap().weight.get(), 1);
+    let with = |w: &str| {
+        MINIMAL.replace(
+            "name = \"enrich\"",
+            &format!("name = \"enrich\"\nweight = {w}"),
+        )
+    };
+    assert_eq!(JobSpec::from_toml(&with("3")).unwrap().weight.get(), 3);
+    for bad in ["0", "101", "-1"] {
+        let e = err(&with(bad));
+        assert!(e.starts_with("weight: "), "{e}");
+        assert!(e.contains("out of range (1 to 100)"), "{e}");
+    }
+}

@@ -11,6 +11,9 @@ use std::time::Duration;
 pub struct JobSpec {
     /// A human name for the job; job ids start with it.
     pub name: String,
+    /// The job's share of the fleet beside other running jobs (1 to 100, default 1).
+    #[serde(default)]
+    pub weight: Weight,
     /// How to read the record file.
     #[serde(default)]
     pub input: InputSpec,
@@ -31,6 +34,56 @@ pub struct JobSpec {
     /// When calls to a failing host stop on every worker.
     #[serde(default)]
     pub breaker: BreakerSpec,
+}
+
+/// A job's weight: how many chunks of it a worker holds beside other jobs' (its prefetch
+/// is the worker's `--prefetch` times the weight), and so its share of the worker's slots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Weight(u8);
+
+impl Weight {
+    /// The largest weight.
+    pub const MAX: u8 = 100;
+
+    /// A weight, if `value` is within 1..=100.
+    pub fn new(value: u64) -> Option<Self> {
+        u8::try_from(value)
+            .ok()
+            .filter(|w| (1..=Self::MAX).contains(w))
+            .map(Self)
+    }
+
+    /// The weight as a number.
+    pub fn get(self) -> u8 {
+        self.0
+    }
+}
+
+impl Default for Weight {
+    fn default() -> Self {
+        Self(1)
+    }
+}
+
+impl std::fmt::Display for Weight {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl<'de> Deserialize<'de> for Weight {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = i64::deserialize(deserializer)?;
+        u64::try_from(value)
+            .ok()
+            .and_then(Self::new)
+            .ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "weight {value} is out of range (1 to {})",
+                    Self::MAX
+                ))
+            })
+    }
 }
 
 /// `[breaker]`: the fleet-wide circuit breaker of the job's host.

@@ -99,6 +99,7 @@ impl Harness {
                 chunk_size: u32::try_from(chunk_size)?,
                 tolerated_failure_percent: 0.0,
                 retention_secs: 60,
+                weight: volley_core::Weight::default(),
                 now_ms: now_ms(),
                 resume_only: false,
             })
@@ -112,6 +113,7 @@ impl Harness {
                 encoder.push(id, line, data);
             }
             batch.push(OutgoingChunk {
+                job: job.clone(),
                 message_id: ChunkMessage::message_id(&job, index),
                 payload: encoder.finish(),
             });
