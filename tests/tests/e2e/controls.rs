@@ -232,6 +232,11 @@ async fn a_paused_job_sends_nothing_through_returned_chunks_and_a_restart_then_r
 
     // Half way through the pause the worker is replaced: the new one starts paused.
     tokio::time::sleep(Duration::from_secs(4)).await;
+    let log = std::fs::read_to_string(env.path("w1.log"))?;
+    assert!(
+        log.contains("returning"),
+        "the chunks held at the pause were returned at --max-hold:\n{log}"
+    );
     stop(&mut worker).await?;
     let mut worker = env.spawn_worker("w2", &args)?;
     tokio::time::sleep(Duration::from_secs(6)).await;
@@ -240,10 +245,17 @@ async fn a_paused_job_sends_nothing_through_returned_chunks_and_a_restart_then_r
         held,
         "the API saw requests during the pause"
     );
+    // A paused job's queue is not consumed: its chunks wait there, not in a worker.
+    let counts = env.queue_counts().await?;
+    assert!(counts.chunks_ready > 0, "{counts:?}");
+    assert_eq!(
+        counts.consumers, 0,
+        "nobody consumes a paused job: {counts:?}"
+    );
     let log = std::fs::read_to_string(env.path("w2.log"))?;
     assert!(
-        log.contains("returning"),
-        "chunks were held past --max-hold and returned:\n{log}"
+        !log.contains("returning"),
+        "the worker started during the pause took no chunk of it:\n{log}"
     );
 
     volley_ok(&env, &["resume", &job]).await?;

@@ -152,7 +152,7 @@ async fn verify_passes_on_a_good_job_and_names_a_corrupted_counter_or_a_lost_row
     assert_eq!(
         counters_check["detail"],
         format!(
-            "ok {} + failed {failed} = {}, but done is 200",
+            "ok {} + failed {failed} + cancelled 0 = {}, but done is 200",
             ok + 1,
             ok + 1 + failed
         ),
