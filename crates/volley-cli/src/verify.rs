@@ -133,7 +133,10 @@ pub struct Rows {
     pub ok: u64,
     /// Of them, failed.
     pub failed: u64,
-    /// (chunk, position) of each failed row.
+    /// Of them, cancelled before they were sent.
+    pub cancelled: u64,
+    /// (chunk, position) of each failed or cancelled row: those whose input is kept for
+    /// `volley retry`.
     pub failed_at: BTreeSet<(u64, u32)>,
     /// What is wrong with single chunks or rows.
     pub problems: Vec<String>,
@@ -167,7 +170,11 @@ impl Rows {
             if row.ok {
                 self.ok += 1;
             } else {
-                self.failed += 1;
+                if row.cancelled() {
+                    self.cancelled += 1;
+                } else {
+                    self.failed += 1;
+                }
                 self.failed_at
                     .insert((chunk, u32::try_from(pos).unwrap_or(u32::MAX)));
             }
@@ -212,12 +219,18 @@ impl Rows {
                 self.failed, s.failed
             ));
         }
+        if self.cancelled != s.cancelled {
+            problems.push(format!(
+                "{} rows were cancelled, but cancelled is {}",
+                self.cancelled, s.cancelled
+            ));
+        }
         Check::new(
             "results",
             problems,
             format!(
-                "{} rows, one per record ({} ok, {} failed)",
-                self.rows, self.ok, self.failed
+                "{} rows, one per record ({} ok, {} failed, {} cancelled)",
+                self.rows, self.ok, self.failed, self.cancelled
             ),
         )
     }
@@ -228,7 +241,8 @@ pub fn records_in_chunk(chunk: u64, size: u64, total: u64) -> u64 {
     total.saturating_sub(chunk * size).min(size)
 }
 
-/// Every failed record's input kept (for `volley retry`), and none kept for a success.
+/// Every failed or cancelled record's input kept (for `volley retry`), and none kept for a
+/// success.
 pub fn failed_inputs(rows: &Rows, kept: &BTreeSet<(u64, u32)>, s: &JobStatus) -> Check {
     let without: Vec<u64> = rows
         .failed_at
@@ -242,14 +256,14 @@ pub fn failed_inputs(rows: &Rows, kept: &BTreeSet<(u64, u32)>, s: &JobStatus) ->
     let mut problems = Vec::new();
     if !without.is_empty() {
         problems.push(format!(
-            "{} failed records have no kept input (chunks {})",
+            "{} failed or cancelled records have no kept input (chunks {})",
             without.len(),
             render_list(&without, 10)
         ));
     }
     if !extra.is_empty() {
         problems.push(format!(
-            "{} kept inputs belong to no failed row (chunks {})",
+            "{} kept inputs belong to no failed or cancelled row (chunks {})",
             extra.len(),
             render_list(&extra, 10)
         ));
@@ -257,7 +271,10 @@ pub fn failed_inputs(rows: &Rows, kept: &BTreeSet<(u64, u32)>, s: &JobStatus) ->
     Check::new(
         "failed inputs",
         problems,
-        format!("kept for all {} failed records", s.failed),
+        format!(
+            "kept for all {} failed and {} cancelled records",
+            s.failed, s.cancelled
+        ),
     )
 }
 
@@ -391,6 +408,50 @@ mod tests {
         assert!(
             check.detail.contains("chunks 4 have no commit mark"),
             "{check:?}"
+        );
+    }
+
+    #[test]
+    fn cancelled_rows_count_as_cancelled_and_keep_their_inputs() {
+        use volley_core::{ErrorKind, RecordError, RecordOutcome, encode_chunk_results};
+        let outcome = |line: u64, error: Option<ErrorKind>| RecordOutcome {
+            id: format!("r{line}"),
+            line,
+            status: error.is_none().then_some(200),
+            attempts: u32::from(error != Some(ErrorKind::Cancelled)),
+            latency_ms: 1,
+            error: error.map(|kind| RecordError {
+                kind,
+                message: "x".into(),
+            }),
+            body: None,
+        };
+        let stored = encode_chunk_results(&[
+            outcome(1, None),
+            outcome(2, Some(ErrorKind::Status)),
+            outcome(3, Some(ErrorKind::Cancelled)),
+        ]);
+        let mut rows = Rows::default();
+        rows.add_chunk(0, Some(&stored), 3);
+        assert_eq!((rows.ok, rows.failed, rows.cancelled), (1, 1, 1));
+        let s = JobStatus {
+            cancelled: 1,
+            done: 3,
+            total_chunks: Some(1),
+            ..finished(1, 1, 3)
+        };
+        assert_eq!(
+            rows.check(&s, 1).outcome,
+            Outcome::Pass,
+            "{:?}",
+            rows.check(&s, 1)
+        );
+        let kept = BTreeSet::from([(0, 1), (0, 2)]);
+        assert_eq!(failed_inputs(&rows, &kept, &s).outcome, Outcome::Pass);
+        let uncounted = JobStatus { cancelled: 0, ..s };
+        assert_eq!(
+            rows.check(&uncounted, 1).detail,
+            "1 rows were cancelled, but cancelled is 0"
         );
     }
 

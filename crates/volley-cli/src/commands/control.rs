@@ -122,8 +122,11 @@ async fn apply(
             return Err(Failure::new(
                 exit::USAGE,
                 format!(
-                    "job {job} has ended ({state}); nothing to {}",
-                    change.as_str()
+                    "job {job} has ended ({state}): {} applies only to a job that runs",
+                    match change {
+                        ControlChange::ClearLimits => "limit --clear",
+                        other => other.as_str(),
+                    }
                 ),
             ));
         }
