@@ -175,6 +175,13 @@ async fn a_cancelled_job_stops_sending_ends_cancelled_and_its_retry_calls_each_r
         })
         .count() as u64;
     assert_eq!(marked, cancelled, "the cancelled records say so");
+    // A cancelled job's accounting adds up: cancelled rows are neither ok nor failed, and
+    // their inputs are kept for the retry.
+    let verified = volley_ok(&env, &["verify", &a]).await?;
+    assert!(
+        verified.contains(&format!("cancelled {cancelled} = done 600 = total 600")),
+        "{verified}"
+    );
 
     // The other job ran on, untouched.
     let other = wait_for_job(&env, &b).await?;
