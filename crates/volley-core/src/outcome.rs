@@ -128,6 +128,27 @@ pub struct RecordOutcome {
 }
 
 impl RecordOutcome {
+    /// The outcome of a record that was never sent: no attempt, no status, this error (a
+    /// panic, a poison chunk, a cancel, a record given up).
+    pub fn unsent(
+        record: &crate::ChunkRecord,
+        kind: ErrorKind,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            id: record.id.clone(),
+            line: record.line,
+            status: None,
+            attempts: 0,
+            latency_ms: 0,
+            error: Some(RecordError {
+                kind,
+                message: message.into(),
+            }),
+            body: None,
+        }
+    }
+
     /// Whether the record succeeded.
     pub fn ok(&self) -> bool {
         self.error.is_none()

@@ -2,7 +2,7 @@
 //! processor's semaphores bound how many are in flight, shared across every chunk a worker
 //! holds, so one slow record never idles the other slots (no chunk barrier).
 
-use crate::{ChunkRecord, ErrorKind, JobId, RecordError, RecordOutcome};
+use crate::{ChunkRecord, ErrorKind, JobId, RecordOutcome};
 use futures_util::FutureExt;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -123,16 +123,5 @@ fn panic_outcome(
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".into());
     tracing::error!(job.id = job.map(tracing::field::display), record.id = %record.id.escape_debug(), panic = %message, "record processor panicked");
-    RecordOutcome {
-        id: record.id.clone(),
-        line: record.line,
-        status: None,
-        attempts: 0,
-        latency_ms: 0,
-        error: Some(RecordError {
-            kind: ErrorKind::Panic,
-            message,
-        }),
-        body: None,
-    }
+    RecordOutcome::unsent(record, ErrorKind::Panic, message)
 }

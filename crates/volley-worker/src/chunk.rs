@@ -14,7 +14,7 @@ use volley_core::patiently::Patiently;
 use volley_core::time::now_ms;
 use volley_core::{
     Backoff, ChunkCommit, ChunkDecodeError, ChunkDelivery, ChunkMessage, ChunkRecord, CommitStatus,
-    ErrorKind, HttpProcessor, JobId, RecordError, RecordOutcome, Store, partial, run_until,
+    ErrorKind, HttpProcessor, JobId, RecordOutcome, Store, partial, run_until,
 };
 
 /// What every chunk task shares.
@@ -484,18 +484,7 @@ async fn commit<S: Store>(
 fn failed_outcomes(records: &[ChunkRecord], kind: ErrorKind, message: &str) -> Vec<RecordOutcome> {
     records
         .iter()
-        .map(|r| RecordOutcome {
-            id: r.id.clone(),
-            line: r.line,
-            status: None,
-            attempts: 0,
-            latency_ms: 0,
-            error: Some(RecordError {
-                kind,
-                message: message.to_string(),
-            }),
-            body: None,
-        })
+        .map(|r| RecordOutcome::unsent(r, kind, message))
         .collect()
 }
 

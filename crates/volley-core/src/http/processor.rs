@@ -382,18 +382,7 @@ impl From<RecordError> for Refused {
 }
 
 fn unreachable_outcome(record: &ChunkRecord) -> RecordOutcome {
-    RecordOutcome {
-        id: record.id.clone(),
-        line: record.line,
-        status: None,
-        attempts: 0,
-        latency_ms: 0,
-        error: Some(RecordError {
-            kind: ErrorKind::Request,
-            message: "record given up without a stop".into(),
-        }),
-        body: None,
-    }
+    RecordOutcome::unsent(record, ErrorKind::Request, "record given up without a stop")
 }
 
 /// What the record does after an attempt.
