@@ -61,8 +61,8 @@ pub use spec::{
     ResultSpec, RetrySpec, SpecDuration, SpecError, SpecMethod, Weight,
 };
 pub use store::{
-    ActiveJob, ActiveJobs, ChunkCommit, CommitStatus, FailedInput, JobStatus, NewJob, PublishMark,
-    Registration, Splice, Store, StoreError, WorkerBeat, WorkerPhase, render_list,
+    ActiveJob, ActiveJobs, ChunkCommit, CommitStatus, FailedInput, HoldReply, JobStatus, NewJob,
+    PublishMark, Registration, Splice, Store, StoreError, WorkerBeat, WorkerPhase, render_list,
 };
 pub use tally::{ChunkTally, bucket_upper_ms, latency_bucket, percentile_ms};
 pub use template::{RequestTemplate, TemplateError};

@@ -215,6 +215,19 @@ pub enum CommitStatus {
     UnknownJob,
 }
 
+/// What asking for a hold on a chunk found ([`Store::hold_chunk`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HoldReply {
+    /// The chunk is this holder's for the time asked (taken now, or renewed).
+    Taken,
+    /// The chunk is committed: there is nothing left to run.
+    Committed,
+    /// Another delivery holds it, for at most this long unless it renews its hold.
+    HeldElsewhere(std::time::Duration),
+    /// The store does not know the job.
+    UnknownJob,
+}
+
 /// A job as `volley status` shows it.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct JobStatus {
@@ -455,7 +468,8 @@ pub trait Store: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<u64>, StoreError>> + Send;
 
     /// Commits a chunk atomically and at most once; drops the chunk's saved partial
-    /// outcomes ([`Store::save_partial`]) in the same step.
+    /// outcomes ([`Store::save_partial`]) and its hold ([`Store::hold_chunk`]) in the same
+    /// step.
     ///
     /// # Errors
     /// [`StoreError`]: the outcome is unknown; retry (the commit is idempotent).
@@ -463,6 +477,34 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
         commit: &ChunkCommit,
     ) -> impl Future<Output = Result<CommitStatus, StoreError>> + Send;
+
+    /// Takes or renews `holder`'s hold on a chunk for `ttl`, unless the chunk is committed
+    /// or another holder's hold has not expired. One delivery runs a chunk at a time: a
+    /// copy of it (redelivered when a channel was lost while the first still runs, or
+    /// published twice) waits for the hold instead of calling the API again. The commit
+    /// gives the hold up in the same step ([`Store::commit_chunk`]).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn hold_chunk(
+        &self,
+        job: &JobId,
+        chunk: u64,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> impl Future<Output = Result<HoldReply, StoreError>> + Send;
+
+    /// Gives up `holder`'s hold on a chunk that goes back to the queue unfinished (another
+    /// holder's hold is left alone).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn release_chunk(
+        &self,
+        job: &JobId,
+        chunk: u64,
+        holder: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Keeps the outcomes a returned chunk already has (see [`crate::partial`]), so that its
     /// next delivery calls the API only for the rest. Expires with the job.

@@ -434,13 +434,21 @@ async fn publish_batch<B: Broker, S: Store>(
     Ok(())
 }
 
-/// Publishes with confirms, republishing the whole batch through broker outages (a
-/// duplicate is absorbed by the commit's done-mark).
+/// Publishes with confirms, republishing the whole batch through broker outages. A copy
+/// of a chunk that did reach the queue runs no record twice: it waits for the chunk's hold
+/// and skips it once committed.
 async fn publish_patiently<B: Broker>(
     broker: &B,
     job: &JobId,
     messages: Vec<OutgoingChunk>,
 ) -> Result<(), ProduceError> {
+    // For fault tests: every chunk published twice, each copy right behind its original,
+    // as a republish after lost confirms would queue them.
+    let messages = if volley_core::failpoint::armed("producer_publish_twice").is_some() {
+        messages.into_iter().flat_map(|m| [m.clone(), m]).collect()
+    } else {
+        messages
+    };
     through_outage(
         |e| matches!(e, BrokerError::Unavailable(_)),
         |r| {

@@ -15,6 +15,8 @@ pub(crate) struct JobKeys {
     pub(crate) series: String,
     /// Outcomes of chunks returned unfinished, chunk → rows (see `volley_core::partial`).
     pub(crate) partial: String,
+    /// Chunks being run, chunk → `{holder} {expires_ms}` (see `lua/hold.lua`).
+    pub(crate) holds: String,
 }
 
 impl JobKeys {
@@ -29,11 +31,12 @@ impl JobKeys {
             redrive: format!("{base}:redrive"),
             series: format!("{base}:series"),
             partial: format!("{base}:partial"),
+            holds: format!("{base}:holds"),
         }
     }
 
     /// In the order the Lua scripts expect them.
-    pub(crate) fn all(&self) -> [&str; 8] {
+    pub(crate) fn all(&self) -> [&str; 9] {
         [
             &self.meta,
             &self.counters,
@@ -43,6 +46,7 @@ impl JobKeys {
             &self.redrive,
             &self.series,
             &self.partial,
+            &self.holds,
         ]
     }
 }

@@ -27,3 +27,5 @@ pub(crate) static CONTROL: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/control.lua")));
 pub(crate) static PARTIAL: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/partial.lua")));
+pub(crate) static HOLD: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/hold.lua")));

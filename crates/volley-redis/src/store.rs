@@ -2,7 +2,7 @@ use crate::active;
 use crate::conn::{Connections, RedisOptions};
 use crate::keys::{JobKeys, active_index, jobs_index, namespace_marker, worker_key, workers_index};
 use crate::scripts::{
-    COMMIT, CONTROL, FINISH_PUBLISHING, FORGET, INPUT_ERROR, PARTIAL, PUBLISHED, REDRIVE_ADD,
+    COMMIT, CONTROL, FINISH_PUBLISHING, FORGET, HOLD, INPUT_ERROR, PARTIAL, PUBLISHED, REDRIVE_ADD,
     REDRIVE_END, REGISTER,
 };
 use crate::status::{
@@ -16,9 +16,9 @@ use std::ops::Range;
 use std::sync::Arc;
 use volley_core::throughput::Finished;
 use volley_core::{
-    ActiveJobs, ChunkCommit, CommitStatus, ControlChange, ControlReply, FailedInput, JobControls,
-    JobId, JobState, JobStatus, Namespace, NewJob, PublishMark, Registration, Store, StoreError,
-    WorkerBeat,
+    ActiveJobs, ChunkCommit, CommitStatus, ControlChange, ControlReply, FailedInput, HoldReply,
+    JobControls, JobId, JobState, JobStatus, Namespace, NewJob, PublishMark, Registration, Store,
+    StoreError, WorkerBeat,
 };
 use volley_runtime::Settings;
 
@@ -55,6 +55,28 @@ impl RedisStore {
             ns,
             conns: Arc::new(Connections::new(options)?),
         })
+    }
+
+    /// Runs `lua/hold.lua`: takes or renews a hold for `ttl_ms`, or gives it up with 0.
+    async fn hold(
+        &self,
+        job: &JobId,
+        chunk: u64,
+        holder: &str,
+        ttl_ms: u64,
+    ) -> Result<String, StoreError> {
+        let keys = JobKeys::new(&self.ns, job);
+        self.run(|mut c| async move {
+            HOLD.key(&keys.meta)
+                .key(&keys.chunks)
+                .key(&keys.holds)
+                .arg(chunk)
+                .arg(holder)
+                .arg(ttl_ms)
+                .invoke_async(&mut c)
+                .await
+        })
+        .await
     }
 
     /// The store the settings name (URL and namespace): the one way the binaries, the CLI
@@ -574,6 +596,33 @@ impl Store for RedisStore {
             return Err(StoreError::Conflict(format!("unknown job {job}")));
         }
         parse_state(job.as_str(), &reply)
+    }
+
+    async fn hold_chunk(
+        &self,
+        job: &JobId,
+        chunk: u64,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> Result<HoldReply, StoreError> {
+        // At least a millisecond: 0 asks the script to give the hold up.
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let reply = self.hold(job, chunk, holder, ttl_ms).await?;
+        match reply.as_str() {
+            "taken" => Ok(HoldReply::Taken),
+            "committed" => Ok(HoldReply::Committed),
+            "unknown_job" => Ok(HoldReply::UnknownJob),
+            other => match other.strip_prefix("held:").and_then(|ms| ms.parse().ok()) {
+                Some(ms) => Ok(HoldReply::HeldElsewhere(std::time::Duration::from_millis(
+                    ms,
+                ))),
+                None => Err(StoreError::Corrupt(format!("hold reply '{other}'"))),
+            },
+        }
+    }
+
+    async fn release_chunk(&self, job: &JobId, chunk: u64, holder: &str) -> Result<(), StoreError> {
+        self.hold(job, chunk, holder, 0).await.map(drop)
     }
 
     async fn save_partial(

@@ -1,7 +1,8 @@
-//! The life of one delivered chunk: decode, find its job, skip it if already committed, run
-//! its records (only those an earlier, returned delivery did not finish), commit
-//! atomically, and only then ack.
+//! The life of one delivered chunk: decode, find its job, take its hold (skip it if already
+//! committed, wait while another delivery runs it), run its records (only those an earlier,
+//! returned delivery did not finish), commit atomically, and only then ack.
 
+use crate::hold::{self, ChunkHold, Holders, Taken};
 use crate::jobs::{JobCache, JobEntry};
 use crate::state::WorkerState;
 use std::sync::Arc;
@@ -30,6 +31,8 @@ pub(crate) struct ChunkContext<S> {
     pub(crate) max_hold: Duration,
     /// See [`crate::WorkerOptions::store_name`].
     pub(crate) store_name: String,
+    /// Names this worker's holds on the chunks it runs.
+    pub(crate) holders: Holders,
 }
 
 /// Backoff for store retries (and start-up waits): 100 ms doubling to 5 s.
@@ -37,30 +40,40 @@ pub(crate) const STORE_BACKOFF: Backoff =
     Backoff::doubling(Duration::from_millis(100), Duration::from_secs(5));
 
 /// What a delivery calls for, decided before any record is touched.
-enum Plan {
+enum Plan<S: Store> {
     /// Not a chunk message at all: dead-lettered as it is.
     Undecodable(ChunkDecodeError),
     /// A chunk of a job the store does not know (or the drain timeout passed while asking).
     Unknown,
-    /// A redelivery of a chunk already committed: acked without work.
+    /// A chunk already committed (a redelivery, or a copy published twice): acked without
+    /// work.
     Skip,
+    /// Another delivery of the chunk still runs it (or the drain timeout came while
+    /// waiting): returned to the queue unsettled.
+    Busy,
     /// A chunk that keeps coming back (workers crashed or were stopped on it): its records
     /// are settled as `poison` without calling the API, and the message is dead-lettered.
     Poison {
         message: ChunkMessage,
+        hold: ChunkHold<S>,
         deliveries: u64,
     },
     /// The job's spec cannot run on this worker: its records fail with the reason.
     Broken {
         message: ChunkMessage,
+        hold: ChunkHold<S>,
         reason: String,
     },
     /// The job is cancelled (`volley cancel`): its records are settled as `cancelled`
     /// without calling the API, and the chunk is acked.
-    Cancelled(ChunkMessage),
+    Cancelled {
+        message: ChunkMessage,
+        hold: ChunkHold<S>,
+    },
     /// Call the API for the chunk's records.
     Run {
         message: ChunkMessage,
+        hold: ChunkHold<S>,
         processor: Arc<HttpProcessor>,
     },
 }
@@ -91,6 +104,7 @@ pub(crate) async fn handle_delivery<S: Store, D: ChunkDelivery>(
 }
 
 async fn handle<S: Store, D: ChunkDelivery>(ctx: Arc<ChunkContext<S>>, delivery: D) {
+    let arrived = Instant::now();
     if delivery.redelivered() {
         metrics::global().chunk_redelivered();
     }
@@ -104,11 +118,15 @@ async fn handle<S: Store, D: ChunkDelivery>(ctx: Arc<ChunkContext<S>>, delivery:
             ctx.state
                 .chunks_already_committed
                 .fetch_add(1, Ordering::Relaxed);
-            tracing::info!("redelivered chunk already committed; acking without work");
+            tracing::info!("chunk already committed; acking without work");
             ack(&ctx, &delivery).await;
+        }
+        Plan::Busy => {
+            let _ = delivery.requeue().await;
         }
         Plan::Poison {
             message,
+            hold,
             deliveries,
         } => {
             tracing::warn!(
@@ -119,26 +137,38 @@ async fn handle<S: Store, D: ChunkDelivery>(ctx: Arc<ChunkContext<S>>, delivery:
                 "chunk delivered {} times without completing (workers crashed or were stopped on it); not tried again",
                 deliveries + 1
             );
-            settle(&ctx, &delivery, message, Work::Poison(reason)).await;
+            settle(&ctx, &delivery, message, hold, Work::Poison(reason)).await;
         }
-        Plan::Broken { message, reason } => {
+        Plan::Broken {
+            message,
+            hold,
+            reason,
+        } => {
             let reason = format!("job spec cannot run on this worker: {reason}");
-            settle(&ctx, &delivery, message, Work::Broken(reason)).await;
+            settle(&ctx, &delivery, message, hold, Work::Broken(reason)).await;
         }
-        Plan::Cancelled(message) => {
+        Plan::Cancelled { message, hold } => {
             tracing::info!(
                 "job cancelled: settling the chunk's records as cancelled without calls"
             );
-            settle(&ctx, &delivery, message, Work::Cancelled).await;
+            settle(&ctx, &delivery, message, hold, Work::Cancelled).await;
         }
-        Plan::Run { message, processor } => {
-            settle(&ctx, &delivery, message, Work::Run(processor)).await;
+        Plan::Run {
+            message,
+            hold,
+            processor,
+        } => {
+            let work = Work::Run {
+                processor,
+                until: arrived + ctx.max_hold,
+            };
+            settle(&ctx, &delivery, message, hold, work).await;
         }
     }
 }
 
 /// Reads the delivery and asks the store what it needs to know to decide its [`Plan`].
-async fn plan<S: Store, D: ChunkDelivery>(ctx: &ChunkContext<S>, delivery: &D) -> Plan {
+async fn plan<S: Store, D: ChunkDelivery>(ctx: &ChunkContext<S>, delivery: &D) -> Plan<S> {
     let message = match ChunkMessage::decode(delivery.payload()) {
         Ok(m) => m,
         Err(e) => return Plan::Undecodable(e),
@@ -149,17 +179,22 @@ async fn plan<S: Store, D: ChunkDelivery>(ctx: &ChunkContext<S>, delivery: &D) -
     let Some(entry) = find_job(ctx, &message).await else {
         return Plan::Unknown;
     };
-    // A first delivery skips the store round trip. (A producer that republishes a batch
-    // whose confirms were lost sends copies that arrive as first deliveries; their commit
-    // is absorbed as `AlreadyCommitted`, but their records are called again.)
-    if delivery.redelivered()
-        && matches!(
-            ctx.store.is_committed(&message.job, message.chunk).await,
-            Ok(true)
-        )
-    {
-        return Plan::Skip;
-    }
+    // Every delivery, first or not, asks: a first delivery may be a copy published twice.
+    // Waiting for a twin is bounded by half the hold limit, so the run keeps the other half.
+    let taken = hold::take(
+        &ctx.store,
+        &ctx.holders,
+        &message.job,
+        message.chunk,
+        ctx.max_hold / 2,
+        &ctx.abort,
+    )
+    .await;
+    let hold = match taken {
+        Taken::Hold(hold) => hold,
+        Taken::Committed => return Plan::Skip,
+        Taken::Busy => return Plan::Busy,
+    };
     if let Some(deliveries) = ctx
         .settle_poison_at
         .zip(delivery.delivery_count())
@@ -167,19 +202,22 @@ async fn plan<S: Store, D: ChunkDelivery>(ctx: &ChunkContext<S>, delivery: &D) -
     {
         return Plan::Poison {
             message,
+            hold,
             deliveries,
         };
     }
     match entry.as_ref() {
         JobEntry::Ready(processor) if still_cancelled(ctx, &message.job, processor).await => {
-            Plan::Cancelled(message)
+            Plan::Cancelled { message, hold }
         }
         JobEntry::Ready(processor) => Plan::Run {
             message,
+            hold,
             processor: processor.clone(),
         },
         JobEntry::Broken(reason) => Plan::Broken {
             message,
+            hold,
             reason: reason.clone(),
         },
     }
@@ -204,7 +242,11 @@ async fn still_cancelled<S: Store>(
 
 /// How a held chunk's records get their outcomes.
 enum Work {
-    Run(Arc<HttpProcessor>),
+    /// Call the API, returning the chunk unfinished at `until` (the hold limit).
+    Run {
+        processor: Arc<HttpProcessor>,
+        until: Instant,
+    },
     Cancelled,
     Poison(String),
     Broken(String),
@@ -222,6 +264,7 @@ async fn settle<S: Store, D: ChunkDelivery>(
     ctx: &ChunkContext<S>,
     delivery: &D,
     message: ChunkMessage,
+    hold: ChunkHold<S>,
     how: Work,
 ) {
     let (job, chunk) = (message.job, message.chunk);
@@ -229,9 +272,9 @@ async fn settle<S: Store, D: ChunkDelivery>(
     let inputs: Arc<[ChunkRecord]> = message.records.into();
     let poison = matches!(how, Work::Poison(_));
     let ran = match how {
-        Work::Run(processor) => {
+        Work::Run { processor, until } => {
             let saved = saved_outcomes(ctx, delivery, &job, chunk, inputs.len()).await;
-            run(ctx, processor, &inputs, saved).await
+            run(ctx, processor, &inputs, saved, until, hold.lost()).await
         }
         Work::Cancelled => {
             // Records a returned delivery already finished keep their real outcome.
@@ -258,6 +301,7 @@ async fn settle<S: Store, D: ChunkDelivery>(
                     tracing::warn!(
                         "redrive chunk carries an unreadable earlier outcome: dead-lettering"
                     );
+                    hold.release().await;
                     dead_letter(ctx, delivery).await;
                     return;
                 }
@@ -271,9 +315,12 @@ async fn settle<S: Store, D: ChunkDelivery>(
     let records = held.release();
     if !committed {
         tracing::info!("returning unfinished chunk to the queue");
+        hold.release().await;
         let _ = delivery.requeue().await;
         return;
     }
+    // The commit gave the hold up.
+    drop(hold);
     ctx.state.records_done.fetch_add(records, Ordering::Relaxed);
     if poison {
         // Accounted for in the store (every record failed with `poison`); the message goes
@@ -290,13 +337,15 @@ async fn settle<S: Store, D: ChunkDelivery>(
     ack(ctx, delivery).await;
 }
 
-/// Calls the API for every record `saved` has no outcome for, unless the drain timeout or
-/// the hold limit comes first.
+/// Calls the API for every record `saved` has no outcome for, unless the drain timeout,
+/// the hold limit (`until`) or the loss of the chunk's hold comes first.
 async fn run<S>(
     ctx: &ChunkContext<S>,
     processor: Arc<HttpProcessor>,
     inputs: &Arc<[ChunkRecord]>,
     mut saved: Vec<Option<RecordOutcome>>,
+    until: Instant,
+    lost: &CancellationToken,
 ) -> Ran {
     if ctx.abort.is_cancelled() {
         return Ran::Unfinished(saved);
@@ -311,12 +360,14 @@ async fn run<S>(
         );
         todo.iter().map(|&i| inputs[i].clone()).collect()
     };
-    // The drain timeout has passed: cut off at once. The hold limit: requests in flight
-    // (paid for) may finish within a grace that stays far below the consumer timeout.
+    // The drain timeout has passed: cut off at once. The hold limit, or a hold another
+    // delivery took over: requests in flight (paid for) may finish within a grace that
+    // stays far below the consumer timeout.
     let stop = async {
         tokio::select! {
             () = ctx.abort.cancelled() => Duration::ZERO,
-            () = tokio::time::sleep(ctx.max_hold) => {
+            () = lost.cancelled() => HOLD_GRACE,
+            () = tokio::time::sleep_until(until.into()) => {
                 tracing::warn!(held_secs = ctx.max_hold.as_secs(), "chunk held too long (a pause, a tight rate limit, long Retry-After or slow API for chunking.size records); returning it before RabbitMQ's consumer_timeout closes the channel");
                 HOLD_GRACE
             }

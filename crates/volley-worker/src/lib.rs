@@ -21,6 +21,7 @@ mod chunk;
 mod controls;
 mod follow;
 pub mod healthcheck;
+mod hold;
 mod jobs;
 mod options;
 mod probes;

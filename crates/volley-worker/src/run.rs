@@ -81,6 +81,7 @@ pub async fn run_worker<B: Broker, S: Store>(
         settle_poison_at: options.settle_poison_at,
         max_hold: options.max_hold,
         store_name: options.store_name.clone(),
+        holders: crate::hold::Holders::new(&options.worker_id),
     });
     state.readiness.waiting_for(&options.broker_name);
     let Some(mut consumer) = consume_when_up(broker.as_ref(), &options, &shutdown).await? else {

@@ -8,9 +8,9 @@ use volley_core::redrive::{RedriveError, RedriveFilter, redrive};
 use volley_core::throughput::Finished;
 use volley_core::{
     Broker, ChunkCommit, ChunkConsumer, ChunkDelivery, ChunkMessage, ChunkRecord, ChunkTally,
-    CommitStatus, ErrorKind, Follow, JobId, JobState, NewJob, OutgoingChunk, PublishMark,
-    RecordError, RecordOutcome, Registration, Store, StoreError, WorkerBeat, decode_chunk_results,
-    encode_chunk_results,
+    CommitStatus, ErrorKind, Follow, HoldReply, JobId, JobState, NewJob, OutgoingChunk,
+    PublishMark, RecordError, RecordOutcome, Registration, Store, StoreError, WorkerBeat,
+    decode_chunk_results, encode_chunk_results,
 };
 use volley_tests::TestEnv;
 
@@ -244,6 +244,49 @@ async fn store_contract<S: Store>(store: S) -> anyhow::Result<()> {
         "a registered job leaves history"
     );
 
+    // One holder at a time: another waits while the hold lasts, takes it once given up
+    // or expired; the commit ends it, and after that every holder hears `Committed`.
+    let ttl = Duration::from_secs(30);
+    assert_eq!(
+        store.hold_chunk(&job, 0, "h1", ttl).await?,
+        HoldReply::Taken
+    );
+    assert_eq!(
+        store.hold_chunk(&job, 0, "h1", ttl).await?,
+        HoldReply::Taken,
+        "renewed"
+    );
+    match store.hold_chunk(&job, 0, "h2", ttl).await? {
+        HoldReply::HeldElsewhere(left) => assert!(left > Duration::from_secs(25), "{left:?}"),
+        other => panic!("h2 took a held chunk: {other:?}"),
+    }
+    store.release_chunk(&job, 0, "h2").await?;
+    assert!(
+        matches!(
+            store.hold_chunk(&job, 0, "h2", ttl).await?,
+            HoldReply::HeldElsewhere(_)
+        ),
+        "only the holder gives a hold up"
+    );
+    store.release_chunk(&job, 0, "h1").await?;
+    assert_eq!(
+        store
+            .hold_chunk(&job, 0, "h2", Duration::from_millis(50))
+            .await?,
+        HoldReply::Taken
+    );
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    assert_eq!(
+        store.hold_chunk(&job, 0, "h3", ttl).await?,
+        HoldReply::Taken,
+        "h2's expired"
+    );
+    let unknown = JobId::parse("contract-unknown-1").map_err(anyhow::Error::msg)?;
+    assert_eq!(
+        store.hold_chunk(&unknown, 0, "h1", ttl).await?,
+        HoldReply::UnknownJob
+    );
+
     // The commit is applied once: a second commit of the same chunk changes nothing.
     let first = [outcome("a", 200, false), outcome("b", 503, true)];
     assert_eq!(
@@ -274,6 +317,14 @@ async fn store_contract<S: Store>(store: S) -> anyhow::Result<()> {
     assert_eq!(after.by_error.get("status"), Some(&1));
     assert!(store.is_committed(&job, 0).await?);
     assert!(!store.is_committed(&job, 1).await?);
+    assert_eq!(
+        store.hold_chunk(&job, 0, "h3", ttl).await?,
+        HoldReply::Committed
+    );
+    assert_eq!(
+        store.hold_chunk(&job, 0, "h4", ttl).await?,
+        HoldReply::Committed
+    );
     assert_eq!(
         store.uncommitted_chunks(&job, 11).await?,
         (1..11).collect::<Vec<u64>>()

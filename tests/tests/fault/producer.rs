@@ -61,3 +61,56 @@ async fn a_producer_killed_before_its_first_publish_is_resumed_with_job_id() -> 
     );
     Ok(())
 }
+
+/// A producer whose confirms were lost republishes a batch that did reach the queue: every
+/// chunk arrives twice, each copy right behind its original, as first deliveries. Copies
+/// taken while the original runs wait for its hold; copies taken after its commit skip. The
+/// API sees each record once.
+#[tokio::test]
+async fn chunks_published_twice_call_no_record_twice() -> anyhow::Result<()> {
+    let env = TestEnv::new().await?;
+    let input = env.path("records.jsonl");
+    let ids = write_jsonl(&input, 2_000)?;
+    let spec = env.write_spec(
+        "twice",
+        "/users/{id}?delay_ms=20",
+        "[result]\nbody = \"none\"\n[chunking]\nsize = 20\n[concurrency]\nper_worker = 16\n",
+    )?;
+    let job = "published-twice";
+    let mut producer =
+        crate::kit::spawn_producer(&env, &spec, &input, job, "producer_publish_twice=1")?;
+    let mut w1 = env.spawn_worker("w1", &["--prefetch", "4", "--exit-when-idle", "3s"])?;
+    let mut w2 = env.spawn_worker("w2", &["--prefetch", "4", "--exit-when-idle", "3s"])?;
+    assert!(
+        wait_exit(&mut producer, Duration::from_secs(60))
+            .await?
+            .success()
+    );
+    let verdict = oracle(
+        &env,
+        job,
+        &ids,
+        0,
+        ApiBound::Exact,
+        Duration::from_secs(120),
+    )
+    .await?;
+    assert_eq!(verdict.u64("ok"), 2_000);
+    assert_eq!(verdict.u64("total_chunks"), 100);
+    let logs = [&mut w1, &mut w2];
+    for w in logs {
+        assert!(wait_exit(w, Duration::from_secs(30)).await?.success());
+    }
+    let logs = std::fs::read_to_string(env.path("w1.log"))?
+        + &std::fs::read_to_string(env.path("w2.log"))?;
+    // Both ways a copy is absorbed happened: after the commit, and while its twin ran.
+    assert!(
+        logs.contains("chunk already committed"),
+        "no copy came after its commit"
+    );
+    assert!(
+        logs.contains("another delivery of this chunk is running it"),
+        "no copy came while its twin ran"
+    );
+    Ok(())
+}

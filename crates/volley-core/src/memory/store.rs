@@ -1,12 +1,13 @@
 use crate::store::{
-    ActiveJob, ActiveJobs, ChunkCommit, CommitStatus, FailedInput, JobStatus, NewJob, PublishMark,
-    Registration, Store, StoreError, WorkerBeat,
+    ActiveJob, ActiveJobs, ChunkCommit, CommitStatus, FailedInput, HoldReply, JobStatus, NewJob,
+    PublishMark, Registration, Store, StoreError, WorkerBeat,
 };
 use crate::throughput::{Finished, minute_of};
 use crate::{ControlChange, ControlReply, JobControls, JobId, JobState, Weight};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Range;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 #[derive(Debug)]
 struct Job {
@@ -24,6 +25,8 @@ struct Job {
     minutes: BTreeMap<u64, Finished>,
     /// Outcomes of returned chunks, by chunk, until their commit.
     partials: HashMap<u64, Vec<u8>>,
+    /// Chunks being run: holder and until when.
+    holds: HashMap<u64, (String, Instant)>,
 }
 
 fn bump(counter: &mut u64, delta: i64) {
@@ -130,6 +133,7 @@ impl Store for MemoryStore {
                 pending_redrive: BTreeMap::new(),
                 minutes: BTreeMap::new(),
                 partials: HashMap::new(),
+                holds: HashMap::new(),
             },
         );
         Ok(Registration::Created)
@@ -221,6 +225,7 @@ impl Store for MemoryStore {
         }
         job.committed.insert(commit.chunk);
         job.partials.remove(&commit.chunk);
+        job.holds.remove(&commit.chunk);
         if commit.splices.is_empty() {
             job.results.insert(commit.chunk, commit.results.clone());
         }
@@ -352,6 +357,43 @@ impl Store for MemoryStore {
         job.pending_redrive.clear();
         finish_if_done(job, now_ms);
         Ok(job.state)
+    }
+
+    async fn hold_chunk(
+        &self,
+        job: &JobId,
+        chunk: u64,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<HoldReply, StoreError> {
+        let mut state = self.lock();
+        let Some(job) = state.jobs.get_mut(job) else {
+            return Ok(HoldReply::UnknownJob);
+        };
+        if job.committed.contains(&chunk) {
+            return Ok(HoldReply::Committed);
+        }
+        let now = Instant::now();
+        if let Some((owner, until)) = job.holds.get(&chunk)
+            && owner != holder
+            && *until > now
+        {
+            return Ok(HoldReply::HeldElsewhere(*until - now));
+        }
+        job.holds.insert(chunk, (holder.to_string(), now + ttl));
+        Ok(HoldReply::Taken)
+    }
+
+    async fn release_chunk(&self, job: &JobId, chunk: u64, holder: &str) -> Result<(), StoreError> {
+        if let Some(job) = self.lock().jobs.get_mut(job)
+            && job
+                .holds
+                .get(&chunk)
+                .is_some_and(|(owner, _)| owner == holder)
+        {
+            job.holds.remove(&chunk);
+        }
+        Ok(())
     }
 
     async fn save_partial(

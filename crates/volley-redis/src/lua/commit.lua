@@ -1,6 +1,7 @@
 -- The atomic chunk commit: outcomes + counters + done mark, at most once per (job, chunk).
 -- KEYS: meta, counters, chunks bitmap, results, failed inputs, pending redrive, series,
--- partial outcomes of returned chunks (this chunk's are dropped: the commit holds them now).
+-- partial outcomes of returned chunks (this chunk's are dropped: the commit holds them now),
+-- holds of chunks being run (this chunk's is given up: copies of it now see it committed).
 -- ARGV: chunk, results, now_ms, field count, field/delta pairs, input count, pos/input
 -- pairs, splice count, chunk/pos/row/ok quadruples, records finished, of them failed.
 -- Everything is checked before the first write: a script error does not roll back.
@@ -53,6 +54,7 @@ end
 
 redis.call('SETBIT', KEYS[3], chunk, 1)
 redis.call('HDEL', KEYS[8], ARGV[1])
+redis.call('HDEL', KEYS[9], ARGV[1])
 if nsplices == 0 then
   redis.call('HSET', KEYS[4], ARGV[1], ARGV[2])
 end
