@@ -235,15 +235,16 @@ def _amqp():
     return pika.BlockingConnection(params)
 
 
-def rabbit_queue(ns: str) -> tuple[int, int] | None:
-    """(messages ready, consumers) of the namespace's chunk queue; None when it does not exist."""
+def rabbit_queue(ns: str, job: str) -> tuple[int, int] | None:
+    """(messages ready, consumers) of the job's chunk queue (`{ns}.chunks.{job}`: every job
+    has a queue of its own); None when it does not exist."""
     import pika.exceptions
 
     conn = _amqp()
     try:
         ch = conn.channel()
         try:
-            q = ch.queue_declare(queue=f"{ns}.chunks", passive=True)
+            q = ch.queue_declare(queue=f"{ns}.chunks.{job}", passive=True)
             return q.method.message_count, q.method.consumer_count
         except pika.exceptions.ChannelClosedByBroker:
             return None
@@ -252,13 +253,15 @@ def rabbit_queue(ns: str) -> tuple[int, int] | None:
             conn.close()
 
 
-def rabbit_delete_namespace(ns: str) -> None:
-    """Deletes the namespace's queues and exchange (missing ones are fine)."""
+def rabbit_delete_namespace(ns: str, jobs: tuple[str, ...] = ()) -> None:
+    """Deletes the namespace's dead-letter queue, the queues of `jobs` and the exchange
+    (missing ones are fine). A namespace whose jobs all ended is better deleted whole with
+    `volley namespace delete` ([`delete_namespace`])."""
     import pika.exceptions
 
     conn = _amqp()
     try:
-        for q in (f"{ns}.chunks", f"{ns}.dead"):
+        for q in [f"{ns}.chunks.{job}" for job in jobs] + [f"{ns}.dead"]:
             ch = conn.channel()
             try:
                 ch.queue_delete(queue=q)
@@ -276,13 +279,37 @@ def rabbit_delete_namespace(ns: str) -> None:
             conn.close()
 
 
-def wait_consumers(ns: str, n: int, timeout: float = 30) -> bool:
+def delete_namespace(ns: str, jobs: tuple[str, ...] = ()) -> None:
+    """Leaves nothing of the namespace behind: `volley namespace delete` (every queue,
+    exchange and key, refused while a job runs), else queue by queue and key by key."""
+    rc, _, _ = run_quiet([binary("volley"), "namespace", "delete", ns], timeout=60)
+    if rc != 0:
+        rabbit_delete_namespace(ns, jobs)
+        redis_delete_namespace(ns)
+
+
+def live_workers(ns: str) -> int:
+    """Workers of the namespace whose last beat says `running` (`volley workers --json`):
+    connected to RabbitMQ and Redis, following the active jobs' queues."""
+    rc, out, _ = run_quiet([binary("volley"), "workers", "--json"], timeout=30,
+                           env={"VOLLEY_NAMESPACE": ns})
+    if rc != 0:
+        return 0
+    try:
+        beats = json.loads(out)
+    except ValueError:
+        return 0
+    return sum(1 for b in beats if b.get("state") == "running")
+
+
+def wait_workers(ns: str, n: int, timeout: float = 30) -> bool:
+    """Waits for `n` running workers. Workers consume a job's queue within a second of the
+    job's registration, so a job produced after this is taken at once."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        q = rabbit_queue(ns)
-        if q is not None and q[1] >= n:
+        if live_workers(ns) >= n:
             return True
-        time.sleep(0.1)
+        time.sleep(0.2)
     return False
 
 

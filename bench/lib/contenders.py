@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 from common import (BENCH, OUT, VENV_PY, Mock, Timed, binary, count_lines, cpu,
-                    rabbit_delete_namespace, rabbit_queue, redis_delete_namespace,
-                    redis_namespace_bytes, redis_used_memory, run_quiet, wait_consumers,
+                    delete_namespace, rabbit_delete_namespace, rabbit_queue, redis_delete_namespace,
+                    redis_namespace_bytes, redis_used_memory, run_quiet, wait_workers,
                     write_spec)
 
 WORK = OUT / "work"
@@ -156,11 +156,11 @@ def fleet(w, mock, run, records, inp, workers, per_worker, url, ns, contender=No
         # error (INTERNAL_ERROR, `noproc` in rabbit_quorum_queue:consume), and a worker exits
         # 69 on it at start-up (see the report). The others start once it consumes.
         procs.append(Timed("worker1", cmd, tag, env=env))
-        wait_consumers(ns, 1, timeout=30)
+        wait_workers(ns, 1, timeout=30)
         for i in range(1, workers):
             procs.append(Timed(f"worker{i + 1}", cmd, tag, env=env))
-        if not wait_consumers(ns, workers, timeout=30):
-            rec["problems"].append(f"{workers} workers were not all consuming after 30 s")
+        if not wait_workers(ns, workers, timeout=30):
+            rec["problems"].append(f"{workers} workers were not all running after 30 s")
         t0 = time.time()
         producer = Timed("producer", [binary("volley-producer"), "--spec", str(spec), "--input",
                                       str(inp)], tag, env=env)
@@ -213,8 +213,7 @@ def fleet(w, mock, run, records, inp, workers, per_worker, url, ns, contender=No
             / records
         rec["redis_ns_bytes_per_record"] = rec["redis_ns_bytes"] / records
     rec["mock_requests"] = mock.count()
-    redis_delete_namespace(ns)
-    rabbit_delete_namespace(ns)
+    delete_namespace(ns, (job,) if job else ())
     return _finish(rec, mock, records, wall, w.get("ideal"))
 
 
@@ -247,11 +246,12 @@ def producer_alone(w, run, records, inp, ns, url):
                                        f"{st.get('published_chunks')} chunks")
         except (ValueError, IndexError):
             rec["problems"].append(f"volley status: {err.strip()[:200]}")
-    q = rabbit_queue(ns)
+    q = rabbit_queue(ns, job) if job else None
     rec["queue_messages"] = q[0] if q else None
     if not q or q[0] != chunks:
         rec["problems"].append(f"queue holds {q[0] if q else None} messages, expected {chunks}")
-    rabbit_delete_namespace(ns)
+    # The job never runs (no worker): the namespace is deleted queue by queue.
+    rabbit_delete_namespace(ns, (job,) if job else ())
     redis_delete_namespace(ns)
     return _finish(rec, None, None, res["wall_s"], None)
 

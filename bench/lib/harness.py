@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import contenders as c  # noqa: E402
 from common import (OUT, RELEASE, VENV_PY, Mock, input_file,  # noqa: E402
-                    rabbit_delete_namespace, redis_delete_namespace, redis_info, run_quiet)
+                    delete_namespace, redis_info, run_quiet)
 
 
 def scaled(n: int, quick: bool) -> int:
@@ -282,8 +282,7 @@ def main() -> int:
             (OUT / f"{wid}.json").write_text(json.dumps(doc, indent=1))
     finally:
         try:
-            rabbit_delete_namespace(args.ns)
-            redis_delete_namespace(args.ns)
+            delete_namespace(args.ns)
             say(f"namespace {args.ns} deleted (queues, exchange, Redis keys)")
         except Exception as e:  # noqa: BLE001
             say(f"could not clean namespace {args.ns}: {e!r}")

@@ -20,7 +20,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import (LOGS, OUT, Mock, Timed, binary, input_file,  # noqa: E402
-                    rabbit_delete_namespace, redis_delete_namespace, run_quiet, wait_consumers,
+                    delete_namespace, run_quiet, wait_workers,
                     write_spec)
 
 
@@ -43,8 +43,9 @@ def main() -> int:
     worker = Timed("worker", [binary("volley-worker"), "--concurrency", str(args.n)], "perf",
                    env=env)
     perf = None
+    job = None
     try:
-        if not wait_consumers(ns, 1, timeout=30):
+        if not wait_workers(ns, 1, timeout=30):
             print("worker not consuming", file=sys.stderr)
             return 1
         pid = worker.child_pid()
@@ -68,8 +69,7 @@ def main() -> int:
         res = worker.wait(timeout=60)
         print(f"worker: {res}")
         mock.stop()
-        redis_delete_namespace(ns)
-        rabbit_delete_namespace(ns)
+        delete_namespace(ns, (job,) if job else ())
     report = subprocess.run(["perf", "report", "-i", str(data), "--stdio", "--no-children",
                              "--sort", "symbol", "-g", "none", "--percent-limit", "0.3"],
                             capture_output=True, text=True)

@@ -24,7 +24,8 @@ async fn a_worker_killed_mid_flight_loses_nothing_and_counts_nothing_twice() -> 
     let ids = write_jsonl(&input, 10_000)?;
     let spec = env.write_spec(
         "kill9",
-        "/users/{id}?delay_ms=10",
+        // Slow enough that the rest of the job outlasts a heartbeat (5 s) after the moment.
+        "/users/{id}?delay_ms=100",
         "[result]\nbody = \"none\"\n[concurrency]\nper_worker = 32\n",
     )?;
     let job = env.produce(&spec, &input, &[]).await?;
