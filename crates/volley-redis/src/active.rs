@@ -4,20 +4,30 @@
 //! another slot cannot join them. So registering and redriving add the id after their
 //! script, and whoever reads a terminal job in the index drops it.
 
-use crate::keys::{JobKeys, active_index};
+use crate::keys::{JobKeys, active_index, fleet_channel};
 use crate::status::parse_state;
 use crate::store::RedisStore;
+use volley_core::governor::FleetEvent;
 use volley_core::{ActiveJob, ActiveJobs, JobId, JobState, StoreError, Weight};
 
-/// Adds `job` to the index. Called after the job's state became non-terminal, so a reader
-/// that drops it meanwhile (it read the old state) re-reads the state and puts it back.
+/// Adds `job` to the index and tells the fleet (`FleetEvent::JobAdded`), so idle workers
+/// follow it at once. Called after the job's state became non-terminal, so a reader that
+/// drops it meanwhile (it read the old state) re-reads the state and puts it back.
 pub(crate) async fn add(store: &RedisStore, job: &JobId) -> Result<(), StoreError> {
     let index = active_index(store.namespace());
+    let channel = fleet_channel(store.namespace());
+    let added = FleetEvent::JobAdded {
+        job: job.to_string(),
+    };
+    let payload = serde_json::to_string(&added)
+        .map_err(|e| StoreError::Corrupt(format!("fleet event: {e}")))?;
     store
         .with(|mut c| async move {
-            redis::cmd("SADD")
-                .arg(&index)
-                .arg(job.as_str())
+            redis::pipe()
+                .sadd(&index, job.as_str())
+                .ignore()
+                .publish(&channel, &payload)
+                .ignore()
                 .query_async::<()>(&mut c)
                 .await
         })

@@ -84,7 +84,7 @@ impl RedisFleet {
     }
 
     fn channel(&self) -> String {
-        self.key("events")
+        crate::keys::fleet_channel(self.store.namespace())
     }
 
     fn clock(&self) -> std::sync::MutexGuard<'_, ClockOffset> {
@@ -260,7 +260,7 @@ impl FleetState for RedisFleet {
                         })
                         .await?;
                 }
-                FleetEvent::JobControl { .. } => {
+                FleetEvent::JobControl { .. } | FleetEvent::JobAdded { .. } => {
                     self.store
                         .with(
                             |mut c| async move { c.publish::<_, _, ()>(&channel, &payload).await },

@@ -57,6 +57,11 @@ pub(crate) fn jobs_index(ns: &Namespace) -> String {
 }
 
 /// Set of the ids of jobs that may be active (see `active.rs`).
+pub(crate) fn fleet_channel(ns: &Namespace) -> String {
+    format!("{ns}:fleet:events")
+}
+
+/// The set of active job ids (see `active.rs`).
 pub(crate) fn active_index(ns: &Namespace) -> String {
     format!("{ns}:active")
 }

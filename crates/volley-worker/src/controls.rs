@@ -4,6 +4,7 @@
 
 use crate::jobs::JobCache;
 use std::time::Duration;
+use tokio::sync::Notify;
 use tokio::sync::broadcast::{Receiver, error::RecvError};
 use tokio_util::sync::CancellationToken;
 use volley_core::governor::FleetEvent;
@@ -15,11 +16,13 @@ const REREAD_EVERY: Duration = Duration::from_secs(1);
 /// every `--max-hold`; a worker's held chunks keep asking).
 const IN_USE_FOR: Duration = Duration::from_secs(30 * 60);
 
-/// Runs until `stop`.
+/// Runs until `stop`. A `JobAdded` announcement wakes the reading of active jobs
+/// (`follow_now`).
 pub(crate) async fn watch_controls<S: Store>(
     store: S,
     jobs: &JobCache,
     mut events: Receiver<FleetEvent>,
+    follow_now: &Notify,
     stop: CancellationToken,
 ) {
     let mut ticker = tokio::time::interval(REREAD_EVERY);
@@ -40,6 +43,7 @@ pub(crate) async fn watch_controls<S: Store>(
                         reread(&store, &job, &processor).await;
                     }
                 }
+                Ok(FleetEvent::JobAdded { .. }) => follow_now.notify_one(),
                 Ok(_) | Err(RecvError::Lagged(_)) => {}
                 // The periodic read goes on alone.
                 Err(RecvError::Closed) => listening = false,

@@ -104,10 +104,13 @@ pub async fn run_worker<B: Broker, S: Store>(
     // Ends the heartbeat too if this future is dropped instead of returning.
     let _heartbeat_guard = heartbeat_stop.clone().drop_guard();
     let draining = CancellationToken::new();
+    let follow_now = Arc::new(tokio::sync::Notify::new());
     let watcher = {
         let (ctx, stop) = (ctx.clone(), heartbeat_stop.clone());
+        let follow_now = follow_now.clone();
         tokio::spawn(async move {
-            crate::controls::watch_controls(ctx.store.clone(), &ctx.jobs, events, stop).await;
+            let store = ctx.store.clone();
+            crate::controls::watch_controls(store, &ctx.jobs, events, &follow_now, stop).await;
         })
     };
     let store_for_follow = store.clone();
@@ -126,6 +129,7 @@ pub async fn run_worker<B: Broker, S: Store>(
     tokio::spawn(read_active(
         store_for_follow,
         readings_tx,
+        follow_now,
         heartbeat_stop.clone(),
     ));
     // The jobs whose queues are consumed now.

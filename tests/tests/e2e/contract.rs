@@ -617,3 +617,30 @@ async fn rabbitmq_broker_meets_the_broker_contract() -> anyhow::Result<()> {
     env.broker()?.delete_topology(&[contract_job()]).await?;
     Ok(())
 }
+
+/// Registering a job tells the fleet at once (`FleetEvent::JobAdded`): idle workers follow
+/// its queue then, not at their next look at the active jobs.
+#[tokio::test]
+async fn registering_a_job_is_announced_to_the_fleet() -> anyhow::Result<()> {
+    use volley_core::governor::{FleetEvent, FleetState as _};
+    let env = TestEnv::new().await?;
+    let store = env.store()?;
+    let options = volley_redis::RedisOptions::from_settings(&env.settings()?);
+    let fleet = volley_redis::RedisFleet::start(store.clone(), &options)?;
+    let mut events = fleet.events();
+    let job = JobId::parse("announced-1").map_err(anyhow::Error::msg)?;
+    // The subscription is made in the background: register until the event comes.
+    let heard = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            store.register_job(&new_job(&job, "spec", 0.0)).await?;
+            match tokio::time::timeout(Duration::from_millis(300), events.recv()).await {
+                Ok(Ok(FleetEvent::JobAdded { job: added })) => return anyhow::Ok(added),
+                _ => continue,
+            }
+        }
+    })
+    .await
+    .context("no JobAdded announcement within 10 s")??;
+    assert_eq!(heard, "announced-1");
+    Ok(())
+}

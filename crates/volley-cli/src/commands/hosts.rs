@@ -135,7 +135,7 @@ pub async fn host_views(
                 out.insert(host, v);
             }
             // Not a host's: `current` never returns one.
-            FleetEvent::JobControl { .. } => {}
+            FleetEvent::JobControl { .. } | FleetEvent::JobAdded { .. } => {}
         }
     }
     for (host, limit) in fleet.host_limits().await? {

@@ -33,6 +33,12 @@ pub enum FleetEvent {
         /// The job id.
         job: String,
     },
+    /// A job joined the index of active jobs (registered, or redriven): workers read the
+    /// active jobs now instead of at their next look, so an idle fleet starts on it at once.
+    JobAdded {
+        /// The job id.
+        job: String,
+    },
 }
 
 /// Tokens reserved from a shared bucket.

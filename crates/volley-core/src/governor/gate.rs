@@ -150,13 +150,13 @@ impl Governor {
                 };
                 (host, state)
             }
-            FleetEvent::JobControl { .. } => return,
+            FleetEvent::JobControl { .. } | FleetEvent::JobAdded { .. } => return,
         };
         match event {
             FleetEvent::Pause { until_ms, .. } => {
                 state.pause_until.fetch_max(*until_ms, Ordering::Relaxed);
             }
-            FleetEvent::JobControl { .. } => return,
+            FleetEvent::JobControl { .. } | FleetEvent::JobAdded { .. } => return,
             FleetEvent::Breaker { phase, cause, .. } => {
                 let mut breaker = state.breaker();
                 // This worker's own announcements come back here too: those, and another
@@ -480,7 +480,7 @@ impl Governor {
     fn host_seed(&self, event: &FleetEvent) {
         let host = match event {
             FleetEvent::Pause { host, .. } | FleetEvent::Breaker { host, .. } => host,
-            FleetEvent::JobControl { .. } => return,
+            FleetEvent::JobControl { .. } | FleetEvent::JobAdded { .. } => return,
         };
         self.host(host);
         self.apply(event);

@@ -85,7 +85,7 @@ impl FleetState for MemoryFleet {
                         shared.breakers.insert(host.clone(), stored);
                     }
                     // The controls live in the store: only the announcement travels.
-                    FleetEvent::JobControl { .. } => {}
+                    FleetEvent::JobControl { .. } | FleetEvent::JobAdded { .. } => {}
                 }
             }
             let _ = self.events.send(event);
