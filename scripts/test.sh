@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite: the toolchain against rust-version, formatting, lints, cargo deny, unit
 # and adapter tests, and the end-to-end suite against a real RabbitMQ and a real Redis
-# (started here when they are not running).
+# (started here when they are not running), then the deployment: the Kubernetes manifests
+# and the compose file checked offline (scripts/k8s-test.sh), and docker-compose.yml run for
+# real with 3 workers (scripts/compose-test.sh; skipped, saying why, where Docker cannot run).
 # VOLLEY_SLOW=1 adds the slow fault scenarios (marked #[ignore], reported as skipped otherwise).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -105,3 +107,7 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --locked "${features[@]}" --no-fail-fast ${slow:+-- --include-ignored}
 fi
+log "deployment files (scripts/k8s-test.sh)"
+bash scripts/k8s-test.sh
+log "docker-compose.yml for real (scripts/compose-test.sh)"
+bash scripts/compose-test.sh

@@ -56,7 +56,7 @@ pub(crate) fn jobs_index(ns: &Namespace) -> String {
     format!("{ns}:jobs")
 }
 
-/// Set of the ids of jobs that may be active (see `active.rs`).
+/// The pub/sub channel of fleet events (a job added, see `active.rs`).
 pub(crate) fn fleet_channel(ns: &Namespace) -> String {
     format!("{ns}:fleet:events")
 }

@@ -375,3 +375,51 @@ async fn check_failed_listing(
     assert_eq!(ids.len() as u64, failed);
     Ok(ids)
 }
+
+#[tokio::test]
+async fn the_demo_input_written_for_a_fleet_runs_through_one() -> anyhow::Result<()> {
+    // What docker-compose's demo does: `volley demo --write-input`, then the producer and
+    // the workers on the files it wrote.
+    let env = TestEnv::new().await?;
+    let dir = env.path("demo");
+    let out = env
+        .command("volley")
+        .args(["demo", "--write-input", volley_tests::path_str(&dir)?])
+        .args(["--records", "1500", "--api-url", &env.mock.base_url()])
+        .output()
+        .await?;
+    assert!(out.status.success(), "{}", describe(&out));
+    let records = std::fs::read_to_string(dir.join("records.jsonl"))?;
+    assert_eq!(records.lines().count(), 1_500);
+    // --write-input without --api-url names what is missing and writes nothing.
+    let alone = env
+        .command("volley")
+        .args([
+            "demo",
+            "--write-input",
+            volley_tests::path_str(&env.path("none"))?,
+        ])
+        .output()
+        .await?;
+    assert_eq!(alone.status.code(), Some(2), "{}", describe(&alone));
+    assert!(String::from_utf8_lossy(&alone.stderr).contains("--api-url"));
+    assert!(!env.path("none").exists());
+
+    let mut worker = env.spawn_worker("w1", &["--exit-when-idle", "3s"])?;
+    let job = env
+        .produce(&dir.join("spec.toml"), &dir.join("records.jsonl"), &[])
+        .await?;
+    let fin = wait_for_job(&env, &job).await?;
+    assert_eq!(fin.code, 0, "{}", fin.json);
+    assert_eq!((fin.u64("done"), fin.u64("ok")), (1_500, 1_500));
+    // The demo's 2% transient 503s are retried: every request is an attempt of a record.
+    let attempts: u64 = export(&env, &job, &[])
+        .await?
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["attempts"].as_u64())
+        .sum();
+    assert_eq!(env.mock.stats().requests, attempts);
+    finish_ok(&mut worker, Duration::from_secs(30)).await?;
+    Ok(())
+}

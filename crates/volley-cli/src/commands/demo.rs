@@ -1,5 +1,6 @@
 //! `volley demo`: a mock API in this process, 10,000 generated records, the embedded pipeline,
-//! and a summary. No network, no services.
+//! and a summary. No network, no services. `--write-input DIR` instead writes the demo's
+//! records and spec for a fleet (the docker-compose demo), calling the mock API at `--api-url`.
 
 use crate::commands::results::write_results;
 use crate::commands::run::progress_bar;
@@ -8,7 +9,7 @@ use crate::exit::{self, Failure};
 use crate::export::ResultFormat;
 use crate::render::{StatusView, duration};
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use volley_core::JobSpec;
 use volley_core::input::{InputFormat, ReaderOptions};
 use volley_core::time::now_ms;
@@ -26,6 +27,14 @@ pub struct DemoArgs {
     /// Where the results go.
     #[arg(long, default_value = "volley-demo-results.jsonl")]
     pub out: PathBuf,
+    /// Run nothing: write `records.jsonl` and `spec.toml` into this directory, for
+    /// `volley-producer --spec DIR/spec.toml --input DIR/records.jsonl` on a fleet.
+    #[arg(long, value_name = "DIR", requires = "api_url")]
+    pub write_input: Option<PathBuf>,
+    /// With --write-input: the base URL of the mock API the fleet's workers reach
+    /// (`volley-mockapi`), such as `http://mockapi:8080`.
+    #[arg(long, value_name = "URL")]
+    pub api_url: Option<String>,
 }
 
 /// The demo's spec: 20–50 ms per call, 2% transient 503s that the retries absorb.
@@ -53,11 +62,53 @@ select = ["/name", "/email"]
     )
 }
 
+/// The demo's records, one JSON object a line.
+fn write_records(out: &mut impl std::io::Write, count: u64) -> std::io::Result<()> {
+    for i in 0..count {
+        writeln!(
+            out,
+            r#"{{"id":"u{i:06}","email":"user{i}@example.com","n":{i}}}"#
+        )?;
+    }
+    Ok(())
+}
+
+/// `--write-input`: the demo's records and spec, for a fleet.
+fn write_input(dir: &Path, api_url: &str, args: &DemoArgs) -> Result<(), Failure> {
+    let cannot = |what: &Path, e: std::io::Error| {
+        Failure::new(
+            exit::CANT_CREATE,
+            format!("cannot write {}: {e}", what.display()),
+        )
+    };
+    std::fs::create_dir_all(dir).map_err(|e| cannot(dir, e))?;
+    let spec_path = dir.join("spec.toml");
+    let spec_text = demo_spec(api_url.trim_end_matches('/'), args.concurrency);
+    JobSpec::from_toml(&spec_text).map_err(|e| Failure::new(exit::USAGE, e))?;
+    std::fs::write(&spec_path, spec_text).map_err(|e| cannot(&spec_path, e))?;
+    let records_path = dir.join("records.jsonl");
+    let file = std::fs::File::create(&records_path).map_err(|e| cannot(&records_path, e))?;
+    let mut out = std::io::BufWriter::new(file);
+    write_records(&mut out, args.records)
+        .and_then(|()| out.flush())
+        .map_err(|e| cannot(&records_path, e))?;
+    volley_core::outln!(
+        "wrote {} records to {} and the spec to {} (calling {api_url})",
+        args.records,
+        records_path.display(),
+        spec_path.display()
+    );
+    Ok(())
+}
+
 /// Runs `demo`.
 ///
 /// # Errors
 /// A [`Failure`] with the exit code.
 pub async fn run(args: DemoArgs) -> Result<(), Failure> {
+    if let (Some(dir), Some(api_url)) = (&args.write_input, &args.api_url) {
+        return write_input(dir, api_url, &args);
+    }
     let mock = MockServer::start("127.0.0.1:0", MockConfig::default())
         .await
         .map_err(|e| {
@@ -69,13 +120,8 @@ pub async fn run(args: DemoArgs) -> Result<(), Failure> {
     let spec_text = demo_spec(&mock.base_url(), args.concurrency);
     let spec = JobSpec::from_toml(&spec_text).map_err(|e| Failure::new(exit::INTERNAL, e))?;
     let mut records = Vec::with_capacity(usize::try_from(args.records).unwrap_or(0) * 64);
-    for i in 0..args.records {
-        // Writing into a Vec cannot fail.
-        let _ = writeln!(
-            records,
-            r#"{{"id":"u{i:06}","email":"user{i}@example.com","n":{i}}}"#
-        );
-    }
+    // Writing into a Vec cannot fail.
+    let _ = write_records(&mut records, args.records);
     volley_core::errln!(
         "volley demo: {} records against the mock API at {} ({} in flight, 20-50 ms per call, 2% transient 503s)",
         args.records,
