@@ -223,3 +223,13 @@ impl Broker for AmqpBroker {
         AmqpConsumer::start(self.options.clone()).await
     }
 }
+
+impl volley_core::schema::SchemaBroker for AmqpBroker {
+    async fn apply_step(&self, step: &volley_core::schema::BrokerStep) -> Result<(), BrokerError> {
+        let conn = options::connect(&self.options, "migrate").await?;
+        let channel = conn.create_channel().await.map_err(options::unavailable)?;
+        let declared = topology::declare_step(&channel, step).await;
+        let _ = conn.close(200, "migrated".into()).await;
+        declared
+    }
+}

@@ -4,6 +4,7 @@ use lapin::options::{
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, ExchangeKind};
+use volley_core::schema::{ArgValue, BrokerStep};
 use volley_core::{BrokerError, JobId, Namespace};
 
 /// Routing key of dead letters.
@@ -13,6 +14,7 @@ const DEAD_KEY: &str = "dead";
 /// (`{ns}.chunks.{job}`, routing key `chunks.{job}`) and the dead-letter queue `{ns}.dead`.
 #[derive(Debug, Clone)]
 pub struct Topology {
+    namespace: Namespace,
     /// The direct exchange.
     pub exchange: String,
     /// The dead-letter queue.
@@ -36,6 +38,7 @@ impl Topology {
     /// The names for a namespace.
     pub fn new(ns: &Namespace) -> Self {
         Self {
+            namespace: ns.clone(),
             exchange: ns.to_string(),
             dead: format!("{ns}.dead"),
         }
@@ -81,33 +84,19 @@ impl Topology {
     }
 
     /// Declares (idempotently) the exchange and the dead-letter queue with its binding: what
-    /// every process of the namespace needs before any job's queue.
+    /// every process of the namespace needs before any job's queue. These are the broker
+    /// steps of the migrations (`migrations/`), so the on-the-fly declaration and `volley
+    /// migrate` make the same topology.
     ///
     /// # Errors
     /// [`BrokerError::Topology`] when the dead-letter queue exists with other arguments.
     pub async fn declare(&self, channel: &Channel) -> Result<(), BrokerError> {
-        channel
-            .exchange_declare(
-                self.exchange.as_str().into(),
-                ExchangeKind::Direct,
-                ExchangeDeclareOptions {
-                    durable: true,
-                    ..ExchangeDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .map_err(|e| self.mismatch(e, &self.dead))?;
-        let mut dead_args = FieldTable::default();
-        dead_args.insert(
-            "x-queue-type".into(),
-            AMQPValue::LongString("quorum".into()),
-        );
-        channel
-            .queue_declare(self.dead.as_str().into(), durable(), dead_args)
-            .await
-            .map_err(|e| self.mismatch(e, &self.dead))?;
-        self.bind(channel, &self.dead, DEAD_KEY).await
+        for migration in volley_core::schema::migrations() {
+            for step in &migration.broker {
+                declare_step(channel, &step.resolve(&self.namespace)).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Declares (idempotently) `job`'s chunk queue, quorum with the delivery limit and
@@ -315,6 +304,77 @@ fn describe_mismatch(text: &str, default_queue: &str) -> String {
         format!(
             "queue {queue} exists with {arg} {theirs}, where Volley declares {ours}: it was not declared by Volley; delete it or use another namespace (VOLLEY_NAMESPACE)"
         )
+    }
+}
+
+/// Declares one broker step of a migration on `channel` (idempotent: what exists alike is
+/// left as it is).
+///
+/// # Errors
+/// [`BrokerError::Topology`] when it exists with other arguments, naming them.
+pub(crate) async fn declare_step(channel: &Channel, step: &BrokerStep) -> Result<(), BrokerError> {
+    let mismatch = |e: lapin::Error, name: &str| {
+        let text = e.to_string();
+        if text.contains("PRECONDITION_FAILED") || text.contains("inequivalent") {
+            BrokerError::Topology(describe_mismatch(&text, name))
+        } else {
+            BrokerError::Unavailable(text)
+        }
+    };
+    match step {
+        BrokerStep::Exchange { name, kind } => {
+            let kind = match kind.as_str() {
+                "direct" => ExchangeKind::Direct,
+                "topic" => ExchangeKind::Topic,
+                "fanout" => ExchangeKind::Fanout,
+                "headers" => ExchangeKind::Headers,
+                other => ExchangeKind::Custom(other.to_string()),
+            };
+            channel
+                .exchange_declare(
+                    name.as_str().into(),
+                    kind,
+                    ExchangeDeclareOptions {
+                        durable: true,
+                        ..ExchangeDeclareOptions::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(|e| mismatch(e, name))
+        }
+        BrokerStep::Queue { name, arguments } => {
+            let mut args = FieldTable::default();
+            for (k, v) in arguments {
+                let value = match v {
+                    ArgValue::Text(t) => AMQPValue::LongString(t.as_str().into()),
+                    ArgValue::Int(n) => match i32::try_from(*n) {
+                        Ok(n) => AMQPValue::LongInt(n),
+                        Err(_) => AMQPValue::LongLongInt(*n),
+                    },
+                };
+                args.insert(k.as_str().into(), value);
+            }
+            channel
+                .queue_declare(name.as_str().into(), durable(), args)
+                .await
+                .map(drop)
+                .map_err(|e| mismatch(e, name))
+        }
+        BrokerStep::Binding {
+            queue,
+            exchange,
+            routing_key,
+        } => channel
+            .queue_bind(
+                queue.as_str().into(),
+                exchange.as_str().into(),
+                routing_key.as_str().into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|e| mismatch(e, queue)),
     }
 }
 

@@ -93,6 +93,17 @@ pub mod codes {
         CANT_CREATE,
         TRY_LATER,
     ];
+    /// `volley migrate`.
+    pub const MIGRATE: &[u8] = &[
+        OK,
+        INTERNAL,
+        USAGE,
+        UNAVAILABLE,
+        SOFTWARE,
+        CANT_CREATE,
+        TRY_LATER,
+        CONFIG,
+    ];
     /// Every code of the `volley` binary.
     pub const VOLLEY: &[u8] = &[
         OK,

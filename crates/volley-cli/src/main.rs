@@ -16,7 +16,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 use volley_cli::commands::{
-    control, dead, demo, forget, hosts, jobs, namespace, results, retry, run, status, verify,
+    control, dead, demo, forget, hosts, jobs, migrate, namespace, results, retry, run, status,
+    verify,
 };
 use volley_cli::exit::{self, codes};
 use volley_core::ControlChange;
@@ -87,6 +88,9 @@ enum Command {
     /// Delete a namespace: its queues, exchange and Redis keys.
     #[command(after_help = exit::help(codes::FORGET))]
     Namespace(namespace::NamespaceArgs),
+    /// Apply the namespace's pending migrations (broker topology, schema version); --dry-run shows them.
+    #[command(after_help = exit::help(codes::MIGRATE))]
+    Migrate(migrate::MigrateArgs),
 }
 
 fn main() -> ExitCode {
@@ -108,6 +112,7 @@ fn main() -> ExitCode {
             Command::Pause(args) => control::run(args, ControlChange::Pause).await,
             Command::Resume(args) => control::run(args, ControlChange::Resume).await,
             Command::Limit(args) => control::limit(args).await,
+            Command::Migrate(args) => migrate::run(args).await,
             Command::Verify(args) => verify::run(args).await,
             Command::Forget(args) => forget::run(args).await,
             Command::Namespace(args) => namespace::run(args).await,

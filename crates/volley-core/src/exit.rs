@@ -37,7 +37,8 @@ pub const CANT_CREATE: u8 = 73;
 /// verify`, `forget` or `namespace delete` met a job that has not ended.
 pub const TRY_LATER: u8 = 75;
 /// A setting contradicts what the broker holds, e.g. `delivery_limit` against a queue
-/// declared with another `x-delivery-limit` (EX_CONFIG).
+/// declared with another `x-delivery-limit`, or the namespace's schema does not fit this
+/// binary: older than it needs (`volley migrate`) or newer than it knows (EX_CONFIG).
 pub const CONFIG: u8 = 78;
 /// Stopped by a signal. `volley run`: the first SIGINT/SIGTERM drained and wrote the
 /// finished records' results (`--skip-done` runs the rest). A worker: a second stop signal
@@ -89,7 +90,7 @@ pub const MEANINGS: &[(u8, &str)] = &[
     ),
     (
         CONFIG,
-        "a setting contradicts the broker (delivery_limit / VOLLEY_DELIVERY_LIMIT against the queue's x-delivery-limit)",
+        "a setting contradicts the broker (delivery_limit / VOLLEY_DELIVERY_LIMIT against the queue's x-delivery-limit), or the namespace's schema is older than this binary needs (volley migrate) or newer than it knows",
     ),
     (
         INTERRUPTED,

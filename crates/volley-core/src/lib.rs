@@ -31,6 +31,7 @@ pub mod preview;
 mod redact_url;
 pub mod redrive;
 mod retry;
+pub mod schema;
 mod spec;
 mod store;
 mod tally;

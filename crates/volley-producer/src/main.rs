@@ -20,6 +20,7 @@ use volley_core::exit::{
 };
 use volley_core::input::{InputFormat, ReaderOptions, open_input};
 use volley_core::preview::DryRun;
+use volley_core::schema;
 use volley_core::template::process_env;
 use volley_core::time::now_ms;
 use volley_core::{BrokerError, JobId, JobSpec, StoreError, redact_url};
@@ -213,6 +214,14 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 ),
             );
         }
+    }
+    // A brand-new namespace is migrated here, as its first job makes it; one made before
+    // migrations, or migrated by newer binaries, is refused with what to do.
+    let holder = schema::holder("volley-producer");
+    if let Err(e) =
+        schema::ensure_compatible(&store, &broker, &holder, true, "volley-producer").await
+    {
+        return fail(e.exit_code(), e);
     }
     let missing = if args.missing {
         match certain_missing(&broker, &store, &job).await {

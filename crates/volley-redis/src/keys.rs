@@ -81,3 +81,8 @@ pub(crate) fn worker_key(ns: &Namespace, id: &str) -> String {
 pub(crate) fn namespace_marker(ns: &Namespace) -> String {
     format!("{ns}:since")
 }
+
+/// The namespace's schema: version, applied migrations and the migration lock (a hash).
+pub(crate) fn schema_key(ns: &Namespace) -> String {
+    format!("{ns}:schema")
+}

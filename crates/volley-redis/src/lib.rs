@@ -7,6 +7,7 @@ mod active;
 mod conn;
 mod fleet;
 mod keys;
+mod schema;
 mod scripts;
 mod status;
 mod store;

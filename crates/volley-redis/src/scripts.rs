@@ -29,3 +29,5 @@ pub(crate) static PARTIAL: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/partial.lua")));
 pub(crate) static HOLD: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/hold.lua")));
+pub(crate) static SCHEMA: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/schema.lua")));

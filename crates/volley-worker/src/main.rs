@@ -26,10 +26,19 @@ use volley_worker::{
 };
 
 /// The codes `volley-worker` can return (its `--help` lists them): 69 for any failure to
-/// run, 130 on a second stop signal; `healthcheck` returns 0 or 1.
+/// run, 78 for a namespace schema that does not fit, 130 on a second stop signal;
+/// `healthcheck` returns 0 or 1.
 const EXIT_CODES: &[u8] = {
-    use volley_core::exit::{INTERNAL, INTERRUPTED, OK, SOFTWARE, UNAVAILABLE, USAGE};
-    &[OK, INTERNAL, USAGE, UNAVAILABLE, SOFTWARE, INTERRUPTED]
+    use volley_core::exit::{CONFIG, INTERNAL, INTERRUPTED, OK, SOFTWARE, UNAVAILABLE, USAGE};
+    &[
+        OK,
+        INTERNAL,
+        USAGE,
+        UNAVAILABLE,
+        SOFTWARE,
+        CONFIG,
+        INTERRUPTED,
+    ]
 };
 
 /// Consume chunks of Volley jobs and call their APIs.
@@ -118,7 +127,10 @@ fn main() -> ExitCode {
             if !volley_core::output::json_logs() {
                 volley_core::errln!("volley-worker: {e:#}");
             }
-            ExitCode::from(69)
+            match e.downcast_ref::<volley_core::schema::SchemaError>() {
+                Some(schema) => ExitCode::from(schema.exit_code()),
+                None => ExitCode::from(volley_core::exit::UNAVAILABLE),
+            }
         }
         Err(code) => code,
     }
@@ -167,6 +179,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
             tracing::warn!("{warning}");
         }
     }
+    // A namespace made before migrations, or migrated by newer binaries, is refused with
+    // what to do; a fresh one is the producer's to migrate (the worker declares what it
+    // needs on the fly, as it always has).
+    let holder = volley_core::schema::holder("volley-worker");
+    volley_core::schema::ensure_compatible(&store, &broker, &holder, false, "volley-worker")
+        .await?;
     // One start-up timeout for both: what is left of it is the broker's.
     options.startup_timeout = startup_limit.map(|limit| limit.saturating_sub(started.elapsed()));
     options.store_name = redis_name;

@@ -15,6 +15,7 @@ mod fleet;
 mod http;
 mod input;
 mod job_end;
+mod migrate;
 mod operator;
 mod probes;
 mod redelivery;

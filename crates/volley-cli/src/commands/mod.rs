@@ -7,6 +7,7 @@ pub mod forget;
 pub mod hosts;
 pub mod jobs;
 mod lookup;
+pub mod migrate;
 pub mod namespace;
 pub mod results;
 pub mod retry;
