@@ -444,14 +444,7 @@ pub async fn migrate<S: SchemaStore, B: SchemaBroker>(
     let ns = store.schema_namespace().clone();
     let all = migrations();
     if dry_run {
-        let record = store.read_schema().await?;
-        let todo = pending(&ns, &record, &all, binary)?;
-        let from = record.version.unwrap_or(0);
-        return Ok(Report {
-            from,
-            to: todo.last().map_or(from, |m| m.version),
-            applied: todo,
-        });
+        return run_pending(store, None::<&B>, holder, &ns, &all, binary).await;
     }
     let started = tokio::time::Instant::now();
     while !store.lock_schema(holder, LOCK_TTL).await? {
@@ -460,15 +453,17 @@ pub async fn migrate<S: SchemaStore, B: SchemaBroker>(
         }
         tokio::time::sleep(LOCK_POLL).await;
     }
-    let done = apply_locked(store, broker, holder, &ns, &all, binary).await;
+    let done = run_pending(store, Some(broker), holder, &ns, &all, binary).await;
     // A lock left behind expires on its own; giving it up now lets a waiting run go on.
     let _ = store.unlock_schema(holder).await;
     done
 }
 
-async fn apply_locked<S: SchemaStore, B: SchemaBroker>(
+/// Reads the schema and applies what is pending, under the lock; without a broker (a dry
+/// run) only reports what is pending.
+async fn run_pending<S: SchemaStore, B: SchemaBroker>(
     store: &S,
-    broker: &B,
+    broker: Option<&B>,
     holder: &str,
     ns: &Namespace,
     all: &[Migration],
@@ -477,7 +472,15 @@ async fn apply_locked<S: SchemaStore, B: SchemaBroker>(
     let record = store.read_schema().await?;
     let todo = pending(ns, &record, all, binary)?;
     let from = record.version.unwrap_or(0);
-    for m in &todo {
+    let report = Report {
+        from,
+        to: todo.last().map_or(from, |m| m.version),
+        applied: todo,
+    };
+    let Some(broker) = broker else {
+        return Ok(report);
+    };
+    for m in &report.applied {
         if !store.lock_schema(holder, LOCK_TTL).await? {
             return Err(SchemaError::LockLost(ns.clone()));
         }
@@ -494,11 +497,7 @@ async fn apply_locked<S: SchemaStore, B: SchemaBroker>(
             return Err(SchemaError::LockLost(ns.clone()));
         }
     }
-    Ok(Report {
-        from,
-        to: todo.last().map_or(from, |m| m.version),
-        applied: todo,
-    })
+    Ok(report)
 }
 
 /// The start-up check of the producer and the workers: `Ok` when they may run. A fresh
