@@ -20,6 +20,8 @@ volley=${VOLLEY_IMAGE:-volley:latest}
 bin_dir=${BIN_DIR:-target/release}
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 docker=${DOCKER:-docker}
+# deploy/Dockerfile needs BuildKit (the default from Docker 23; Debian 12 ships 20.10).
+export DOCKER_BUILDKIT=1
 
 log() { printf '==> %s\n' "$*" >&2; }
 have_image() { [ -z "${VOLLEY_REBUILD_BASE:-}" ] && "$docker" image inspect "$1" >/dev/null 2>&1; }
