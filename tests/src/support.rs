@@ -88,6 +88,12 @@ pub fn send_signal(signal: &str, pid: u32) -> anyhow::Result<()> {
 /// `GET path` on `addr` over a plain connection (no client of its own to trust): the status
 /// code and the body.
 pub async fn http_get(addr: &str, path: &str) -> anyhow::Result<(u16, String)> {
+    let (code, _, body) = http_get_with_head(addr, path).await?;
+    Ok((code, body))
+}
+
+/// As [`http_get`], with the response's head (status line and headers) too.
+pub async fn http_get_with_head(addr: &str, path: &str) -> anyhow::Result<(u16, String, String)> {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let mut stream = tokio::net::TcpStream::connect(addr).await?;
     stream
@@ -105,7 +111,7 @@ pub async fn http_get(addr: &str, path: &str) -> anyhow::Result<(u16, String)> {
         .nth(1)
         .and_then(|c| c.parse().ok())
         .ok_or_else(|| anyhow::anyhow!("no status line: {head:?}"))?;
-    Ok((code, body.to_string()))
+    Ok((code, head.to_string(), body.to_string()))
 }
 
 /// Polls the mock until it has seen at least `n` requests.

@@ -104,6 +104,8 @@ pub mod codes {
         TRY_LATER,
         CONFIG,
     ];
+    /// `volley serve`.
+    pub const SERVE: &[u8] = &[OK, INTERNAL, USAGE, UNAVAILABLE, SOFTWARE];
     /// Every code of the `volley` binary.
     pub const VOLLEY: &[u8] = &[
         OK,

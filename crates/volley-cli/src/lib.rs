@@ -13,5 +13,6 @@ pub mod embedded;
 pub mod exit;
 pub mod export;
 pub mod render;
+pub mod serve;
 pub mod verify;
 pub mod watch;

@@ -88,6 +88,9 @@ enum Command {
     /// Delete a namespace: its queues, exchange and Redis keys.
     #[command(after_help = exit::help(codes::FORGET))]
     Namespace(namespace::NamespaceArgs),
+    /// Serve the dashboard and its JSON API (read-only), by default on 127.0.0.1:8686.
+    #[command(after_help = exit::help(codes::SERVE))]
+    Serve(volley_cli::serve::ServeArgs),
     /// Apply the namespace's pending migrations (broker topology, schema version); --dry-run shows them.
     #[command(after_help = exit::help(codes::MIGRATE))]
     Migrate(migrate::MigrateArgs),
@@ -113,6 +116,7 @@ fn main() -> ExitCode {
             Command::Resume(args) => control::run(args, ControlChange::Resume).await,
             Command::Limit(args) => control::limit(args).await,
             Command::Migrate(args) => migrate::run(args).await,
+            Command::Serve(args) => volley_cli::serve::run(args).await,
             Command::Verify(args) => verify::run(args).await,
             Command::Forget(args) => forget::run(args).await,
             Command::Namespace(args) => namespace::run(args).await,

@@ -6,6 +6,7 @@ mod bound;
 mod cli;
 mod contract;
 mod controls;
+mod dashboard;
 mod docs;
 mod embedded;
 mod errors;

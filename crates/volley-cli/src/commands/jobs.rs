@@ -21,7 +21,7 @@ pub struct JobsArgs {
 }
 
 /// A state name as `--state` takes it.
-fn parse_state(text: &str) -> Result<JobState, String> {
+pub(crate) fn parse_state(text: &str) -> Result<JobState, String> {
     JobState::parse(text.trim()).ok_or_else(|| {
         let names: Vec<&str> = JobState::ALL.iter().map(|s| s.as_str()).collect();
         format!("unknown state '{text}'; one of {}", names.join(", "))
@@ -34,16 +34,9 @@ fn parse_state(text: &str) -> Result<JobState, String> {
 /// A [`Failure`] with the exit code.
 pub async fn run(args: JobsArgs) -> Result<(), Failure> {
     let (settings, store) = args.connection.store()?;
-    let jobs = store
-        .list_jobs()
+    let views = job_list(&store, &args.state, now_ms())
         .await
         .map_err(|e| unavailable(&settings, e))?;
-    let now = now_ms();
-    let views: Vec<StatusView> = jobs
-        .into_iter()
-        .filter(|s| args.state.is_empty() || args.state.contains(&s.state))
-        .map(|s| StatusView::new(s, now))
-        .collect();
     if args.json {
         print_json(&views)?;
         return Ok(());
@@ -120,17 +113,9 @@ pub struct WorkersArgs {
 pub async fn workers(args: WorkersArgs) -> Result<(), Failure> {
     let (settings, store) = args.connection.store()?;
     let now = now_ms();
-    let mut beats = store
-        .workers(now, volley_redis::WORKER_BEAT_KEPT_SECS * 1000)
+    let beats = worker_list(&store, now)
         .await
         .map_err(|e| unavailable(&settings, e))?;
-    // What the reader concludes, not only what the worker last said: a worker whose beats
-    // stopped without an exit is dead, not running.
-    for beat in &mut beats {
-        beat.state = beat.phase_at(now);
-    }
-    // Live workers first, then the most recently seen.
-    beats.sort_by_key(|b| (!is_live(b.state), std::cmp::Reverse(b.at_ms)));
     if args.json {
         print_json(&beats)?;
         return Ok(());
@@ -159,6 +144,44 @@ pub async fn workers(args: WorkersArgs) -> Result<(), Failure> {
         );
     }
     Ok(())
+}
+
+/// The namespace's workers, live ones first, then the most recently seen, each with the
+/// state a reader concludes at `now` (a worker whose beats stopped without an exit is
+/// dead, not running).
+///
+/// # Errors
+/// A store error.
+pub(crate) async fn worker_list(
+    store: &volley_redis::RedisStore,
+    now: u64,
+) -> Result<Vec<volley_core::WorkerBeat>, volley_core::StoreError> {
+    let mut beats = store
+        .workers(now, volley_redis::WORKER_BEAT_KEPT_SECS * 1000)
+        .await?;
+    for beat in &mut beats {
+        beat.state = beat.phase_at(now);
+    }
+    beats.sort_by_key(|b| (!is_live(b.state), std::cmp::Reverse(b.at_ms)));
+    Ok(beats)
+}
+
+/// The namespace's jobs, newest first, in `states` (all when empty).
+///
+/// # Errors
+/// A store error.
+pub(crate) async fn job_list(
+    store: &volley_redis::RedisStore,
+    states: &[JobState],
+    now: u64,
+) -> Result<Vec<StatusView>, volley_core::StoreError> {
+    Ok(store
+        .list_jobs()
+        .await?
+        .into_iter()
+        .filter(|s| states.is_empty() || states.contains(&s.state))
+        .map(|s| StatusView::new(s, now))
+        .collect())
 }
 
 fn is_live(phase: WorkerPhase) -> bool {

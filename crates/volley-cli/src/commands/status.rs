@@ -137,6 +137,31 @@ pub async fn run(args: StatusArgs) -> Result<(), Failure> {
     }
 }
 
+/// A job's status with the live workers and its host's breaker, as `volley status --json`
+/// shows it without the missing-chunk check (which needs a broker connection and a settling
+/// delay): what the dashboard serves.
+///
+/// # Errors
+/// A [`Failure`]: 2 for no such job, 69 when Redis cannot be read.
+pub(crate) async fn job_view(
+    settings: &Settings,
+    store: &RedisStore,
+    broker: &Arc<volley_amqp::AmqpBroker>,
+    fleet: &Arc<RedisFleet>,
+    job: JobId,
+) -> Result<StatusView, Failure> {
+    let sources = Sources {
+        host: job_host(store, &job).await,
+        settings: settings.clone(),
+        store: store.clone(),
+        broker: broker.clone(),
+        fleet: fleet.clone(),
+        job,
+    };
+    let status = sources.status().await?;
+    Ok(sources.view(status, None).await)
+}
+
 /// The job's target host, the key the fleet's breaker and limits are kept under.
 async fn job_host(store: &RedisStore, job: &JobId) -> Option<String> {
     let text = store.job_spec(job).await.ok()??;

@@ -1,0 +1,82 @@
+//! `volley serve`: the dashboard and its JSON API, from this binary (pages and scripts are
+//! compiled in; no build step). Everything is read from Redis (and the broker), so a
+//! restarted dashboard shows the same figures at once and any number of them agree.
+
+mod api;
+mod pages;
+
+use crate::commands::{Connection, hosts::open_fleet};
+use crate::exit::{self, Failure};
+use std::sync::Arc;
+use volley_amqp::AmqpBroker;
+use volley_redis::{RedisFleet, RedisStore};
+use volley_runtime::Settings;
+
+/// Serve the dashboard and its JSON API.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on. Binds to this machine only unless told otherwise: put an
+    /// authenticating proxy in front before binding to other interfaces.
+    #[arg(long, env = "VOLLEY_SERVE_ADDR", default_value = "127.0.0.1:8686")]
+    pub addr: String,
+    /// Connection settings.
+    #[command(flatten)]
+    pub connection: Connection,
+}
+
+/// What every request reads from.
+pub(crate) struct Dashboard {
+    pub settings: Settings,
+    pub store: RedisStore,
+    pub fleet: Arc<RedisFleet>,
+    pub broker: Arc<AmqpBroker>,
+}
+
+/// Runs `serve` until SIGINT or SIGTERM.
+///
+/// # Errors
+/// A [`Failure`]: 69 when Redis cannot be reached at start, 2 when the address cannot be
+/// listened on.
+pub async fn run(args: ServeArgs) -> Result<(), Failure> {
+    let (settings, store) = args.connection.store()?;
+    store
+        .check_server()
+        .await
+        .map_err(|e| crate::commands::unavailable(&settings, e))?;
+    let fleet = open_fleet(&args.connection)?;
+    let broker = Arc::new(args.connection.broker(&settings, "volley serve"));
+    let listener = tokio::net::TcpListener::bind(&args.addr)
+        .await
+        .map_err(|e| Failure::new(exit::USAGE, format!("cannot listen on {}: {e}", args.addr)))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| Failure::new(exit::INTERNAL, e))?;
+    let namespace = settings.namespace.to_string();
+    let state = Arc::new(Dashboard {
+        settings,
+        store,
+        fleet,
+        broker,
+    });
+    let app = api::routes().merge(pages::routes()).with_state(state);
+    volley_core::outln!("volley serve: http://{local}/ (namespace {namespace}, read-only)");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(stop_signal())
+        .await
+        .map_err(|e| Failure::new(exit::INTERNAL, e))
+}
+
+async fn stop_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = term => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
