@@ -99,6 +99,10 @@ cargo clippy -p volley-core --lib --locked "${features[@]}" -- -D warnings
 cargo_deny
 log "building binaries (with failpoints)"
 cargo build --workspace --bins --locked "${features[@]}"
+# The dashboard's browser test: Debian's Chromium and playwright-core; the test fails, not
+# skips, when they are missing after this.
+bash scripts/browser-tools.sh
+export VOLLEY_REQUIRE_BROWSER=1
 # The slow scenarios are #[ignore]d, so a default run reports them as skipped, not passed.
 slow=${VOLLEY_SLOW:-}
 log "running tests${slow:+ (with the slow scenarios)}"

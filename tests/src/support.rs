@@ -94,13 +94,26 @@ pub async fn http_get(addr: &str, path: &str) -> anyhow::Result<(u16, String)> {
 
 /// As [`http_get`], with the response's head (status line and headers) too.
 pub async fn http_get_with_head(addr: &str, path: &str) -> anyhow::Result<(u16, String, String)> {
+    http_request(addr, "GET", path, &[], "").await
+}
+
+/// One HTTP/1.1 request with `headers` and `body` over a plain connection: the status code,
+/// the head and the body of the answer.
+pub async fn http_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> anyhow::Result<(u16, String, String)> {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let mut stream = tokio::net::TcpStream::connect(addr).await?;
-    stream
-        .write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
-        )
-        .await?;
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    stream.write_all(request.as_bytes()).await?;
     let mut answer = String::new();
     stream.read_to_string(&mut answer).await?;
     let (head, body) = answer

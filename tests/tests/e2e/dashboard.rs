@@ -4,16 +4,28 @@
 use anyhow::Context as _;
 use std::time::Duration;
 use tokio::io::AsyncBufReadExt as _;
-use volley_tests::support::{finish_ok, http_get, http_get_with_head, wait_for_job};
+use volley_tests::support::{finish_ok, http_get, http_get_with_head, http_request, wait_for_job};
 use volley_tests::{TestEnv, write_jsonl};
 
 /// Starts `volley serve` on a free port; its address, read from its first line.
 async fn serve(env: &TestEnv) -> anyhow::Result<(tokio::process::Child, String)> {
-    let mut child = env
-        .command("volley")
+    serve_with(env, None).await
+}
+
+/// As [`serve`], with `VOLLEY_DASHBOARD_TOKEN` set to `token`.
+async fn serve_with(
+    env: &TestEnv,
+    token: Option<&str>,
+) -> anyhow::Result<(tokio::process::Child, String)> {
+    let mut command = env.command("volley");
+    command
         .args(["serve", "--addr", "127.0.0.1:0"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()?;
+        .env_remove("VOLLEY_DASHBOARD_TOKEN")
+        .stdout(std::process::Stdio::piped());
+    if let Some(token) = token {
+        command.env("VOLLEY_DASHBOARD_TOKEN", token);
+    }
+    let mut child = command.spawn()?;
     let stdout = child.stdout.take().context("no stdout")?;
     let mut lines = tokio::io::BufReader::new(stdout).lines();
     let first = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
@@ -159,5 +171,263 @@ async fn pages_come_with_a_strict_policy_and_errors_say_what_is_wrong() -> anyho
     assert_eq!((code, info["read_only"].as_bool()), (200, Some(true)));
     assert_eq!(info["namespace"], env.ns.as_str());
     dashboard.start_kill()?;
+    Ok(())
+}
+
+/// Where the browser test's tools are, or why they are not (scripts/browser-tools.sh
+/// installs them; scripts/test.sh runs it and sets `VOLLEY_REQUIRE_BROWSER=1`).
+fn browser_tools() -> Result<std::path::PathBuf, String> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
+    let modules = root.join("target/browser-node/node_modules/playwright-core/package.json");
+    if !std::path::Path::new("/usr/bin/chromium").exists() {
+        return Err("no /usr/bin/chromium (bash scripts/browser-tools.sh installs it)".into());
+    }
+    if !modules.exists() {
+        return Err(format!(
+            "no {} (bash scripts/browser-tools.sh)",
+            modules.display()
+        ));
+    }
+    Ok(modules)
+}
+
+#[tokio::test]
+async fn in_a_real_browser_progress_rises_cancel_needs_the_token_and_stored_text_stays_text()
+-> anyhow::Result<()> {
+    let modules = match browser_tools() {
+        Ok(m) => m,
+        Err(why) if std::env::var_os("VOLLEY_REQUIRE_BROWSER").is_none() => {
+            eprintln!("SKIPPED: the browser test cannot run: {why}");
+            return Ok(());
+        }
+        Err(why) => anyhow::bail!("the browser test cannot run: {why}"),
+    };
+    let env = TestEnv::new().await?;
+    let input = env.path("records.jsonl");
+    write_jsonl(&input, 20_000)?;
+    let hostile = "<img src=x onerror=\"window.__volley_pwned=true;alert(1)\">";
+    let spec = env.path("hostile.toml");
+    std::fs::write(
+        &spec,
+        format!(
+            "name = '{hostile}'\n[request]\nurl = \"{}/users/{{id}}?delay_ms=50\"\n\
+             [result]\nbody = \"none\"\n[chunking]\nsize = 100\n[concurrency]\nper_worker = 16\n",
+            env.mock.base_url()
+        ),
+    )?;
+    let token = "browser-test-token";
+    let token_file = env.path("token");
+    std::fs::write(&token_file, format!("{token}\n"))?;
+    let mut child = env
+        .command("volley")
+        .args(["serve", "--addr", "127.0.0.1:0", "--token-file"])
+        .arg(&token_file)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(env.path("serve.log"))?)
+        .spawn()?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let first = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .await??
+        .context("serve said nothing")?;
+    assert!(first.contains("actions need the token"), "{first}");
+    let base = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .map(|u| u.trim_end_matches('/').to_string())
+        .context("no URL")?;
+    let mut worker = env.spawn_worker("w1", &["--exit-when-idle", "3s"])?;
+    let job = env.produce(&spec, &input, &[]).await?;
+
+    let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(|r| r.join("target/dashboard-screenshots"))
+        .context("no root")?;
+    std::fs::create_dir_all(&shots)?;
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("browser/dashboard.mjs");
+    let out = tokio::time::timeout(
+        Duration::from_secs(150),
+        tokio::process::Command::new("node")
+            .arg(&script)
+            .args([base.as_str(), job.as_str(), token, hostile])
+            .arg(&shots)
+            .env("PLAYWRIGHT_CORE", &modules)
+            .output(),
+    )
+    .await??;
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "browser checks failed:\n{said}");
+
+    // What the browser did is what the fleet shows: the job ended cancelled, before its end,
+    // and the dashboard logged who did it.
+    let fin = wait_for_job(&env, &job).await?;
+    assert_eq!(fin.state(), "cancelled", "{}", fin.json);
+    assert!(
+        fin.u64("ok") < 20_000,
+        "cancelled before the end: {}",
+        fin.json
+    );
+    assert_eq!(fin.u64("ok") + fin.u64("cancelled"), 20_000, "{}", fin.json);
+    let log = std::fs::read_to_string(env.path("serve.log"))?;
+    assert!(
+        log.contains(&format!("cancel job {job}")) && log.contains("session"),
+        "{log}"
+    );
+    assert!(!log.contains(token), "the token never reaches the log");
+    for shot in ["jobs", "job-refused", "job-cancelled", "workers", "hosts"] {
+        assert!(shots.join(format!("{shot}.png")).exists(), "{shot}.png");
+    }
+    finish_ok(&mut worker, Duration::from_secs(60)).await?;
+    child.start_kill()?;
+    Ok(())
+}
+
+async fn post(
+    addr: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> anyhow::Result<(u16, serde_json::Value)> {
+    let (code, _, body) = http_request(addr, "POST", path, headers, body).await?;
+    Ok((code, serde_json::from_str(&body).unwrap_or_default()))
+}
+
+async fn status_json(env: &TestEnv, job: &str) -> anyhow::Result<serde_json::Value> {
+    let out = env.run("volley", &["status", job, "--json"]).await?;
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+#[tokio::test]
+async fn actions_need_the_token_and_change_the_running_job_as_the_cli_does() -> anyhow::Result<()> {
+    let env = TestEnv::new().await?;
+    let input = env.path("records.jsonl");
+    write_jsonl(&input, 5_000)?;
+    let spec = env.write_spec(
+        "steered",
+        "/users/{id}?delay_ms=50",
+        "[result]\nbody = \"none\"\n[chunking]\nsize = 50\n[concurrency]\nper_worker = 8\n",
+    )?;
+    let (mut dashboard, addr) = serve_with(&env, Some("t0ken")).await?;
+    let (mut read_only, ro_addr) = serve(&env).await?;
+    let mut worker = env.spawn_worker("w1", &["--exit-when-idle", "3s"])?;
+    let job = env.produce(&spec, &input, &[]).await?;
+    let bearer = [
+        ("Authorization", "Bearer t0ken"),
+        ("Content-Type", "application/json"),
+    ];
+    // Refused: no token on a read-only dashboard; no proof, a wrong one, a cross-site cookie.
+    let (code, said) = post(&ro_addr, &format!("/api/jobs/{job}/pause"), &bearer, "{}").await?;
+    assert_eq!(code, 403, "{said}");
+    assert!(
+        said["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("read-only")),
+        "{said}"
+    );
+    let (code, _) = post(
+        &addr,
+        &format!("/api/jobs/{job}/pause"),
+        &[("Content-Type", "application/json")],
+        "{}",
+    )
+    .await?;
+    assert_eq!(code, 401);
+    let (code, _) = post(
+        &addr,
+        &format!("/api/jobs/{job}/cancel"),
+        &[("Authorization", "Bearer nope")],
+        "{}",
+    )
+    .await?;
+    assert_eq!(code, 401);
+    let (code, _) = post(
+        &addr,
+        &format!("/api/jobs/{job}/cancel"),
+        &[
+            ("Cookie", "volley_session=99999999999999.00"),
+            ("Origin", "https://evil.example"),
+            ("Content-Type", "application/json"),
+        ],
+        "{}",
+    )
+    .await?;
+    assert_eq!(code, 401, "a forged cookie is no session");
+    let now = status_json(&env, &job).await?;
+    assert_eq!(
+        (now["state"].as_str(), now["paused"].as_bool()),
+        (Some("running"), Some(false)),
+        "{now}"
+    );
+
+    // With the token: pause, limit, resume, as volley pause / limit / resume.
+    let (code, said) = post(&addr, &format!("/api/jobs/{job}/pause"), &bearer, "{}").await?;
+    assert_eq!(code, 200, "{said}");
+    assert_eq!(status_json(&env, &job).await?["paused"], true);
+    let (code, said) = post(
+        &addr,
+        &format!("/api/jobs/{job}/limit"),
+        &bearer,
+        r#"{"rate": 40, "concurrency": 4}"#,
+    )
+    .await?;
+    assert_eq!(code, 200, "{said}");
+    assert_eq!(
+        (
+            said["controls"]["rate"].as_f64(),
+            said["controls"]["concurrency"].as_u64()
+        ),
+        (Some(40.0), Some(4)),
+        "{said}"
+    );
+    let (code, said) = post(
+        &addr,
+        &format!("/api/jobs/{job}/limit"),
+        &bearer,
+        r#"{"rate": -1}"#,
+    )
+    .await?;
+    assert_eq!(code, 400, "{said}");
+    let (code, _) = post(&addr, &format!("/api/jobs/{job}/resume"), &bearer, "{}").await?;
+    assert_eq!(code, 200);
+    let shown = status_json(&env, &job).await?;
+    assert_eq!(
+        (
+            shown["paused"].as_bool(),
+            shown["controls"]["rate"].as_f64()
+        ),
+        (Some(false), Some(40.0)),
+        "{shown}"
+    );
+    let (code, _) = post(
+        &addr,
+        &format!("/api/jobs/{job}/limit"),
+        &bearer,
+        r#"{"clear": true}"#,
+    )
+    .await?;
+    assert_eq!(code, 200);
+    let (code, said) = post(&addr, &format!("/api/jobs/{job}/cancel"), &bearer, "{}").await?;
+    assert_eq!(code, 200, "{said}");
+    let fin = wait_for_job(&env, &job).await?;
+    assert_eq!(fin.state(), "cancelled", "{}", fin.json);
+    assert_eq!(fin.u64("ok") + fin.u64("cancelled"), 5_000);
+    assert_eq!(
+        env.mock.stats().requests,
+        fin.u64("ok") + fin.u64("retries"),
+        "no request after the cancel was counted twice"
+    );
+    // An ended job takes no more controls: 409.
+    let (code, said) = post(&addr, &format!("/api/jobs/{job}/pause"), &bearer, "{}").await?;
+    assert_eq!(code, 409, "{said}");
+    finish_ok(&mut worker, Duration::from_secs(30)).await?;
+    dashboard.start_kill()?;
+    read_only.start_kill()?;
     Ok(())
 }

@@ -71,31 +71,7 @@ pub async fn limit(args: LimitArgs) -> Result<(), Failure> {
 }
 
 fn limit_change(args: &LimitArgs) -> Result<ControlChange, Failure> {
-    if args.clear {
-        return Ok(ControlChange::ClearLimits);
-    }
-    if args.rate.is_none() && args.concurrency.is_none() {
-        return Err(Failure::new(
-            exit::USAGE,
-            "volley limit needs --rate R, --concurrency N or --clear",
-        ));
-    }
-    if args.rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
-        return Err(Failure::new(
-            exit::USAGE,
-            "--rate must be a positive number",
-        ));
-    }
-    if args.concurrency == Some(0) {
-        return Err(Failure::new(
-            exit::USAGE,
-            "--concurrency must be at least 1",
-        ));
-    }
-    Ok(ControlChange::Limit {
-        rate: args.rate,
-        concurrency: args.concurrency,
-    })
+    limit_values(args.rate, args.concurrency, args.clear)
 }
 
 async fn apply(
@@ -106,43 +82,8 @@ async fn apply(
 ) -> Result<(), Failure> {
     let job = job_id(job)?;
     let (settings, store) = connection.store()?;
-    let reply = store
-        .control_job(&job, change, now_ms())
-        .await
-        .map_err(|e| unavailable(&settings, e))?;
-    let controls = match reply {
-        ControlReply::Applied(controls) => controls,
-        ControlReply::Unknown => {
-            return Err(Failure::new(
-                exit::USAGE,
-                format!("no job {job} in namespace {}", settings.namespace),
-            ));
-        }
-        ControlReply::Ended(state) => {
-            return Err(Failure::new(
-                exit::USAGE,
-                format!(
-                    "job {job} has ended ({state}): {} applies only to a job that runs",
-                    match change {
-                        ControlChange::ClearLimits => "limit --clear",
-                        other => other.as_str(),
-                    }
-                ),
-            ));
-        }
-    };
-    // Stored already: a worker that misses the announcement reads it within a second.
     let fleet = super::hosts::open_fleet(connection)?;
-    if let Err(e) = fleet
-        .announce(FleetEvent::JobControl {
-            job: job.to_string(),
-        })
-        .await
-    {
-        volley_core::errln!(
-            "volley: warning: control stored but not announced ({e}); workers read it within a second"
-        );
-    }
+    let controls = control(&settings, &store, fleet.as_ref(), &job, change).await?;
     if json {
         return print_json(&ControlReport {
             job: job.as_str(),
@@ -165,6 +106,90 @@ async fn apply(
     };
     volley_core::outln!("{said}");
     Ok(())
+}
+
+/// Stores a control of `job` and announces it to every worker: what `volley cancel`,
+/// `pause`, `resume` and `limit` and the dashboard's buttons do.
+///
+/// # Errors
+/// A [`Failure`]: 2 for no such job or one that has ended, 69 when Redis cannot be written.
+pub(crate) async fn control(
+    settings: &volley_runtime::Settings,
+    store: &volley_redis::RedisStore,
+    fleet: &dyn FleetState,
+    job: &volley_core::JobId,
+    change: ControlChange,
+) -> Result<JobControls, Failure> {
+    let reply = store
+        .control_job(job, change, now_ms())
+        .await
+        .map_err(|e| unavailable(settings, e))?;
+    let controls = match reply {
+        ControlReply::Applied(controls) => controls,
+        ControlReply::Unknown => {
+            return Err(Failure::new(
+                exit::USAGE,
+                format!("no job {job} in namespace {}", settings.namespace),
+            ));
+        }
+        ControlReply::Ended(state) => {
+            return Err(Failure::new(
+                exit::USAGE,
+                format!(
+                    "job {job} has ended ({state}): {} applies only to a job that runs",
+                    match change {
+                        ControlChange::ClearLimits => "limit --clear",
+                        other => other.as_str(),
+                    }
+                ),
+            ));
+        }
+    };
+    // Stored already: a worker that misses the announcement reads it within a second.
+    if let Err(e) = fleet
+        .announce(FleetEvent::JobControl {
+            job: job.to_string(),
+        })
+        .await
+    {
+        volley_core::errln!(
+            "volley: warning: control stored but not announced ({e}); workers read it within a second"
+        );
+    }
+    Ok(controls)
+}
+
+/// The change `volley limit` (or the dashboard's limit form) asks for, checked.
+///
+/// # Errors
+/// A usage [`Failure`] naming the bad value.
+pub(crate) fn limit_values(
+    rate: Option<f64>,
+    concurrency: Option<u32>,
+    clear: bool,
+) -> Result<ControlChange, Failure> {
+    if clear {
+        return Ok(ControlChange::ClearLimits);
+    }
+    if rate.is_none() && concurrency.is_none() {
+        return Err(Failure::new(
+            exit::USAGE,
+            "volley limit needs --rate R, --concurrency N or --clear",
+        ));
+    }
+    if rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
+        return Err(Failure::new(
+            exit::USAGE,
+            "--rate must be a positive number",
+        ));
+    }
+    if concurrency == Some(0) {
+        return Err(Failure::new(
+            exit::USAGE,
+            "--concurrency must be at least 1",
+        ));
+    }
+    Ok(ControlChange::Limit { rate, concurrency })
 }
 
 /// `rate 40/s, concurrency 8 per worker`, with the spec's values named as such.

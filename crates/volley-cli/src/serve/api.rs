@@ -2,16 +2,17 @@
 //! `status`, `workers`, `hosts`), so a script can move between the two.
 
 use super::Dashboard;
-use crate::commands::{jobs, status};
+use super::auth;
+use crate::commands::{control, jobs, status};
 use crate::exit::{self, Failure};
 use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use std::sync::Arc;
-use volley_core::JobId;
 use volley_core::time::now_ms;
+use volley_core::{ControlChange, JobId};
 
 type Shared = State<Arc<Dashboard>>;
 
@@ -22,10 +23,28 @@ pub(super) fn routes() -> Router<Arc<Dashboard>> {
         .route("/api/jobs/{job}", get(job))
         .route("/api/workers", get(workers))
         .route("/api/hosts", get(hosts))
+        .route("/api/jobs/{job}/cancel", post(cancel))
+        .route("/api/jobs/{job}/pause", post(pause))
+        .route("/api/jobs/{job}/resume", post(resume))
+        .route("/api/jobs/{job}/limit", post(limit))
+        .route("/login", post(login))
+        .route("/logout", post(logout))
 }
 
 /// An error as the API says it: `{"error": "..."}` with a status that fits.
-pub(super) struct ApiError(StatusCode, String);
+#[derive(Debug)]
+pub(crate) struct ApiError(StatusCode, String);
+
+impl ApiError {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self(status, message.into())
+    }
+
+    #[cfg(test)]
+    pub(crate) fn status(&self) -> StatusCode {
+        self.0
+    }
+}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -52,15 +71,161 @@ fn store_down(d: &Dashboard, e: volley_core::StoreError) -> ApiError {
 struct Info {
     namespace: String,
     version: &'static str,
+    /// No token is configured: nothing can be changed from here.
     read_only: bool,
+    /// This request carries the token or a live session.
+    signed_in: bool,
 }
 
-async fn info(State(d): Shared) -> Json<Info> {
+async fn info(State(d): Shared, headers: HeaderMap) -> Json<Info> {
     Json(Info {
         namespace: d.settings.namespace.to_string(),
         version: env!("CARGO_PKG_VERSION"),
-        read_only: true,
+        read_only: d.access.read_only(),
+        signed_in: d.access.who(&headers, now_ms()).is_some(),
     })
+}
+
+/// What an action answers: the job's controls after it.
+#[derive(serde::Serialize)]
+struct Acted {
+    job: String,
+    action: &'static str,
+    controls: volley_core::JobControls,
+}
+
+async fn act(
+    d: &Dashboard,
+    headers: &HeaderMap,
+    job: &str,
+    change: ControlChange,
+) -> Result<Response, ApiError> {
+    let who = d.access.authorize(headers, now_ms())?;
+    let job = JobId::parse(job).map_err(|e| ApiError(StatusCode::NOT_FOUND, e))?;
+    let controls = control::control(&d.settings, &d.store, d.fleet.as_ref(), &job, change)
+        .await
+        .map_err(|f| match f.code {
+            // An ended job or an unknown one: the request cannot apply.
+            exit::USAGE if f.message.contains("has ended") => {
+                ApiError(StatusCode::CONFLICT, f.message)
+            }
+            _ => f.into(),
+        })?;
+    let action = change.as_str();
+    // Who did what, for the operator's log (never the token).
+    volley_core::errln!(
+        "volley serve: {action} job {job} ({}; {})",
+        control::describe_limits(&controls),
+        who.as_str()
+    );
+    Ok(Json(Acted {
+        job: job.to_string(),
+        action,
+        controls,
+    })
+    .into_response())
+}
+
+async fn cancel(
+    State(d): Shared,
+    Path(job): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    act(&d, &headers, &job, ControlChange::Cancel).await
+}
+
+async fn pause(
+    State(d): Shared,
+    Path(job): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    act(&d, &headers, &job, ControlChange::Pause).await
+}
+
+async fn resume(
+    State(d): Shared,
+    Path(job): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    act(&d, &headers, &job, ControlChange::Resume).await
+}
+
+#[derive(serde::Deserialize)]
+struct LimitBody {
+    rate: Option<f64>,
+    concurrency: Option<u32>,
+    #[serde(default)]
+    clear: bool,
+}
+
+async fn limit(
+    State(d): Shared,
+    Path(job): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    // Authorized before the body is looked at: a refused request learns nothing more.
+    d.access.authorize(&headers, now_ms())?;
+    let body: LimitBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("a limit is {{\"rate\": R, \"concurrency\": N}} or {{\"clear\": true}}: {e}"),
+        )
+    })?;
+    let change = control::limit_values(body.rate, body.concurrency, body.clear)
+        .map_err(|f| ApiError(StatusCode::BAD_REQUEST, f.message))?;
+    act(&d, &headers, &job, change).await
+}
+
+#[derive(serde::Deserialize)]
+struct LoginForm {
+    token: String,
+}
+
+/// The login form's POST: the session cookie when the token is right, then back to the page.
+async fn login(
+    State(d): Shared,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<LoginForm>,
+) -> Result<Response, ApiError> {
+    auth::same_origin(&headers)?;
+    if d.access.read_only() || !d.access.is_token(&form.token) {
+        volley_core::errln!("volley serve: a sign-in with a wrong token was refused");
+        return Ok((
+            StatusCode::SEE_OTHER,
+            [(header::LOCATION, "/?signin=failed".to_string())],
+        )
+            .into_response());
+    }
+    let value = d.access.session(now_ms()).unwrap_or_default();
+    let cookie = format!(
+        "{}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age=43200",
+        auth::COOKIE
+    );
+    volley_core::errln!("volley serve: signed in (session)");
+    Ok((
+        StatusCode::SEE_OTHER,
+        [
+            (header::SET_COOKIE, cookie),
+            (header::LOCATION, "/".to_string()),
+        ],
+    )
+        .into_response())
+}
+
+async fn logout() -> Response {
+    let cookie = format!(
+        "{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0",
+        auth::COOKIE
+    );
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (header::SET_COOKIE, cookie),
+            (header::LOCATION, "/".to_string()),
+        ],
+    )
+        .into_response()
 }
 
 #[derive(serde::Deserialize)]

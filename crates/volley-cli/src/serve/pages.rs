@@ -47,7 +47,9 @@ fn headers(content_type: &'static str) -> [(HeaderName, HeaderValue); 5] {
         ),
         (
             HeaderName::from_static("referrer-policy"),
-            HeaderValue::from_static("no-referrer"),
+            // Not no-referrer: under it Chromium sends `Origin: null` with a same-origin form,
+            // which the cross-site check must refuse.
+            HeaderValue::from_static("same-origin"),
         ),
     ]
 }

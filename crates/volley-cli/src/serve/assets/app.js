@@ -85,11 +85,12 @@ const pages = {
       history.replaceState(null, "", `/${q}`);
       refresh();
     });
-    const head = headRow(["Job", "State", "Progress", "Done", "Total", "OK", "Failed", "Records/s", "ETA", "Started", "Finished"],
+    const head = headRow(["Job", "Name", "State", "Progress", "Done", "Total", "OK", "Failed", "Records/s", "ETA", "Started", "Finished"],
       ["Done", "Total", "OK", "Failed", "Records/s"]);
     const rows = jobs.map((j) =>
       el("tr", { class: `state-${j.state}`, "data-job": j.job },
         el("td", {}, jobLink(j)),
+        el("td", { class: "name" }, j.name),
         el("td", { class: "state" }, j.paused ? `${j.state} (paused)` : j.state),
         el("td", {}, bar(j), ` ${percent(j).toFixed(1)}%`),
         el("td", { class: "num done" }, fmt.int(j.done)),
@@ -107,6 +108,11 @@ const pages = {
   },
 
   async job(root, id) {
+    let live = document.getElementById("job-live");
+    if (!live) {
+      live = el("div", { id: "job-live" });
+      root.replaceChildren(live, actionsPanel(id));
+    }
     const j = await api(`/api/jobs/${encodeURIComponent(id)}`);
     const facts = [
       ["State", j.paused ? `${j.state} (paused)` : j.state],
@@ -118,6 +124,7 @@ const pages = {
       ["Latency", `p50 ${fmt.ms(j.p50_ms)}, p95 ${fmt.ms(j.p95_ms)}, p99 ${fmt.ms(j.p99_ms)}`],
       ["Workers", j.live_workers === undefined ? "-" : `${j.live_workers} live`],
       ["Host", j.host ? `${j.host.host}: breaker ${j.host.breaker}` : "-"],
+      ["Limits", limits(j.controls)],
       ["Started", fmt.time(j.created_ms)],
       ["Finished", fmt.time(j.finished_ms)],
       ["Input", j.input],
@@ -130,9 +137,11 @@ const pages = {
       return el("div", {}, el("h2", {}, title),
         el("table", { class: "counts" }, el("tbody", {}, ...entries.map(([k, n]) => el("tr", {}, el("td", {}, k), el("td", { class: "num" }, fmt.int(n)))))));
     };
-    const parts = [el("h1", {}, `Job ${j.job}`), dl, counts("Statuses", j.by_status), counts("Error kinds", j.by_error),
+    const parts = [el("h1", {}, `Job ${j.job}`), el("p", { class: "name" }, j.name), dl, counts("Statuses", j.by_status), counts("Error kinds", j.by_error),
       j.error ? el("p", { class: "error" }, j.error) : null];
-    root.replaceChildren(...parts.filter(Boolean));
+    live.replaceChildren(...parts.filter(Boolean));
+    const panel = document.getElementById("job-actions");
+    if (panel) panel.hidden = j.terminal || state.info.read_only;
   },
 
   async workers(root) {
@@ -160,6 +169,89 @@ const pages = {
   },
 };
 
+// What /api/info said: read-only, signed in.
+const state = { info: { read_only: true, signed_in: false } };
+
+function limits(c) {
+  if (!c) return "-";
+  const rate = c.rate ? `rate ${c.rate}/s` : "the spec's rate";
+  const conc = c.concurrency ? `${c.concurrency} per worker` : "the spec's concurrency";
+  return c.cancel_ms ? `cancelled at ${fmt.time(c.cancel_ms)}` : `${rate}, ${conc}${c.paused_ms ? `, paused since ${fmt.time(c.paused_ms)}` : ""}`;
+}
+
+async function post(path, body) {
+  const reply = await fetch(path, {
+    method: "POST",
+    credentials: "same-origin",
+    headers: { "Content-Type": "application/json", Accept: "application/json" },
+    body: JSON.stringify(body || {}),
+  });
+  const answer = await reply.json().catch(() => ({}));
+  if (!reply.ok) throw new Error(answer.error || `HTTP ${reply.status}`);
+  return answer;
+}
+
+// The job's buttons and limit form: drawn once, so the refreshes never reset what is typed.
+function actionsPanel(id) {
+  const result = el("p", { id: "action-result", role: "status" });
+  const run = async (what, body) => {
+    try {
+      const answer = await post(`/api/jobs/${encodeURIComponent(id)}/${what}`, body);
+      result.textContent = `${answer.action}: done (${limits(answer.controls)})`;
+      result.className = "ok";
+    } catch (e) {
+      result.textContent = `${what} refused: ${e.message}`;
+      result.className = "error";
+    }
+    refresh();
+  };
+  const button = (label, what, ask) => {
+    const b = el("button", { type: "button", id: `${what}-button` }, label);
+    b.addEventListener("click", () => {
+      if (ask && !window.confirm(ask)) return;
+      run(what);
+    });
+    return b;
+  };
+  const rate = el("input", { id: "limit-rate", type: "number", min: "0.1", step: "any", placeholder: "requests/s" });
+  const conc = el("input", { id: "limit-concurrency", type: "number", min: "1", step: "1", placeholder: "per worker" });
+  const apply = el("button", { type: "submit", id: "limit-button" }, "Apply limits");
+  const clear = el("button", { type: "button", id: "limit-clear" }, "Back to the spec's");
+  const form = el("form", { id: "limit-form" }, el("label", { for: "limit-rate" }, "Rate"), rate,
+    el("label", { for: "limit-concurrency" }, "Concurrency"), conc, apply, clear);
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const body = {};
+    if (rate.value) body.rate = Number(rate.value);
+    if (conc.value) body.concurrency = Number(conc.value);
+    run("limit", body);
+  });
+  clear.addEventListener("click", () => run("limit", { clear: true }));
+  return el("section", { id: "job-actions", hidden: "" }, el("h2", {}, "Actions"),
+    el("p", {}, button("Pause", "pause"), " ", button("Resume", "resume"), " ",
+      button("Cancel job", "cancel", `Cancel job ${id}? Its unsent records end cancelled (volley retry sends them later).`)),
+    form, result);
+}
+
+function signInBar(info) {
+  const mode = document.getElementById("mode");
+  if (info.read_only) {
+    mode.replaceChildren("Read-only: no token is configured, so this dashboard shows the fleet and changes nothing.");
+    return;
+  }
+  if (info.signed_in) {
+    const out = el("form", { method: "post", action: "/logout", class: "inline" }, el("button", { type: "submit" }, "Sign out"));
+    mode.replaceChildren("Signed in: actions are allowed. ", out);
+    mode.className = "mode signed-in";
+    return;
+  }
+  const failed = new URLSearchParams(location.search).get("signin") === "failed";
+  const form = el("form", { method: "post", action: "/login", class: "inline", id: "signin" },
+    el("label", { for: "token" }, "Token"), el("input", { id: "token", name: "token", type: "password", autocomplete: "current-password" }),
+    el("button", { type: "submit" }, "Sign in"));
+  mode.replaceChildren(failed ? "That token is wrong. " : "Viewing only: sign in with the dashboard's token to act. ", form);
+}
+
 function route() {
   const path = location.pathname;
   const job = path.match(/^\/jobs\/([^/]+)$/);
@@ -185,10 +277,9 @@ async function refresh() {
 async function start() {
   try {
     const info = await api("/api/info");
+    state.info = info;
     document.getElementById("namespace").textContent = `namespace ${info.namespace} · v${info.version}`;
-    document.getElementById("mode").textContent = info.read_only
-      ? "Read-only: no token is configured, so this dashboard shows the fleet and changes nothing."
-      : "";
+    signInBar(info);
   } catch (e) {
     document.getElementById("mode").textContent = `Cannot read the dashboard's settings: ${e.message}`;
   }
