@@ -80,6 +80,12 @@ async fn the_api_shows_a_running_job_rising_and_its_end_as_status_does() -> anyh
         seen.len() == 2 && seen[1] > seen[0],
         "progress seen: {seen:?}"
     );
+    // What KEDA's metrics-api scaler reads: the records still to do.
+    let (code, pending) = get_json(&addr, "/api/pending").await?;
+    assert_eq!(code, 200);
+    let left = pending["records_pending"].as_u64().unwrap_or(0);
+    assert!(left > 0 && left <= 3_000 - seen[0], "{pending}");
+    assert_eq!(pending["jobs_active"], 1, "{pending}");
     let (code, running) = get_json(&addr, "/api/jobs?state=running").await?;
     assert_eq!(code, 200);
     assert!(
@@ -112,6 +118,33 @@ async fn the_api_shows_a_running_job_rising_and_its_end_as_status_does() -> anyh
     assert_eq!(shown["done"].as_u64(), Some(env.mock.stats().requests));
     assert_eq!(shown["host"]["breaker"], "closed");
 
+    let (code, pending) = get_json(&addr, "/api/pending").await?;
+    assert_eq!(
+        (code, pending["records_pending"].as_u64()),
+        (200, Some(0)),
+        "{pending}"
+    );
+    let (code, metrics) = http_get(&addr, "/metrics").await?;
+    assert_eq!(code, 200);
+    for line in [
+        "volley_fleet_records_pending 0",
+        "volley_fleet_jobs{state=\"completed\"} 1",
+        "volley_fleet_chunks_ready 0",
+        "volley_fleet_dead_letters 0",
+        "volley_fleet_broker_up 1",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no {line:?} in\n{metrics}"
+        );
+    }
+    // A second dashboard (or this one restarted) shows the same figures at once.
+    let (mut second, addr2) = serve(&env).await?;
+    let (_, again) = get_json(&addr2, &format!("/api/jobs/{job}")).await?;
+    for key in ["state", "done", "ok", "failed", "by_status", "finished_ms"] {
+        assert_eq!(again[key], shown[key], "{key}");
+    }
+    second.start_kill()?;
     let (code, workers) = get_json(&addr, "/api/workers").await?;
     assert_eq!(code, 200);
     assert!(

@@ -6,7 +6,7 @@ pub mod demo;
 pub mod forget;
 pub mod hosts;
 pub mod jobs;
-mod lookup;
+pub(crate) mod lookup;
 pub mod migrate;
 pub mod namespace;
 pub mod results;

@@ -21,12 +21,16 @@ pub(super) fn routes() -> Router<Arc<Dashboard>> {
         .route("/api/info", get(info))
         .route("/api/jobs", get(job_list))
         .route("/api/jobs/{job}", get(job))
+        .route("/api/jobs/{job}/series", get(series))
+        .route("/api/jobs/{job}/spec", get(spec))
         .route("/api/workers", get(workers))
         .route("/api/hosts", get(hosts))
         .route("/api/jobs/{job}/cancel", post(cancel))
         .route("/api/jobs/{job}/pause", post(pause))
         .route("/api/jobs/{job}/resume", post(resume))
         .route("/api/jobs/{job}/limit", post(limit))
+        .route("/api/pending", get(super::fleet::pending))
+        .route("/metrics", get(super::fleet::metrics))
         .route("/login", post(login))
         .route("/logout", post(logout))
 }
@@ -63,7 +67,7 @@ impl From<Failure> for ApiError {
     }
 }
 
-fn store_down(d: &Dashboard, e: volley_core::StoreError) -> ApiError {
+pub(super) fn store_down(d: &Dashboard, e: volley_core::StoreError) -> ApiError {
     crate::commands::unavailable(&d.settings, e).into()
 }
 
@@ -253,6 +257,74 @@ async fn job(State(d): Shared, Path(job): Path<String>) -> Result<Response, ApiE
     let job = JobId::parse(&job).map_err(|e| ApiError(StatusCode::NOT_FOUND, e))?;
     let view = status::job_view(&d.settings, &d.store, &d.broker, &d.fleet, job).await?;
     Ok(Json(view).into_response())
+}
+
+/// A job's throughput over its life: records finished (and failed) per minute since it was
+/// registered, and per second over the last two minutes, kept by the workers' commits
+/// (bounded per job, expiring with it).
+#[derive(serde::Serialize)]
+struct Series {
+    job: String,
+    created_ms: u64,
+    /// `[minute start (ms since the epoch), done, failed]`, minutes without commits left out.
+    minutes: Vec<[u64; 3]>,
+    /// `[second (ms since the epoch), done, failed]`.
+    seconds: Vec<[u64; 3]>,
+}
+
+async fn series(State(d): Shared, Path(job): Path<String>) -> Result<Response, ApiError> {
+    use volley_core::Store as _;
+    let job = JobId::parse(&job).map_err(|e| ApiError(StatusCode::NOT_FOUND, e))?;
+    let status = crate::commands::lookup::job_status(&d.settings, &d.store, &job).await?;
+    let minutes = d
+        .store
+        .job_minutes(&job)
+        .await
+        .map_err(|e| store_down(&d, e))?;
+    Ok(Json(Series {
+        job: job.to_string(),
+        created_ms: status.created_ms,
+        minutes: minutes
+            .into_iter()
+            .map(|(m, f)| [status.created_ms + m * 60_000, f.done, f.failed])
+            .collect(),
+        seconds: status
+            .recent
+            .seconds
+            .iter()
+            .map(|(s, f)| [s * 1000, f.done, f.failed])
+            .collect(),
+    })
+    .into_response())
+}
+
+/// The job's spec as it was submitted: secrets stay `${env:…}` references (the spec never
+/// holds their values), and a literal value under a name that reads like a secret is cut.
+#[derive(serde::Serialize)]
+struct Spec {
+    job: String,
+    spec: String,
+}
+
+async fn spec(State(d): Shared, Path(job): Path<String>) -> Result<Response, ApiError> {
+    use volley_core::Store as _;
+    let job = JobId::parse(&job).map_err(|e| ApiError(StatusCode::NOT_FOUND, e))?;
+    let text = d
+        .store
+        .job_spec(&job)
+        .await
+        .map_err(|e| store_down(&d, e))?
+        .ok_or_else(|| {
+            ApiError(
+                StatusCode::NOT_FOUND,
+                format!("no job {job} in namespace {}", d.settings.namespace),
+            )
+        })?;
+    Ok(Json(Spec {
+        job: job.to_string(),
+        spec: super::redact::secrets_cut(&text),
+    })
+    .into_response())
 }
 
 async fn workers(State(d): Shared) -> Result<Response, ApiError> {

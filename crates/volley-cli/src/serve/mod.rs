@@ -4,7 +4,9 @@
 
 mod api;
 mod auth;
+mod fleet;
 mod pages;
+mod redact;
 
 use crate::commands::{Connection, hosts::open_fleet};
 use crate::exit::{self, Failure};

@@ -113,7 +113,11 @@ const pages = {
       live = el("div", { id: "job-live" });
       root.replaceChildren(live, actionsPanel(id));
     }
-    const j = await api(`/api/jobs/${encodeURIComponent(id)}`);
+    const [j, series, spec] = await Promise.all([
+      api(`/api/jobs/${encodeURIComponent(id)}`),
+      api(`/api/jobs/${encodeURIComponent(id)}/series`),
+      api(`/api/jobs/${encodeURIComponent(id)}/spec`),
+    ]);
     const facts = [
       ["State", j.paused ? `${j.state} (paused)` : j.state],
       ["Progress", [bar(j), ` ${fmt.int(j.done)} / ${fmt.int(j.total)} (${percent(j).toFixed(1)}%)`]],
@@ -137,8 +141,11 @@ const pages = {
       return el("div", {}, el("h2", {}, title),
         el("table", { class: "counts" }, el("tbody", {}, ...entries.map(([k, n]) => el("tr", {}, el("td", {}, k), el("td", { class: "num" }, fmt.int(n)))))));
     };
-    const parts = [el("h1", {}, `Job ${j.job}`), el("p", { class: "name" }, j.name), dl, counts("Statuses", j.by_status), counts("Error kinds", j.by_error),
-      j.error ? el("p", { class: "error" }, j.error) : null];
+    const parts = [el("h1", {}, `Job ${j.job}`), el("p", { class: "name" }, j.name), dl,
+      el("h2", {}, "Throughput"), chart(series),
+      counts("Statuses", j.by_status), counts("Error kinds", j.by_error),
+      j.error ? el("p", { class: "error" }, j.error) : null,
+      el("h2", {}, "Spec"), el("pre", { id: "spec" }, spec.spec)];
     live.replaceChildren(...parts.filter(Boolean));
     const panel = document.getElementById("job-actions");
     if (panel) panel.hidden = j.terminal || state.info.read_only;
@@ -168,6 +175,50 @@ const pages = {
       hosts.length ? el("table", { id: "hosts" }, el("thead", {}, head), el("tbody", {}, ...rows)) : el("p", {}, "No host limits, pauses or breakers."));
   },
 };
+
+const SVG = "http://www.w3.org/2000/svg";
+
+function svg(tag, attrs) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, String(v));
+  return node;
+}
+
+// Records/s and errors/s over the job's life: per minute, or per second while the job is
+// younger than five minutes (the per-second ring covers the last two).
+function chart(series) {
+  const perSecond = series.minutes.length < 5;
+  const points = (perSecond ? series.seconds : series.minutes).map(([t, done, failed]) => {
+    const span = perSecond ? 1 : 60;
+    return [t, done / span, failed / span];
+  });
+  const width = 720, height = 180, pad = 36;
+  const box = svg("svg", { viewBox: `0 0 ${width} ${height}`, width, height, role: "img", id: "throughput-chart" });
+  box.append(svg("rect", { x: 0, y: 0, width, height, class: "chart-bg" }));
+  if (points.length < 2) {
+    const t = svg("text", { x: pad, y: height / 2, class: "chart-label" });
+    t.textContent = "Not enough commits yet to draw the throughput.";
+    box.append(t);
+    return box;
+  }
+  const t0 = points[0][0], t1 = points[points.length - 1][0];
+  const top = Math.max(1, ...points.map((p) => p[1]));
+  const x = (t) => pad + ((width - 2 * pad) * (t - t0)) / Math.max(1, t1 - t0);
+  const y = (v) => height - pad + 10 - ((height - 2 * pad) * v) / top;
+  const line = (i, cls) => svg("polyline", { class: cls, points: points.map((p) => `${x(p[0]).toFixed(1)},${y(p[i]).toFixed(1)}`).join(" ") });
+  box.append(svg("line", { x1: pad, y1: y(0), x2: width - pad, y2: y(0), class: "chart-axis" }));
+  box.append(line(1, "chart-done"), line(2, "chart-failed"));
+  const label = (text, lx, ly, cls) => {
+    const t = svg("text", { x: lx, y: ly, class: cls || "chart-label" });
+    t.textContent = text;
+    return t;
+  };
+  box.append(label(`${top.toFixed(1)} records/s`, pad, 14),
+    label(`${fmt.time(t0)} → ${fmt.time(t1)} (per ${perSecond ? "second" : "minute"})`, pad, height - 4),
+    label("records/s", width - pad - 150, 14, "chart-label chart-done-label"),
+    label("errors/s", width - pad - 60, 14, "chart-label chart-failed-label"));
+  return box;
+}
 
 // What /api/info said: read-only, signed in.
 const state = { info: { read_only: true, signed_in: false } };
