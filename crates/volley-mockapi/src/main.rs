@@ -46,7 +46,7 @@ fn main() -> ExitCode {
                 track_ids: args.track_ids,
                 track_times: args.track_times,
             },
-            stop_signal(),
+            volley_runtime::stop_signal(),
         )
         .await
     });
@@ -56,20 +56,5 @@ fn main() -> ExitCode {
             eprintln!("volley-mockapi: {e}");
             ExitCode::from(69)
         }
-    }
-}
-
-async fn stop_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
     }
 }

@@ -9,4 +9,4 @@ mod start;
 pub mod telemetry;
 
 pub use settings::{Settings, SettingsError};
-pub use start::{block_on, unless_stdout_failed};
+pub use start::{block_on, stop_signal, unless_stdout_failed};

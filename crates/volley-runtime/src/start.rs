@@ -35,3 +35,21 @@ pub fn unless_stdout_failed(code: ExitCode) -> ExitCode {
         code
     }
 }
+
+/// Resolves at the first SIGTERM or SIGINT: the graceful-shutdown signal of the servers
+/// (`volley serve`, `volley-mockapi`). The worker counts signals itself (a second one
+/// leaves at once).
+pub async fn stop_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+}

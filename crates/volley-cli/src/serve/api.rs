@@ -25,10 +25,8 @@ pub(super) fn routes() -> Router<Arc<Dashboard>> {
         .route("/api/jobs/{job}/spec", get(spec))
         .route("/api/workers", get(workers))
         .route("/api/hosts", get(hosts))
-        .route("/api/jobs/{job}/cancel", post(cancel))
-        .route("/api/jobs/{job}/pause", post(pause))
-        .route("/api/jobs/{job}/resume", post(resume))
         .route("/api/jobs/{job}/limit", post(limit))
+        .route("/api/jobs/{job}/{action}", post(control_action))
         .route("/api/pending", get(super::fleet::pending))
         .route("/metrics", get(super::fleet::metrics))
         .route("/login", post(login))
@@ -130,28 +128,24 @@ async fn act(
     .into_response())
 }
 
-async fn cancel(
+/// `POST /api/jobs/JOB/cancel`, `/pause` or `/resume`.
+async fn control_action(
     State(d): Shared,
-    Path(job): Path<String>,
+    Path((job, action)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    act(&d, &headers, &job, ControlChange::Cancel).await
-}
-
-async fn pause(
-    State(d): Shared,
-    Path(job): Path<String>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    act(&d, &headers, &job, ControlChange::Pause).await
-}
-
-async fn resume(
-    State(d): Shared,
-    Path(job): Path<String>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    act(&d, &headers, &job, ControlChange::Resume).await
+    let change = match action.as_str() {
+        "cancel" => ControlChange::Cancel,
+        "pause" => ControlChange::Pause,
+        "resume" => ControlChange::Resume,
+        other => {
+            return Err(ApiError(
+                StatusCode::NOT_FOUND,
+                format!("no action '{other}': cancel, pause, resume or limit"),
+            ));
+        }
+    };
+    act(&d, &headers, &job, change).await
 }
 
 #[derive(serde::Deserialize)]

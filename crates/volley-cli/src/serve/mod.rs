@@ -89,22 +89,7 @@ pub async fn run(args: ServeArgs) -> Result<(), Failure> {
     let app = api::routes().merge(pages::routes()).with_state(state);
     volley_core::outln!("volley serve: http://{local}/ (namespace {namespace}, {mode})");
     axum::serve(listener, app)
-        .with_graceful_shutdown(stop_signal())
+        .with_graceful_shutdown(volley_runtime::stop_signal())
         .await
         .map_err(|e| Failure::new(exit::INTERNAL, e))
-}
-
-async fn stop_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = term => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
 }
