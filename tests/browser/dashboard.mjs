@@ -71,10 +71,10 @@ try {
   await page.screenshot({ path: `${shots}/job-cancelled.png`, fullPage: true });
 
   // 5. The other pages draw.
-  for (const name of ["workers", "hosts"]) {
+  for (const [name, title] of [["workers", "Workers"], ["hosts", "Hosts"], ["dead", "Dead letters"]]) {
     await page.goto(`${base}/${name}`);
     await page.locator(`h1`).waitFor();
-    check((await page.locator("h1").textContent()).toLowerCase() === name, `the ${name} page draws`);
+    check((await page.locator("h1").textContent()) === title, `the ${name} page draws`);
     await page.screenshot({ path: `${shots}/${name}.png`, fullPage: true });
   }
   check(pageErrors.length === 0, `no script error on any page (${pageErrors.join("; ")})`);

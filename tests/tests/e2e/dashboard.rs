@@ -162,7 +162,7 @@ async fn the_api_shows_a_running_job_rising_and_its_end_as_status_does() -> anyh
 async fn pages_come_with_a_strict_policy_and_errors_say_what_is_wrong() -> anyhow::Result<()> {
     let env = TestEnv::new().await?;
     let (mut dashboard, addr) = serve(&env).await?;
-    for page in ["/", "/jobs/some-job", "/workers", "/hosts"] {
+    for page in ["/", "/jobs/some-job", "/workers", "/hosts", "/dead"] {
         let (code, head, body) = http_get_with_head(&addr, page).await?;
         assert_eq!(code, 200, "{page}: {head}");
         let head = head.to_ascii_lowercase();
@@ -314,7 +314,14 @@ async fn in_a_real_browser_progress_rises_cancel_needs_the_token_and_stored_text
         "{log}"
     );
     assert!(!log.contains(token), "the token never reaches the log");
-    for shot in ["jobs", "job-refused", "job-cancelled", "workers", "hosts"] {
+    for shot in [
+        "jobs",
+        "job-refused",
+        "job-cancelled",
+        "workers",
+        "hosts",
+        "dead",
+    ] {
         assert!(shots.join(format!("{shot}.png")).exists(), "{shot}.png");
     }
     finish_ok(&mut worker, Duration::from_secs(60)).await?;
@@ -455,6 +462,56 @@ async fn actions_need_the_token_and_change_the_running_job_as_the_cli_does() -> 
         env.mock.stats().requests,
         fin.u64("ok") + fin.u64("retries"),
         "no request after the cancel was counted twice"
+    );
+    // A host's fleet limit, as volley hosts limit / unlimit; the dead letters, listed.
+    let host = env.mock.base_url();
+    let (code, _) = post(
+        &addr,
+        "/api/hosts/limit",
+        &[("Content-Type", "application/json")],
+        &format!(r#"{{"host": "{host}", "rate": 50}}"#),
+    )
+    .await?;
+    assert_eq!(code, 401, "a host limit needs the token too");
+    let (code, said) = post(
+        &addr,
+        "/api/hosts/limit",
+        &bearer,
+        &format!(r#"{{"host": "{host}", "rate": 50, "burst": 5}}"#),
+    )
+    .await?;
+    assert_eq!(code, 200, "{said}");
+    let (_, hosts) = get_json(&addr, "/api/hosts").await?;
+    let listed = hosts
+        .as_array()
+        .and_then(|a| a.iter().find(|h| h["limit"]["rate"] == 50.0))
+        .cloned();
+    assert!(listed.is_some_and(|h| h["limit"]["burst"] == 5), "{hosts}");
+    let cli = env.run("volley", &["hosts", "--json"]).await?;
+    assert!(
+        String::from_utf8_lossy(&cli.stdout).contains("\"rate\":50"),
+        "volley hosts sees it"
+    );
+    let (code, _) = post(
+        &addr,
+        "/api/hosts/limit",
+        &bearer,
+        &format!(r#"{{"host": "{host}"}}"#),
+    )
+    .await?;
+    assert_eq!(code, 200);
+    let (_, hosts) = get_json(&addr, "/api/hosts").await?;
+    assert!(
+        hosts
+            .as_array()
+            .is_some_and(|a| a.iter().all(|h| h["limit"].is_null())),
+        "{hosts}"
+    );
+    let (code, dead) = get_json(&addr, "/api/dead").await?;
+    assert_eq!(
+        (code, dead.as_array().map(Vec::len)),
+        (200, Some(0)),
+        "{dead}"
     );
     // An ended job takes no more controls: 409.
     let (code, said) = post(&addr, &format!("/api/jobs/{job}/pause"), &bearer, "{}").await?;

@@ -25,6 +25,8 @@ pub(super) fn routes() -> Router<Arc<Dashboard>> {
         .route("/api/jobs/{job}/spec", get(spec))
         .route("/api/workers", get(workers))
         .route("/api/hosts", get(hosts))
+        .route("/api/hosts/limit", post(host_limit))
+        .route("/api/dead", get(dead_letters))
         .route("/api/jobs/{job}/limit", post(limit))
         .route("/api/jobs/{job}/{action}", post(control_action))
         .route("/api/pending", get(super::fleet::pending))
@@ -333,4 +335,79 @@ async fn hosts(State(d): Shared) -> Result<Response, ApiError> {
         .await
         .map_err(|e| store_down(&d, e))?;
     Ok(Json(views.into_values().collect::<Vec<_>>()).into_response())
+}
+
+#[derive(serde::Deserialize)]
+struct HostLimitBody {
+    /// The host, as a URL (`https://api.example.com`).
+    host: String,
+    /// Requests per second across the fleet; absent (or `null`) removes the limit.
+    rate: Option<f64>,
+    /// Requests allowed at once above the rate (default: rate/10, at least 1).
+    burst: Option<u32>,
+}
+
+/// `POST /api/hosts/limit`: sets or removes a host's fleet-wide limit, as `volley hosts
+/// limit` and `volley hosts unlimit` do.
+async fn host_limit(
+    State(d): Shared,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    use volley_core::governor::HostLimit;
+    let who = d.access.authorize(&headers, now_ms())?;
+    let body: HostLimitBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("a host limit is {{\"host\": URL, \"rate\": R, \"burst\": B}}, or without rate to remove it: {e}"),
+        )
+    })?;
+    let host = crate::commands::hosts::parse_host(&body.host)
+        .map_err(|f| ApiError(StatusCode::BAD_REQUEST, f.message))?;
+    let limit = match body.rate {
+        None => None,
+        Some(rate) if rate.is_finite() && rate > 0.0 => Some(HostLimit {
+            rate,
+            burst: body
+                .burst
+                .unwrap_or_else(|| (rate / 10.0).ceil().max(1.0) as u32),
+        }),
+        Some(_) => {
+            return Err(ApiError(
+                StatusCode::BAD_REQUEST,
+                "rate must be a positive number".into(),
+            ));
+        }
+    };
+    d.fleet
+        .set_host_limit(&host, limit)
+        .await
+        .map_err(|e| store_down(&d, e))?;
+    let said = limit.map_or_else(
+        || "removed".to_string(),
+        |l| format!("{} req/s (burst {})", l.rate, l.burst),
+    );
+    volley_core::errln!(
+        "volley serve: host {host} fleet limit {said} ({})",
+        who.as_str()
+    );
+    Ok(Json(serde_json::json!({ "host": host, "limit": limit })).into_response())
+}
+
+#[derive(serde::Deserialize)]
+struct DeadQuery {
+    limit: Option<usize>,
+}
+
+/// `GET /api/dead[?limit=N]`: the dead-letter queue as `volley dead --json` lists it (read
+/// without consuming; at most 100, 20 by default). Sending them back stays `volley dead
+/// --requeue`, which also redrives settled poison chunks.
+async fn dead_letters(State(d): Shared, Query(q): Query<DeadQuery>) -> Result<Response, ApiError> {
+    let limit = q.limit.unwrap_or(20).clamp(1, 100);
+    let letters = d
+        .broker
+        .dead_letters(limit)
+        .await
+        .map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    Ok(Json(letters).into_response())
 }

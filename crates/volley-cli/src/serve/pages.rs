@@ -23,6 +23,7 @@ pub(super) fn routes() -> Router<Arc<Dashboard>> {
         .route("/jobs/{job}", get(shell))
         .route("/workers", get(shell))
         .route("/hosts", get(shell))
+        .route("/dead", get(shell))
         .route(
             "/assets/app.js",
             get(|| asset("text/javascript; charset=utf-8", SCRIPT)),

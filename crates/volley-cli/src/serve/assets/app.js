@@ -164,6 +164,11 @@ const pages = {
   },
 
   async hosts(root) {
+    let live = document.getElementById("hosts-live");
+    if (!live) {
+      live = el("div", { id: "hosts-live" });
+      root.replaceChildren(live, hostLimitForm());
+    }
     const hosts = await api("/api/hosts");
     const head = headRow(["Host", "Breaker", "Fleet limit", "Paused", "Last error"], []);
     const rows = hosts.map((h) => el("tr", {},
@@ -171,8 +176,23 @@ const pages = {
       el("td", {}, h.limit ? `${h.limit.rate}/s (burst ${h.limit.burst})` : "-"),
       el("td", {}, h.paused_secs ? `${fmt.secs(h.paused_secs)} left` : "-"),
       el("td", {}, h.last_error || "-")));
-    root.replaceChildren(el("h1", {}, "Hosts"),
+    live.replaceChildren(el("h1", {}, "Hosts"),
       hosts.length ? el("table", { id: "hosts" }, el("thead", {}, head), el("tbody", {}, ...rows)) : el("p", {}, "No host limits, pauses or breakers."));
+    const form = document.getElementById("host-limit-form");
+    if (form) form.hidden = state.info.read_only;
+  },
+
+  async dead(root) {
+    const letters = await api("/api/dead?limit=50");
+    const head = headRow(["Message", "Reason", "Job", "Chunk", "Records", "Bytes", "Start of the body"], ["Chunk", "Records", "Bytes"]);
+    const rows = letters.map((d) => el("tr", {},
+      el("td", {}, d.message_id || "-"), el("td", {}, d.reason),
+      el("td", {}, d.job ? jobLink({ job: d.job }) : "-"), el("td", { class: "num" }, d.chunk ?? "-"),
+      el("td", { class: "num" }, d.records ?? "-"), el("td", { class: "num" }, fmt.int(d.bytes)),
+      el("td", { class: "preview" }, d.preview)));
+    root.replaceChildren(el("h1", {}, "Dead letters"),
+      el("p", {}, "Read without consuming them (the first 50). Send them back with volley dead --requeue."),
+      letters.length ? el("table", { id: "dead" }, el("thead", {}, head), el("tbody", {}, ...rows)) : el("p", {}, "The dead-letter queue is empty."));
   },
 };
 
@@ -284,6 +304,37 @@ function actionsPanel(id) {
     form, result);
 }
 
+// Set or remove a host's fleet-wide limit (drawn once, like the job's actions).
+function hostLimitForm() {
+  const host = el("input", { id: "host-url", type: "url", placeholder: "https://api.example.com" });
+  const rate = el("input", { id: "host-rate", type: "number", min: "0.1", step: "any", placeholder: "requests/s" });
+  const burst = el("input", { id: "host-burst", type: "number", min: "1", step: "1", placeholder: "burst" });
+  const result = el("p", { id: "host-result", role: "status" });
+  const send = async (body) => {
+    try {
+      const answer = await post("/api/hosts/limit", body);
+      result.textContent = answer.limit ? `${answer.host}: ${answer.limit.rate}/s (burst ${answer.limit.burst})` : `${answer.host}: limit removed`;
+      result.className = "ok";
+    } catch (e) {
+      result.textContent = `refused: ${e.message}`;
+      result.className = "error";
+    }
+    refresh();
+  };
+  const remove = el("button", { type: "button", id: "host-unlimit" }, "Remove the limit");
+  remove.addEventListener("click", () => send({ host: host.value }));
+  const form = el("form", { id: "host-limit-form", hidden: "" }, el("h2", {}, "Fleet limit of a host"),
+    el("label", { for: "host-url" }, "Host"), host, el("label", { for: "host-rate" }, "Rate"), rate,
+    el("label", { for: "host-burst" }, "Burst"), burst, el("button", { type: "submit" }, "Set"), " ", remove, result);
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const body = { host: host.value, rate: Number(rate.value) };
+    if (burst.value) body.burst = Number(burst.value);
+    send(body);
+  });
+  return form;
+}
+
 function signInBar(info) {
   const mode = document.getElementById("mode");
   if (info.read_only) {
@@ -309,6 +360,7 @@ function route() {
   if (job) return ["job", decodeURIComponent(job[1])];
   if (path === "/workers") return ["workers"];
   if (path === "/hosts") return ["hosts"];
+  if (path === "/dead") return ["dead"];
   return ["jobs"];
 }
 
