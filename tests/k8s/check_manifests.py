@@ -27,7 +27,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
-OVERLAYS = ["small", "large", "try-it"]
+OVERLAYS = ["small", "large", "try-it", "records-pending"]
 KUBECTL = os.environ.get("KUBECTL", "kubectl")
 VALIDATE = os.environ.get("KUBERNETES_VALIDATE", "kubernetes-validate")
 KEDA_KINDS = {"ScaledObject", "TriggerAuthentication", "ScaledJob", "ClusterTriggerAuthentication"}
@@ -200,6 +200,9 @@ def semantic_checks(docs, label, secret_keys):
             say(f"ScaledObject/{name}: minReplicaCount above maxReplicaCount")
         ns = config.get("VOLLEY_NAMESPACE", "volley")
         for t in so["spec"].get("triggers", []):
+            if t.get("type") == "metrics-api":
+                problems.extend(metrics_api_checks(label, name, t, so, by_kind))
+                continue
             if t.get("type") != "rabbitmq":
                 continue
             m = t.get("metadata", {})
@@ -245,6 +248,29 @@ def semantic_checks(docs, label, secret_keys):
                 ref = e.get("valueFrom", {}).get("secretKeyRef")
                 if ref and ref["key"] not in secret_keys.get(ref["name"], set()):
                     say(f"{name}: Secret {ref['name']} has no key {ref['key']}")
+    return problems
+
+
+def metrics_api_checks(label, name, trigger, so, by_kind):
+    """A metrics-api trigger must read the dashboard's /api/pending through a Service of
+    this render, by a name the KEDA operator (in its own namespace) resolves."""
+    from urllib.parse import urlparse
+
+    problems = []
+    say = lambda msg: problems.append(f"{label}: ScaledObject/{name}: {msg}")  # noqa: E731
+    m = trigger.get("metadata", {})
+    url = urlparse(m.get("url", ""))
+    namespace = so["metadata"].get("namespace", "default")
+    parts = (url.hostname or "").split(".")
+    service = by_kind.get("Service", {}).get(parts[0])
+    if len(parts) < 3 or parts[1] != namespace or parts[2] != "svc":
+        say(f"metrics-api url {m.get('url')!r} is not <service>.{namespace}.svc[.cluster.local]")
+    elif service is None:
+        say(f"metrics-api url names Service {parts[0]}, which is not rendered")
+    elif url.port not in [p["port"] for p in service["spec"].get("ports", [])]:
+        say(f"metrics-api url port {url.port} is not a port of Service {parts[0]}")
+    if url.path != "/api/pending" or m.get("valueLocation") != "records_pending":
+        say("metrics-api must read records_pending from /api/pending")
     return problems
 
 
@@ -318,14 +344,21 @@ def self_test(rendered):
         "queue regex of another namespace": lambda docs: scaled(docs)["spec"]["triggers"][0]["metadata"].update(queueName="^other\\.chunks\\..+$"),
         "unknown KEDA field": lambda docs: scaled(docs)["spec"].update(maxReplicas=3),
         "target above the prefetch": lambda docs: scaled(docs)["spec"]["triggers"][0]["metadata"].update(value="64"),
+        "metrics-api url in another namespace": lambda docs: None,
         "wrong KEDA type": lambda docs: scaled(docs)["spec"].update(pollingInterval="often"),
         "unknown built-in field": lambda docs: worker(docs)["spec"].update(replica=3),
         "privilege escalation": lambda docs: worker(docs)["spec"]["template"]["spec"]["containers"][0]["securityContext"].update(allowPrivilegeEscalation=True),
     }
+    def pending_url(docs):
+        scaled(docs)["spec"]["triggers"][0]["metadata"]["url"] = "http://volley-dashboard.other.svc.cluster.local:8686/api/pending"
+
     template = load(K8S / "base" / "secret.template.yaml")
     missed = []
     for what, brk in breaks.items():
-        docs = copy.deepcopy(rendered["small"])
+        overlay = "small"
+        if what == "metrics-api url in another namespace":
+            overlay, brk = "records-pending", pending_url
+        docs = copy.deepcopy(rendered[overlay])
         brk(docs)
         found = kubernetes_validate(docs, "x") + keda_validate(docs, "x") + semantic_checks(docs, "x", secret_keys_of(docs, template))
         if not found:
