@@ -513,6 +513,38 @@ async fn actions_need_the_token_and_change_the_running_job_as_the_cli_does() -> 
         (200, Some(0)),
         "{dead}"
     );
+    // The cancelled records are sent again with retry, as volley retry does.
+    let (code, said) = post(&addr, &format!("/api/jobs/{job}/retry"), &bearer, "{}").await?;
+    assert_eq!(code, 200, "{said}");
+    assert_eq!(
+        said["records"].as_u64(),
+        Some(fin.u64("cancelled")),
+        "{said}"
+    );
+    // The job runs again: a live limit speeds the redrive up.
+    let (code, said) = post(
+        &addr,
+        &format!("/api/jobs/{job}/limit"),
+        &bearer,
+        r#"{"concurrency": 128}"#,
+    )
+    .await?;
+    assert_eq!(code, 200, "{said}");
+    let again = wait_for_job(&env, &job).await?;
+    assert_eq!(
+        (again.state(), again.u64("ok")),
+        ("completed", 5_000),
+        "{}",
+        again.json
+    );
+    let (code, said) = post(
+        &addr,
+        &format!("/api/jobs/{job}/retry"),
+        &bearer,
+        r#"{"only": "bogus"}"#,
+    )
+    .await?;
+    assert_eq!(code, 400, "{said}");
     // An ended job takes no more controls: 409.
     let (code, said) = post(&addr, &format!("/api/jobs/{job}/pause"), &bearer, "{}").await?;
     assert_eq!(code, 409, "{said}");

@@ -28,6 +28,7 @@ pub(super) fn routes() -> Router<Arc<Dashboard>> {
         .route("/api/hosts/limit", post(host_limit))
         .route("/api/dead", get(dead_letters))
         .route("/api/jobs/{job}/limit", post(limit))
+        .route("/api/jobs/{job}/retry", post(retry))
         .route("/api/jobs/{job}/{action}", post(control_action))
         .route("/api/pending", get(super::fleet::pending))
         .route("/metrics", get(super::fleet::metrics))
@@ -335,6 +336,55 @@ async fn hosts(State(d): Shared) -> Result<Response, ApiError> {
         .await
         .map_err(|e| store_down(&d, e))?;
     Ok(Json(views.into_values().collect::<Vec<_>>()).into_response())
+}
+
+#[derive(serde::Deserialize, Default)]
+struct RetryBody {
+    /// Only these failures, as `volley retry --only` takes them (`status=503,timeout`);
+    /// every failed (and cancelled) record when absent.
+    only: Option<String>,
+}
+
+/// `POST /api/jobs/JOB/retry`: sends the ended job's failed records again, as `volley
+/// retry` does (their new outcomes replace the old ones).
+async fn retry(
+    State(d): Shared,
+    Path(job): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let who = d.access.authorize(&headers, now_ms())?;
+    let job = JobId::parse(&job).map_err(|e| ApiError(StatusCode::NOT_FOUND, e))?;
+    let body: RetryBody = if body.is_empty() {
+        RetryBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("a retry is {{}} or {{\"only\": \"status=503,timeout\"}}: {e}"),
+            )
+        })?
+    };
+    let filter: volley_core::redrive::RedriveFilter =
+        match body.only.as_deref().filter(|o| !o.is_empty()) {
+            None => Default::default(),
+            Some(text) => text
+                .parse()
+                .map_err(|e: String| ApiError(StatusCode::BAD_REQUEST, e))?,
+        };
+    let report = crate::commands::retry::retry_job(&d.settings, &d.store, &d.broker, &job, &filter)
+        .await
+        .map_err(|f| match f.code {
+            exit::USAGE => ApiError(StatusCode::CONFLICT, f.message),
+            _ => f.into(),
+        })?;
+    volley_core::errln!(
+        "volley serve: retry job {job}: {} records in {} chunks ({})",
+        report.records,
+        report.chunks,
+        who.as_str()
+    );
+    Ok(Json(report).into_response())
 }
 
 #[derive(serde::Deserialize)]

@@ -148,7 +148,12 @@ const pages = {
       el("h2", {}, "Spec"), el("pre", { id: "spec" }, spec.spec)];
     live.replaceChildren(...parts.filter(Boolean));
     const panel = document.getElementById("job-actions");
-    if (panel) panel.hidden = j.terminal || state.info.read_only;
+    const retriable = j.terminal && j.failed + j.cancelled > 0;
+    if (panel) {
+      panel.hidden = state.info.read_only || (j.terminal && !retriable);
+      document.getElementById("run-actions").hidden = j.terminal;
+      document.getElementById("retry-actions").hidden = !retriable;
+    }
   },
 
   async workers(root) {
@@ -268,7 +273,9 @@ function actionsPanel(id) {
   const run = async (what, body) => {
     try {
       const answer = await post(`/api/jobs/${encodeURIComponent(id)}/${what}`, body);
-      result.textContent = `${answer.action}: done (${limits(answer.controls)})`;
+      result.textContent = what === "retry"
+        ? `retry: ${fmt.int(answer.records)} records sent again in ${fmt.int(answer.chunks)} chunks; the job is ${answer.state}`
+        : `${answer.action}: done (${limits(answer.controls)})`;
       result.className = "ok";
     } catch (e) {
       result.textContent = `${what} refused: ${e.message}`;
@@ -298,10 +305,18 @@ function actionsPanel(id) {
     run("limit", body);
   });
   clear.addEventListener("click", () => run("limit", { clear: true }));
-  return el("section", { id: "job-actions", hidden: "" }, el("h2", {}, "Actions"),
+  const only = el("input", { id: "retry-only", type: "text", placeholder: "all, or e.g. status=503,timeout" });
+  const retry = el("button", { type: "button", id: "retry-button" }, "Retry failed records");
+  retry.addEventListener("click", () => {
+    if (!window.confirm(`Send job ${id}'s failed${only.value ? ` (${only.value})` : " and cancelled"} records again?`)) return;
+    run("retry", only.value ? { only: only.value } : {});
+  });
+  const running = el("div", { id: "run-actions" },
     el("p", {}, button("Pause", "pause"), " ", button("Resume", "resume"), " ",
       button("Cancel job", "cancel", `Cancel job ${id}? Its unsent records end cancelled (volley retry sends them later).`)),
-    form, result);
+    form);
+  const ended = el("div", { id: "retry-actions" }, el("label", { for: "retry-only" }, "Only"), only, retry);
+  return el("section", { id: "job-actions", hidden: "" }, el("h2", {}, "Actions"), running, ended, result);
 }
 
 // Set or remove a host's fleet-wide limit (drawn once, like the job's actions).
