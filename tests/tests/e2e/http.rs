@@ -443,7 +443,20 @@ async fn breaker_holds_records_through_an_outage_with_only_probes_reaching_the_a
         fin.json
     );
     let results = check_results(&export(&env, &job, &[]).await?, &ids)?;
-    assert!(results.lines.iter().all(|l| l.ok && l.attempts <= 3));
+    assert!(results.lines.iter().all(|l| l.ok));
+    // Every request of the outage failed and is one attempt of one record, probes included
+    // (how many fell before the breakers opened depends on how fast each saw min_calls,
+    // which a loaded machine stretches): the results account for each exactly once.
+    let failed_attempts: u64 = results
+        .lines
+        .iter()
+        .map(|l| u64::from(l.attempts) - 1)
+        .sum();
+    assert_eq!(
+        failed_attempts,
+        during.len() as u64,
+        "every failed request of the outage is one attempt of one record"
+    );
     assert!(
         during.len() <= 60,
         "the outage saw a flood of {} requests, not a trickle",
