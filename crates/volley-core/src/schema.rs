@@ -143,18 +143,22 @@ struct MigrationFile {
     broker: Vec<BrokerStep>,
 }
 
-/// The compiled-in migrations, in order.
+/// The compiled-in migrations, in order, parsed once per process (every broker connection
+/// declares their steps).
 ///
 /// # Panics
 /// Never in a released build: a malformed or misnumbered file fails the unit tests.
-pub fn migrations() -> Vec<Migration> {
-    FILES
-        .iter()
-        .zip(1u32..)
-        .map(|(&(file, text), version)| {
-            parse(file, text, version).unwrap_or_else(|e| panic!("{e}"))
-        })
-        .collect()
+pub fn migrations() -> &'static [Migration] {
+    static PARSED: std::sync::LazyLock<Vec<Migration>> = std::sync::LazyLock::new(|| {
+        FILES
+            .iter()
+            .zip(1u32..)
+            .map(|(&(file, text), version)| {
+                parse(file, text, version).unwrap_or_else(|e| panic!("{e}"))
+            })
+            .collect()
+    });
+    &PARSED
 }
 
 fn parse(file: &'static str, text: &str, version: u32) -> Result<Migration, String> {
@@ -444,7 +448,7 @@ pub async fn migrate<S: SchemaStore, B: SchemaBroker>(
     let ns = store.schema_namespace().clone();
     let all = migrations();
     if dry_run {
-        return run_pending(store, None::<&B>, holder, &ns, &all, binary).await;
+        return run_pending(store, None::<&B>, holder, &ns, all, binary).await;
     }
     let started = tokio::time::Instant::now();
     while !store.lock_schema(holder, LOCK_TTL).await? {
@@ -453,7 +457,7 @@ pub async fn migrate<S: SchemaStore, B: SchemaBroker>(
         }
         tokio::time::sleep(LOCK_POLL).await;
     }
-    let done = run_pending(store, Some(broker), holder, &ns, &all, binary).await;
+    let done = run_pending(store, Some(broker), holder, &ns, all, binary).await;
     // A lock left behind expires on its own; giving it up now lets a waiting run go on.
     let _ = store.unlock_schema(holder).await;
     done
@@ -608,9 +612,7 @@ mod tests {
             has_data: true,
         };
         assert_eq!(
-            pending(&ns(), &legacy, &all, "volley")
-                .map(|p| p.len())
-                .ok(),
+            pending(&ns(), &legacy, all, "volley").map(|p| p.len()).ok(),
             Some(all.len())
         );
         let applied = Applied {
@@ -625,7 +627,7 @@ mod tests {
             has_data: true,
         };
         assert_eq!(
-            pending(&ns(), &done, &all, "volley").map(|p| p.len()).ok(),
+            pending(&ns(), &done, all, "volley").map(|p| p.len()).ok(),
             Some(all.len() - 1)
         );
         let edited = SchemaRecord {
@@ -635,7 +637,7 @@ mod tests {
             }],
             ..done
         };
-        let e = pending(&ns(), &edited, &all, "volley")
+        let e = pending(&ns(), &edited, all, "volley")
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
